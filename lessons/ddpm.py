@@ -1,0 +1,107 @@
+"""DDPM (Ho et al. 2020) in the course's time convention: step k = T is noise, t = 1 - k / T.
+
+Discrete forward chain q(x_k | x_{k-1}) = N(sqrt(1 - beta_k) x_{k-1}, beta_k I); its closed form
+q(x_k | x_0) = N(sqrt(abar_k) x_0, (1 - abar_k) I) with abar_k = prod_{i <= k} (1 - beta_i).
+"""
+
+import torch
+import torch.nn.functional as F
+
+from lessons.checks import check_positive_int, choose
+from lessons.schedules import Schedule, ScheduleOutput, ddpm_step_to_t
+from lessons.trajectory import Trajectory
+
+
+class DDPM:
+    """The discrete schedule: betas (T,) linear from beta_start to beta_end, as in Ho et al."""
+
+    def __init__(self, num_steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02):
+        self.num_steps = check_positive_int(num_steps, "the number of DDPM steps T")
+        if not 0 < beta_start <= beta_end < 1:
+            raise ValueError(f"need 0 < beta_start <= beta_end < 1, got {beta_start} and {beta_end}.")
+        self.betas = torch.linspace(beta_start, beta_end, num_steps, dtype=torch.float64)
+        # alpha_bars[k] for k = 0..T, alpha_bars[0] = 1 (clean data)
+        self.alpha_bars = torch.cat([torch.ones(1, dtype=torch.float64), torch.cumprod(1 - self.betas, 0)])
+
+    def beta(self, k: int) -> float:
+        """beta_k for k in 1..T."""
+        return self.betas[k - 1].item()
+
+    def t_of(self, k) -> torch.Tensor:
+        """The course time t of step k (k = T is noise, t = 0)."""
+        return ddpm_step_to_t(k, self.num_steps)
+
+    def marginal(self, data: torch.Tensor, k: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """x_k = sqrt(abar_k) data + sqrt(1 - abar_k) noise, (B, ...), k (B,) integer steps."""
+        abar = self.alpha_bars[torch.as_tensor(k).cpu()].to(device=data.device, dtype=data.dtype)
+        abar = abar.reshape((-1,) + (1,) * (data.ndim - 1))
+        return abar.sqrt() * data + (1 - abar).sqrt() * noise
+
+    def forward_chain(self, data: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Run k forward steps one by one: x_i = sqrt(1 - beta_i) x_{i-1} + sqrt(beta_i) z."""
+        x = data
+        for i in range(1, k + 1):
+            z = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+            x = (1 - self.beta(i)) ** 0.5 * x + self.beta(i) ** 0.5 * z
+        return x
+
+    def loss(self, model, data: torch.Tensor, cond=None) -> torch.Tensor:
+        """Ho et al.'s simple loss: || eps - eps_theta(x_k, t_k) ||^2, k uniform in 1..T."""
+        k = torch.randint(1, self.num_steps + 1, (data.shape[0],))
+        noise = torch.randn_like(data)
+        x_k = self.marginal(data, k, noise)
+        pred = model(x=x_k, t=self.t_of(k).to(data.device), cond=cond)
+        return F.mse_loss(pred, noise)
+
+    @torch.no_grad()
+    def sample(self, model, noise: torch.Tensor, variance: str = "posterior", cond=None,
+               generator: torch.Generator | None = None, keep_path: bool = True) -> Trajectory:
+        """Ancestral sampling from x_T = noise down to x_0; returns the Trajectory (t from 0 to 1).
+
+        x_{k-1} = (x_k - beta_k / sqrt(1 - abar_k) eps) / sqrt(1 - beta_k) + s_k z, with
+        s_k^2 = beta_k ('beta') or the posterior variance (1 - abar_{k-1}) / (1 - abar_k) beta_k ('posterior').
+        """
+        choose(variance, ("beta", "posterior"), "DDPM variance")
+        x, xs = noise, [noise]
+        T = self.num_steps
+        for k in range(T, 0, -1):
+            t = torch.full((x.shape[0],), self.t_of(k).item(), device=x.device)
+            eps = model(x=x, t=t, cond=cond)
+            beta, abar, abar_prev = self.beta(k), self.alpha_bars[k].item(), self.alpha_bars[k - 1].item()
+            x = (x - beta / (1 - abar) ** 0.5 * eps) / (1 - beta) ** 0.5
+            if k > 1:
+                var = beta if variance == "beta" else (1 - abar_prev) / (1 - abar) * beta
+                z = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+                x = x + var**0.5 * z
+            if keep_path or k == 1:
+                xs.append(x)
+        ts = self.t_of(torch.arange(T, -1, -1)) if keep_path else torch.tensor([0.0, 1.0])
+        return Trajectory(ts=ts, xs=torch.stack(xs), nfe=T)
+
+
+class DiscreteVPSchedule(Schedule):
+    """DDPM's discrete alpha-bars as a continuous Schedule: alpha^2 = abar, exact at t = 1 - k / T.
+
+    Between grid times, log abar is interpolated linearly, so DDIM can run on any sub-sequence of
+    DDPM's steps with the very alphas the model was trained on.
+    """
+
+    name = "ddpm"
+
+    def __init__(self, ddpm: DDPM):
+        self.num_steps = ddpm.num_steps
+        self.log_abar = torch.log(ddpm.alpha_bars)  # (T+1,), index k
+
+    def _coefficients(self, t):
+        pos = ((1 - t.double()) * self.num_steps).clamp(0, self.num_steps)  # fractional step k
+        lo = pos.floor().long().clamp(max=self.num_steps - 1)
+        slope = self.log_abar[lo + 1] - self.log_abar[lo]  # d log abar / dk
+        log_abar = self.log_abar[lo] + (pos - lo) * slope
+        alpha = torch.exp(0.5 * log_abar)
+        sigma = torch.sqrt(-torch.expm1(log_abar))
+        d_alpha = alpha * 0.5 * (-self.num_steps * slope)  # dk/dt = -T
+        d_sigma = -alpha * d_alpha / sigma.clamp_min(1e-12)
+        return ScheduleOutput(*(v.to(t.dtype) for v in (alpha, sigma, d_alpha, d_sigma)))
+
+    def __repr__(self) -> str:
+        return f"DiscreteVPSchedule(num_steps={self.num_steps})"

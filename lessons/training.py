@@ -1,0 +1,92 @@
+"""One training loop for every lesson: AdamW, a tqdm bar, seeds, loss history, a safe stop on NaN."""
+
+import copy
+import math
+import random
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from lessons.checks import check_positive_int
+from lessons.device import pick_device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy (when present) and PyTorch so a run can be repeated."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed)
+    except ImportError:  # numpy is optional here
+        pass
+
+
+@dataclass
+class TrainResult:
+    """What a training run did: loss per step, wall time, steps done, and why it stopped early (or None)."""
+
+    losses: list = field(default_factory=list)
+    seconds: float = 0.0
+    steps_done: int = 0
+    stopped_early: str | None = None
+
+
+def train(model, loss_fn, next_batch, steps: int, lr: float = 1e-3, weight_decay: float = 0.0,
+          seed: int = 0, device=None, progress: bool = True, grad_clip: float | None = 1.0,
+          callback=None, callback_every: int = 100, snapshot_every: int = 50) -> TrainResult:
+    """Train ``model`` in place for ``steps`` steps of AdamW on loss_fn(model, next_batch()).
+
+    next_batch() returns a tensor (or a tuple of tensors) that is moved to the device.
+    callback(step, model, losses) runs every callback_every steps (a live plot, say).
+    A loss or gradient that is not finite stops training and restores the last good weights.
+    """
+    check_positive_int(steps, "the number of training steps")
+    if not lr > 0:
+        raise ValueError(f"the learning rate must be positive, got {lr}.")
+    seed_everything(seed)
+    device = torch.device(device) if device is not None else pick_device()
+    model.to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    result, good_state, good_step = TrainResult(), copy.deepcopy(model.state_dict()), 0
+    start = time.perf_counter()
+    bar = tqdm(range(1, steps + 1), disable=not progress, desc="training", mininterval=0.5)
+    for step in bar:
+        batch = next_batch()
+        batch = tuple(b.to(device) for b in batch) if isinstance(batch, tuple) else batch.to(device)
+        loss = loss_fn(model, batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = _grad_norm(model)
+        if not (math.isfinite(loss.item()) and math.isfinite(grad_norm)):
+            model.load_state_dict(good_state)
+            result.stopped_early = (
+                f"training stopped at step {step}: the loss or its gradient became {loss.item()}. "
+                f"The weights from step {good_step}, the last good ones, were restored; "
+                "try a smaller learning rate."
+            )
+            warnings.warn(result.stopped_early, RuntimeWarning, stacklevel=2)
+            break
+        if grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        opt.step()
+        result.losses.append(loss.item())
+        result.steps_done = step
+        if step % snapshot_every == 0:
+            good_state, good_step = copy.deepcopy(model.state_dict()), step
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{sum(result.losses[-50:]) / 50:.4f}")
+        if callback is not None and (step % callback_every == 0 or step == steps):
+            callback(step, model, result.losses)
+    result.seconds = time.perf_counter() - start
+    model.eval()
+    return result
+
+
+def _grad_norm(model) -> float:
+    norms = [p.grad.detach().norm() for p in model.parameters() if p.grad is not None]
+    return float(torch.stack(norms).norm()) if norms else 0.0
