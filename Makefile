@@ -1,0 +1,53 @@
+# From diffusion to flow matching, interactively.
+#   make lab    set up .venv if needed and open the course in JupyterLab
+#   make test   set up .venv if needed and run every test (fast budget)
+# Other targets: app, book, lesson N=01, checkpoints, benchmarks, sync, clean.
+
+VENV       ?= .venv
+PY         := $(VENV)/bin/python
+PIP        := $(PY) -m pip
+# Which torch to install when the venv has none. CPU-only machines and CI pin a CPU wheel.
+TORCH_SPEC ?= torch
+CELL_TIMEOUT ?= 600
+TEST_TIMEOUT ?= 2400
+STAMP      := $(VENV)/.course-installed
+
+.PHONY: setup lab test test-lib test-notebooks app book lesson checkpoints benchmarks sync clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH_SPEC)"
+	$(PIP) install -e ".[dev]"
+	@mkdir -p $(VENV)/share/jupyter/lab/settings
+	@printf '%s\n' '{"@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"python": "Jupytext Notebook"}}}' \
+		> $(VENV)/share/jupyter/lab/settings/overrides.json
+	@touch $@
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
+
+test: setup
+	COURSE_BUDGET=fast timeout $(TEST_TIMEOUT) $(PY) -m pytest tests \
+		--nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) \
+		--timeout=$(CELL_TIMEOUT) notebooks/
+
+test-lib: setup
+	COURSE_BUDGET=fast $(PY) -m pytest tests
+
+test-notebooks: setup
+	COURSE_BUDGET=fast timeout $(TEST_TIMEOUT) $(PY) -m pytest \
+		--nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) notebooks/
+
+# Run one lesson headless, e.g. `make lesson N=01` (COURSE_BUDGET=full by default).
+lesson: setup
+	$(VENV)/bin/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 \
+		--output-dir build/executed notebooks/$(N)_*.ipynb
+
+# Regenerate every .ipynb from its reviewed .py source (no outputs).
+sync:
+	$(VENV)/bin/jupytext --to ipynb notebooks/*.py
+
+clean:
+	rm -rf build _book .pytest_cache

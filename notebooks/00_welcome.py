@@ -1,0 +1,123 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 00 — Welcome: from diffusion to flow matching, interactively
+#
+# This course walks from denoising diffusion (DDPM) through continuous normalizing flows to (conditional)
+# flow matching, first on 2D toy data where every point can be seen, then on MNIST. Every claim the course
+# makes is **computed and checked by an assertion** in the notebook: when you change something and a claim
+# breaks, you will know.
+#
+# **What you will learn here**
+# - how the course is organised, and the one switch that sets how long models train;
+# - which device your PyTorch sees (CPU is fine for every lesson);
+# - the one time convention and the one equation used everywhere;
+# - the 2D targets, and MNIST, at a glance.
+
+# %% [markdown]
+# ## How to use the course
+#
+# | # | lesson | what it teaches |
+# |---|---|---|
+# | 00 | welcome | this notebook |
+# | 01 | DDPM | the forward process, schedules and SNR, noise prediction, ancestral sampling |
+# | 02 | DDIM and SDEs | deterministic sampling, the score-SDE view, the probability-flow ODE |
+# | 03 | continuous normalizing flows | neural ODEs, exact likelihood, Hutchinson, adjoint — and why it is slow |
+# | 04 | flow matching | the FM objective, marginal vs conditional fields, CFM, Gaussian paths |
+# | 05 | straight vs curved | OT couplings, rectified flow, solvers, NFE vs quality, the 2D benchmark |
+# | 06 | two sides of one coin | diffusion and Gaussian flow matching are the same model |
+# | 07 | MNIST | DDPM vs flow matching on images, quality vs number of steps |
+# | 08 | guidance | class-conditional models and classifier-free guidance |
+#
+# - Work through the lessons in order; each builds on the previous ones.
+# - The notebooks are paired with plain `.py` files (jupytext); edit either, they stay in sync.
+# - Code that is not the point of a lesson lives in the small library `lessons/`; a lesson first derives an idea
+#   in a few visible lines, then imports the library's version and checks that both agree.
+# - Cells marked `# proves C<n>` check the course's claims (see the lesson's introduction).
+#
+# **The budget switch.** Training length comes from one environment variable, `COURSE_BUDGET`:
+# `full` (the default) trains long enough to learn from; `fast` trains for real but smaller, so the whole course
+# runs in minutes (CI uses it). Set it before starting Jupyter, e.g. `COURSE_BUDGET=fast make lab`.
+
+# %%
+import matplotlib.pyplot as plt
+import torch
+
+from lessons.budget import budget, by_budget
+from lessons.device import describe_device, pick_device
+
+device = pick_device()
+print(f"PyTorch {torch.__version__}; device: {describe_device(device)}; budget: {budget()}")
+print(f"in this budget a 2D model trains for about {by_budget(fast=3_000, full=20_000)} steps")
+
+# %% [markdown]
+# Every lesson runs on a CPU. A GPU (CUDA, or Apple's MPS) is used automatically where it helps, in the MNIST
+# lessons; `pick_device()` chooses `cuda`, then `mps`, then `cpu`.
+
+# %% [markdown]
+# ## One time convention, one equation
+#
+# Throughout the course, time $t \in [0, 1]$ runs **from noise ($t = 0$) to data ($t = 1$)**, the convention of
+# flow matching (Lipman et al.). A *Gaussian path* mixes data and noise:
+# $$ x_t = \alpha(t)\,\text{data} + \sigma(t)\,\text{noise}, \qquad \text{noise} \sim \mathcal N(0, I), $$
+# with $\alpha(0) = 0, \sigma(0) = 1$ (pure noise) and $\alpha(1) = 1, \sigma(1) = 0$ (clean data). DDPM papers count
+# steps the other way ($x_0$ is data there); lesson 01 translates once, in a table.
+#
+# Generation integrates from $t = 0$ to $t = 1$. Every sampler returns a `Trajectory(ts, xs, nfe)`: the times,
+# the states (one row per time) and the number of network evaluations used.
+
+# %%
+from lessons.schedules import LinearSchedule
+
+data = torch.tensor([[3.0, 1.0]])
+noise = torch.tensor([[-1.0, 0.5]])
+schedule = LinearSchedule()
+for t in (0.0, 0.5, 1.0):
+    c = schedule(torch.tensor([t]))
+    print(f"t = {t:.1f}: alpha = {c.alpha.item():.1f}, sigma = {c.sigma.item():.1f}, x_t = {(c.alpha * data + c.sigma * noise).tolist()}")
+
+# %% [markdown]
+# ## The 2D targets
+#
+# The 2D lessons use the targets of the standard benchmarks (TorchCFM, FFJORD), at the same scales. Two of them,
+# `8gaussians` and `mixture`, are Gaussian mixtures whose density, score and noised marginals are known in closed
+# form: later lessons compare learned quantities against these exact ones.
+
+# %%
+from lessons.data2d import TARGETS, sample_target, target_density
+
+fig, axes = plt.subplots(2, 5, figsize=(18, 7.5))
+for ax, name in zip(axes.flat, TARGETS):
+    points = sample_target(name, 3000, seed=0)
+    ax.scatter(*points.T, s=1.5)
+    ax.set_title(name)
+    ax.set_aspect("equal")
+
+mixture = target_density("mixture")
+grid = torch.linspace(-4.5, 4.5, 200)
+xx, yy = torch.meshgrid(grid, grid, indexing="xy")
+density = mixture.log_prob(torch.stack([xx.flatten(), yy.flatten()], 1)).exp().reshape(200, 200)
+axes.flat[-1].imshow(density, origin="lower", extent=(-4.5, 4.5, -4.5, 4.5), cmap="magma")
+axes.flat[-1].set_title("density of 'mixture' (closed form)")
+fig.suptitle("The 2D targets (3,000 points each)")
+plt.tight_layout()
+plt.show()
+
+# the closed-form density integrates to one (a quick check of the grid above)
+mass = density.sum() * (grid[1] - grid[0]) ** 2
+print(f"integral of the mixture density over the grid: {mass:.4f}")
+assert abs(mass - 1) < 1e-2
+
+# %% [markdown]
+# ## What to remember
+# - Run the lessons in order; `COURSE_BUDGET=fast` for a quick pass, `full` (default) to learn from.
+# - $t = 0$ is noise, $t = 1$ is data; $x_t = \alpha(t)\,\text{data} + \sigma(t)\,\text{noise}$.
+# - The library `lessons/` holds the code; the notebooks derive, check, and show.

@@ -1,0 +1,353 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 01 — Denoising diffusion (DDPM) on 2D data
+#
+# **What you will learn**
+# - the *forward process*: how data are destroyed by adding a little Gaussian noise at each of $T$ steps,
+#   and why the result after $k$ steps has a closed form $q(x_k \mid x_0)$;
+# - noise schedules (DDPM's linear betas, the cosine schedule), $\bar\alpha$, and the signal-to-noise ratio;
+# - why a *variance-preserving* schedule keeps unit-variance data at unit variance;
+# - training a network to predict the noise ($\epsilon$-prediction) and sampling with DDPM's
+#   *ancestral sampler*, on a 2D toy so you can see every point.
+#
+# **Claims proven here:** C1 (closed form = step-by-step chain), C2 (variance preserving),
+# C3 (the trained model reproduces the target).
+#
+# Sections: 1. The forward chain · 2. Schedules and SNR · 3. Training to predict the noise ·
+# 4. Ancestral sampling · Exercises · What to remember
+
+# %%
+import matplotlib.pyplot as plt
+import torch
+
+from lessons.budget import budget, by_budget
+from lessons.data2d import sample_target
+from lessons.ddpm import DDPM
+
+torch.manual_seed(0)
+print(f"budget: {budget()}  (set COURSE_BUDGET=fast for a quick run)")
+
+# %% [markdown]
+# ## Two time conventions, one table
+#
+# DDPM papers count steps $k = 0, \dots, T$ with $x_0$ the **data** and $x_T$ pure **noise**. Flow-matching
+# papers (and this course) use a continuous time $t \in [0, 1]$ with $t = 0$ **noise** and $t = 1$ **data**.
+# We translate once, here, and the library does it in one tested helper (`lessons.schedules.ddpm_step_to_t`).
+#
+# | DDPM paper | this course |
+# |---|---|
+# | step $k$, $x_T$ is noise | time $t = 1 - k/T$, $t=0$ is noise |
+# | $x_0$ (clean image) | `data` |
+# | $\epsilon$ | `noise` |
+# | $x_k$ | `x_t` |
+# | $\sqrt{\bar\alpha_k}$, $\sqrt{1-\bar\alpha_k}$ | $\alpha(t)$, $\sigma(t)$ |
+
+# %% [markdown]
+# ## 1. The forward chain and its closed form
+#
+# DDPM destroys a data point $x_0$ in $T$ small steps, each adding Gaussian noise with variance $\beta_k$:
+# $$ x_k = \sqrt{1-\beta_k}\, x_{k-1} + \sqrt{\beta_k}\, z_k, \qquad z_k \sim \mathcal N(0, I). $$
+# Write $a_k = 1 - \beta_k$. Unrolling two steps,
+# $x_k = \sqrt{a_k a_{k-1}}\, x_{k-2} + \sqrt{a_k(1-a_{k-1})}\, z_{k-1} + \sqrt{1-a_k}\, z_k$; the two noises are
+# independent, so their sum is Gaussian with variance $a_k(1-a_{k-1}) + 1 - a_k = 1 - a_k a_{k-1}$.
+# By induction, with $\bar\alpha_k = \prod_{i \le k} a_i$,
+# $$ q(x_k \mid x_0) = \mathcal N\big(\sqrt{\bar\alpha_k}\, x_0,\; (1-\bar\alpha_k) I\big), \qquad
+#    x_k = \sqrt{\bar\alpha_k}\, x_0 + \sqrt{1-\bar\alpha_k}\, \epsilon. $$
+# This is what makes training cheap: we can jump to any step in one line. First the schedule, by hand:
+
+# %%
+T = 1000
+betas = torch.linspace(1e-4, 0.02, T, dtype=torch.float64)  # DDPM's linear schedule
+alpha_bars = torch.cumprod(1 - betas, dim=0)  # abar_k for k = 1..T
+
+ddpm = DDPM(num_steps=T)  # the library's version keeps abar_0 = 1 in front
+assert torch.allclose(ddpm.alpha_bars[1:], alpha_bars)
+print(f"abar_1 = {alpha_bars[0]:.4f}, abar_500 = {alpha_bars[499]:.4f}, abar_T = {alpha_bars[-1]:.2e}")
+
+# %% [markdown]
+# Now the check: take 20,000 points of the *moons* target, run the chain **step by step** to step $k$, and
+# compare with the closed form. Given each starting point $x_0$, the residual $x_k - \sqrt{\bar\alpha_k}x_0$
+# must have mean 0 and variance $1 - \bar\alpha_k$ in every coordinate. With $n$ samples the estimated
+# variance has standard error $\approx v\sqrt{2/n}$, which sets the tolerance.
+
+# %%
+data = sample_target("moons", 20_000, seed=1).double()
+steps_to_check = [1, 10, 100, 400, 1000]
+generator = torch.Generator().manual_seed(3)
+chain, rows, x = {}, [], data
+for k in range(1, T + 1):  # the chain, one step at a time
+    x = (1 - betas[k - 1]).sqrt() * x + betas[k - 1].sqrt() * torch.randn(x.shape, generator=generator, dtype=x.dtype)
+    if k in steps_to_check:
+        chain[k] = x
+
+n = data.numel()  # residual coordinates pooled over points and both dimensions
+print(" k   abar_k   resid. mean   resid. var   closed-form var   var error / std. error")
+for k in steps_to_check:
+    resid = chain[k] - alpha_bars[k - 1].sqrt() * data
+    var_true = 1 - alpha_bars[k - 1].item()
+    z_mean = resid.mean().item() / (var_true / n) ** 0.5
+    z_var = (resid.var().item() - var_true) / (var_true * (2 / n) ** 0.5)
+    rows.append((k, z_mean, z_var))
+    print(f"{k:4d}  {alpha_bars[k - 1]:.4f}   {resid.mean():+.5f}     {resid.var():.5f}      {var_true:.5f}          {z_var:+.2f}")
+
+# %%
+fig, axes = plt.subplots(1, len(steps_to_check) + 1, figsize=(18, 3.3), sharex=True, sharey=True)
+axes[0].scatter(*data[:3000].T, s=2, c="k")
+axes[0].set_title("data (k = 0, t = 1)")
+closed_gen = torch.Generator().manual_seed(2)
+for ax, k in zip(axes[1:], steps_to_check):
+    closed = ddpm.marginal(data[:3000], torch.full((3000,), k), torch.randn(3000, 2, generator=closed_gen, dtype=data.dtype))
+    ax.scatter(*chain[k][:3000].T, s=2, alpha=0.5, label="step by step")
+    ax.scatter(*closed.T, s=2, alpha=0.5, label="closed form")
+    ax.set_title(f"k = {k}  (t = {ddpm.t_of(k).item():.3f})")
+for ax in axes:
+    ax.set_aspect("equal")
+axes[-1].legend(markerscale=5, loc="lower right")
+fig.suptitle("The forward process on moons: the chain run step by step vs the closed form q(x_k | x_0)")
+plt.show()
+
+# proves C1: the closed-form marginal matches the step-by-step chain (mean and variance, within 5 standard errors)
+for k, z_mean, z_var in rows:
+    assert abs(z_mean) < 5 and abs(z_var) < 5, f"step {k}: chain and closed form disagree ({z_mean:.1f}, {z_var:.1f} std. errors)"
+print("C1 holds: every residual mean and variance is within 5 standard errors of the closed form.")
+
+# %% [markdown]
+# ## 2. Schedules, $\bar\alpha$ and the signal-to-noise ratio
+#
+# In the course's notation a Gaussian path is $x_t = \alpha(t)\,\text{data} + \sigma(t)\,\text{noise}$, so DDPM has
+# $\alpha = \sqrt{\bar\alpha}$ and $\sigma = \sqrt{1 - \bar\alpha}$. The **signal-to-noise ratio** is
+# $\mathrm{SNR}(t) = \alpha^2/\sigma^2$ and its logarithm $\lambda(t) = \log \mathrm{SNR}$ runs from $-\infty$ (noise)
+# to $+\infty$ (data). Schedules differ in *how fast* they move along it:
+#
+# - **linear betas** (DDPM): in continuous time $\beta(s) = \beta_{\min} + (\beta_{\max}-\beta_{\min})s$ with
+#   diffusion time $s = 1 - t$, and $\bar\alpha = \exp(-\int_0^s \beta)$; DDPM's $10^{-4}\dots0.02$ over $T=1000$
+#   steps is $\beta_{\min} = 0.1$, $\beta_{\max} = 20$;
+# - **cosine** (Nichol & Dhariwal): $\alpha = \sin(\pi t/2)$, $\sigma = \cos(\pi t/2)$, so $\bar\alpha = \sin^2(\pi t / 2)$;
+# - **linear path** (flow matching, lesson 04): $\alpha = t$, $\sigma = 1 - t$.
+
+# %%
+from lessons.schedules import CosineSchedule, LinearSchedule, VPSchedule, VESchedule
+
+t = torch.linspace(0.001, 0.999, 400)
+schedules = {"DDPM linear betas (VP)": VPSchedule(), "cosine": CosineSchedule(), "linear path (OT)": LinearSchedule()}
+fig, axes = plt.subplots(1, 3, figsize=(16, 4))
+for name, schedule in schedules.items():
+    out = schedule(t)
+    axes[0].plot(t, out.alpha**2, label=name)
+    axes[1].plot(t, schedule.log_snr(t), label=name)
+    axes[2].plot(t, out.alpha**2 + out.sigma**2, label=name)
+k = torch.arange(0, T + 1, 25)
+axes[0].scatter(ddpm.t_of(k), ddpm.alpha_bars[k], s=10, c="k", zorder=3, label="DDPM discrete, every 25th step")
+axes[0].set(title=r"$\bar\alpha(t) = \alpha(t)^2$: how much signal is left", xlabel="t (0 = noise, 1 = data)")
+axes[1].set(title=r"log-SNR $\lambda(t) = \log(\alpha^2/\sigma^2)$", xlabel="t", ylim=(-15, 15))
+axes[2].set(title=r"$\alpha^2 + \sigma^2$", xlabel="t", ylim=(0, 1.1))
+for ax in axes:
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+plt.show()
+
+# %% [markdown]
+# The discrete DDPM points sit on the continuous VP curve: the continuous schedule *is* DDPM's in the limit of
+# many steps. Note how the linear-beta schedule destroys the signal early (in diffusion time): $\bar\alpha$ is
+# nearly 0 over the first third of $t$, wasted steps that motivated the cosine schedule.
+#
+# **Variance preserving.** If $\alpha^2 + \sigma^2 = 1$ and the data have unit variance (and are independent of the
+# noise), then $\mathrm{Var}(x_t) = \alpha^2 \cdot 1 + \sigma^2 \cdot 1 = 1$ at every $t$. The linear path is *not*
+# variance preserving: $t^2 + (1-t)^2$ dips to $1/2$ at $t = 1/2$. Let us measure both.
+
+# %%
+unit = sample_target("moons", 50_000, seed=4)
+unit = (unit - unit.mean(0)) / unit.std(0)  # unit variance in each coordinate
+noise = torch.randn(unit.shape, generator=torch.Generator().manual_seed(5))
+t_grid = torch.linspace(0, 1, 21)
+variances = {}
+for name, schedule in {**schedules, "variance exploding": VESchedule(sigma_max=10.0)}.items():
+    out = schedule(t_grid)
+    variances[name] = torch.stack([(a * unit + s * noise).var(0).mean() for a, s in zip(out.alpha, out.sigma)])
+
+fig, ax = plt.subplots(figsize=(7, 4))
+for name, v in variances.items():
+    ax.plot(t_grid, v, marker="o", ms=3, label=name)
+ax.set(yscale="log", xlabel="t", ylabel=r"Var$(x_t)$ (per coordinate)", title="Unit-variance data along each path")
+ax.legend()
+ax.grid(alpha=0.3)
+plt.show()
+
+# proves C2: VP schedules keep alpha^2 + sigma^2 = 1 and unit-variance data at unit variance along the path
+tolerance = 5 * (2 / unit.numel()) ** 0.5 * 2  # 5 standard errors of a variance estimate, doubled for data/noise correlation
+for name in ("DDPM linear betas (VP)", "cosine"):
+    out = schedules[name](t)
+    assert torch.allclose(out.alpha**2 + out.sigma**2, torch.ones_like(t), atol=1e-6), name
+    worst = (variances[name] - 1).abs().max().item()
+    print(f"{name:24s}: max |alpha^2 + sigma^2 - 1| = {(out.alpha**2 + out.sigma**2 - 1).abs().max():.1e}, "
+          f"max |Var(x_t) - 1| = {worst:.4f} (tolerance {tolerance:.4f})")
+    assert worst < tolerance, name
+dip = variances["linear path (OT)"].min().item()
+print(f"linear path (OT)        : min Var(x_t) = {dip:.3f}, not variance preserving (expected 0.5)")
+assert abs(dip - 0.5) < 0.02
+
+# %% [markdown]
+# ## 3. Training a network to predict the noise
+#
+# The reverse of a small Gaussian step is again close to Gaussian, and its mean depends on the data through
+# $\mathbb E[x_0 \mid x_k]$, or equivalently on the noise $\epsilon$ that was added. Ho et al. train a network
+# $\epsilon_\theta(x_k, k)$ with the *simple loss*
+# $$ L(\theta) = \mathbb E_{k,\, x_0,\, \epsilon}\, \big\| \epsilon - \epsilon_\theta\big(\sqrt{\bar\alpha_k}x_0 + \sqrt{1-\bar\alpha_k}\,\epsilon,\ k\big)\big\|^2 , $$
+# a regression: noise the data with the closed form, ask the network which noise was used. In the course's
+# time, the network receives $t = 1 - k/T$. Here is the loss in a few lines, checked against the library's:
+
+# %%
+from lessons.models import MLP
+
+
+def ddpm_loss_by_hand(model, data):
+    k = torch.randint(1, T + 1, (data.shape[0],))  # a random step per point
+    noise = torch.randn_like(data)
+    abar = alpha_bars[k - 1].float()[:, None]
+    x_k = abar.sqrt() * data + (1 - abar).sqrt() * noise
+    return ((model(x=x_k, t=1 - k.float() / T) - noise) ** 2).mean()
+
+
+model = MLP(dim=2, hidden=128, depth=3)
+batch = sample_target("moons", 256, seed=6)
+torch.manual_seed(7)
+by_hand = ddpm_loss_by_hand(model, batch)
+torch.manual_seed(7)
+assert torch.allclose(by_hand, ddpm.loss(model, batch)), "the hand-written loss and the library's disagree"
+print(f"loss of an untrained model: {by_hand.item():.3f} (hand) = library; predicting 0 would give about 1.0")
+
+# %% [markdown]
+# Training uses the course's one loop, `lessons.training.train` (AdamW, a progress bar, loss history, and a
+# safe stop if the loss ever becomes NaN). Its length comes from the budget switch.
+
+# %%
+from lessons.training import train
+
+train_points = sample_target("moons", 10_000, seed=8)
+steps = by_budget(fast=3_000, full=20_000)
+
+
+def next_batch():
+    return train_points[torch.randint(0, len(train_points), (256,))]
+
+
+result = train(model, ddpm.loss, next_batch, steps=steps, lr=2e-3, seed=0, device="cpu")
+print(f"trained {result.steps_done} steps in {result.seconds:.1f} s; final loss {sum(result.losses[-200:]) / 200:.3f}")
+
+fig, ax = plt.subplots(figsize=(7, 3.5))
+ax.plot(result.losses, alpha=0.3, label="per step")
+window = 100
+smooth = torch.tensor(result.losses).unfold(0, window, 1).mean(1)
+ax.plot(range(window - 1, len(result.losses)), smooth, label=f"mean of {window}")
+ax.set(xlabel="step", ylabel="loss", title="DDPM training loss (noise-prediction MSE)", ylim=(0, 1.2))
+ax.legend()
+plt.show()
+
+# %% [markdown]
+# ## 4. Ancestral sampling
+#
+# Sampling runs the chain backwards. Given $x_k$ and the predicted noise $\hat\epsilon = \epsilon_\theta(x_k, k)$,
+# the data estimate is $\hat x_0 = (x_k - \sqrt{1-\bar\alpha_k}\,\hat\epsilon)/\sqrt{\bar\alpha_k}$, and the
+# Gaussian posterior $q(x_{k-1} \mid x_k, \hat x_0)$ has mean
+# $$ \mu_k = \frac{1}{\sqrt{1-\beta_k}}\Big(x_k - \frac{\beta_k}{\sqrt{1-\bar\alpha_k}}\,\hat\epsilon\Big)
+#    \quad\text{and variance}\quad \tilde\beta_k = \frac{1-\bar\alpha_{k-1}}{1-\bar\alpha_k}\,\beta_k . $$
+# DDPM samples $x_{k-1} = \mu_k + \sqrt{\tilde\beta_k}\, z$ for $k = T, \dots, 1$ (no noise at the last step).
+# Written out:
+
+# %%
+@torch.no_grad()
+def ancestral_by_hand(model, noise, generator):
+    x = noise
+    abar = torch.cat([torch.ones(1, dtype=torch.float64), alpha_bars])  # abar[0] = 1
+    for k in range(T, 0, -1):
+        eps = model(x=x, t=torch.full((x.shape[0],), 1 - k / T))
+        beta = betas[k - 1].item()
+        x = (x - beta / (1 - abar[k].item()) ** 0.5 * eps) / (1 - beta) ** 0.5
+        if k > 1:
+            var = (1 - abar[k - 1].item()) / (1 - abar[k].item()) * beta
+            x = x + var**0.5 * torch.randn(x.shape, generator=generator)
+    return x
+
+
+noise = torch.randn(2000, 2, generator=torch.Generator().manual_seed(9))
+by_hand = ancestral_by_hand(model, noise, torch.Generator().manual_seed(10))
+trajectory = ddpm.sample(model, noise, generator=torch.Generator().manual_seed(10))
+assert torch.allclose(by_hand, trajectory.final, atol=1e-5), "hand-written sampler and library disagree"
+print(f"library and hand-written sampler agree; {trajectory.nfe} network evaluations, path shape {tuple(trajectory.xs.shape)}")
+
+# %% [markdown]
+# How good are the samples? We measure the exact 2-Wasserstein distance $W_2$ between 2,000 samples and 2,000
+# held-out target points (`lessons.metrics.w2`, an optimal assignment). Even two fresh draws *of the target itself*
+# are not at distance 0 with finitely many points, so that data-vs-data distance is the floor to compare with;
+# the prior (pure noise) gives the ceiling.
+
+# %%
+from lessons.metrics import w2
+
+test = sample_target("moons", 2000, seed=11)
+floor = w2(sample_target("moons", 2000, seed=12), test)
+ceiling = w2(noise, test)
+distance = w2(trajectory.final, test)
+print(f"W2(samples, target) = {distance:.3f}   data-vs-data floor = {floor:.3f}   noise-vs-data = {ceiling:.3f}")
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 5), sharex=True, sharey=True)
+axes[0].scatter(*test.T, s=3, c="k")
+axes[0].set_title("target (held-out moons)")
+axes[1].scatter(*trajectory.final.T, s=3, c="tab:blue")
+axes[1].set_title(f"DDPM samples, {trajectory.nfe} steps: W2 = {distance:.3f} (floor {floor:.3f})")
+for ax in axes:
+    ax.set_aspect("equal")
+plt.show()
+
+# proves C3: the eps-model trained with the DDPM loss and sampled ancestrally reproduces the target
+assert distance < 2.0 * floor, f"samples are too far from the target: W2 = {distance:.3f} vs floor {floor:.3f}"
+assert distance < 0.25 * ceiling
+print(f"C3 holds: W2 is {distance / floor:.2f} x the data-vs-data floor and {distance / ceiling:.2f} x the noise-vs-data distance.")
+
+# %% [markdown]
+# ### The denoising trajectory
+# Every sampler in the course returns a `Trajectory(ts, xs, nfe)`. Here are snapshots of the 2,000 points at
+# several times, and the paths of a few of them: DDPM's paths are jagged, because fresh noise is injected at
+# every step (lesson 02 removes it).
+
+# %%
+snap_ts = [0.0, 0.5, 0.75, 0.9, 0.97, 1.0]
+fig, axes = plt.subplots(1, len(snap_ts) + 1, figsize=(21, 3.4))
+for ax, t_snap in zip(axes, snap_ts):
+    i = int(torch.argmin((trajectory.ts - t_snap).abs()))
+    ax.scatter(*trajectory.xs[i].T, s=2)
+    ax.set_title(f"t = {trajectory.ts[i]:.2f}")
+    ax.set_aspect("equal")
+    ax.set(xlim=(-5, 6), ylim=(-5, 5))
+for j in range(12):
+    axes[-1].plot(*trajectory.xs[:, j].T, lw=0.6)
+axes[-1].scatter(*trajectory.final[:12].T, c="k", s=12, zorder=3)
+axes[-1].set(title="12 paths from noise to data", xlim=(-5, 6), ylim=(-5, 5))
+axes[-1].set_aspect("equal")
+plt.show()
+
+# %% [markdown]
+# ## Exercises
+# 1. Replace DDPM's posterior variance $\tilde\beta_k$ by $\beta_k$ (`ddpm.sample(..., variance="beta")`). Does $W_2$ change?
+#    Why do the two choices coincide as $T \to \infty$?
+# 2. Train on `"8gaussians"` or `"checkerboard"` (see `lessons.data2d.TARGETS`). Which is hardest, and why?
+# 3. Train with $T = 100$ instead of 1000 (`DDPM(num_steps=100)`). How many steps does sampling need now, and what
+#    happens to quality?
+# 4. Show that $\mathrm{Var}(x_t)$ along the cosine schedule stays at 1 only if the data are standardized: what is it
+#    for raw moons?
+#
+# ## What to remember
+# - The forward chain has a closed form $x_t = \alpha(t)\,\text{data} + \sigma(t)\,\text{noise}$, with
+#   $\alpha = \sqrt{\bar\alpha}$, $\sigma = \sqrt{1-\bar\alpha}$ for DDPM; training jumps straight to any $t$.
+# - A schedule is a path in log-SNR; variance-preserving ones keep $\alpha^2 + \sigma^2 = 1$.
+# - DDPM learns the added noise by regression, and samples by running $T$ noisy reverse steps: $T$ network
+#   evaluations per sample. Lesson 02 asks how to use far fewer.

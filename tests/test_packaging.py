@@ -1,0 +1,70 @@
+"""The project's own files agree: pyproject.toml vs environment.yml, notebook pairs, CI entry point."""
+
+import json
+import pathlib
+import re
+import tomllib
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CONDA_NAMES = {"torch": "pytorch"}  # pip name -> conda-forge name where they differ
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~ \[;]", requirement.strip(), maxsplit=1)[0].lower()
+
+
+def _pyproject_requirements():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = project["dependencies"] + project["optional-dependencies"]["dev"]
+    return {CONDA_NAMES.get(_name(r), _name(r)): r for r in reqs}
+
+
+def _conda_requirements():
+    lines = (ROOT / "environment.yml").read_text().splitlines()
+    deps = [ln.strip()[2:] for ln in lines if ln.strip().startswith("- ") and not ln.startswith("  - conda-forge")]
+    deps = [d for d in deps if _name(d) not in ("python", "conda-forge")]
+    return {_name(d): d for d in deps}
+
+
+def test_environment_yml_lists_the_same_dependencies_as_pyproject():
+    pip, conda = _pyproject_requirements(), _conda_requirements()
+    assert set(pip) == set(conda), f"only in pyproject: {set(pip) - set(conda)}; only in environment.yml: {set(conda) - set(pip)}"
+
+
+def test_environment_yml_pins_the_same_lower_bounds():
+    pip, conda = _pyproject_requirements(), _conda_requirements()
+    for name, req in pip.items():
+        bound = re.search(r">=\s*([\w.]+)", req)
+        conda_bound = re.search(r">=\s*([\w.]+)", conda[name])
+        assert (bound and bound.group(1)) == (conda_bound and conda_bound.group(1)), f"{name}: {req} vs {conda[name]}"
+
+
+def test_every_notebook_is_paired_and_committed_without_outputs():
+    nb_dir = ROOT / "notebooks"
+    pys = {p.stem for p in nb_dir.glob("*.py")}
+    ipynbs = {p.stem for p in nb_dir.glob("*.ipynb")}
+    assert pys, "no notebooks found"
+    assert pys == ipynbs, f"unpaired: {sorted(pys ^ ipynbs)}"
+    for stem in sorted(ipynbs):
+        nb = json.loads((nb_dir / f"{stem}.ipynb").read_text())
+        assert nb["metadata"]["kernelspec"]["name"] == "python3", stem
+        with_outputs = [i for i, c in enumerate(nb["cells"]) if c.get("outputs") or c.get("execution_count")]
+        assert not with_outputs, f"{stem}.ipynb has outputs in cells {with_outputs}: commit it without outputs"
+
+
+def test_notebook_pairs_are_in_sync():
+    import jupytext
+
+    for py in sorted((ROOT / "notebooks").glob("*.py")):
+        from_py = jupytext.read(py)
+        from_ipynb = jupytext.read(py.with_suffix(".ipynb"))
+        src_py = [(c.cell_type, c.source.strip()) for c in from_py.cells]
+        src_nb = [(c.cell_type, c.source.strip()) for c in from_ipynb.cells]
+        assert src_py == src_nb, f"{py.name} and its .ipynb differ: run `make sync`"
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in readme.split("\n## ")[0], "the README's top must give the test command"
+    assert re.search(r"^timeout \d+ make test$", ci, re.M), ".ci/run must call `make test` under a timeout"
