@@ -46,6 +46,24 @@ lesson: setup
 		--output-dir build/executed notebooks/$(N)_*.ipynb
 
 # Regenerate every .ipynb from its reviewed .py source (no outputs).
+# The lecture app (Voila), bound to this machine only.
+app: setup
+	$(VENV)/bin/voila notebooks/app.ipynb --Voila.ip=127.0.0.1 --port=8866
+
+# The static course book: every lesson executed, written as HTML to _book/ (BOOK_BUDGET=full for the real one).
+BOOK_BUDGET ?= fast
+book: setup
+	$(PY) scripts/build_book.py --budget $(BOOK_BUDGET) --out _book
+
+# Retrain the shipped checkpoints with the project's own scripts.
+checkpoints: setup
+	$(PY) scripts/train_2d_checkpoints.py
+
+benchmarks: setup
+	$(PY) benchmarks/flows_2d.py
+	$(PY) benchmarks/widgets.py
+	$(PY) benchmarks/mnist.py
+
 sync:
 	$(VENV)/bin/jupytext --to ipynb notebooks/*.py
 

@@ -13,7 +13,7 @@ def check_time(t: torch.Tensor, batch: int | None = None) -> torch.Tensor:
         raise ValueError(f"t has {t.shape[0]} times but the batch has {batch} samples; give one time per sample.")
     if not torch.is_floating_point(t):
         raise ValueError("t must be a float tensor (times are real numbers in [0, 1]).")
-    if t.numel() and (t.min() < 0 or t.max() > 1):
+    if t.numel() and not ((t >= 0) & (t <= 1)).all():  # written so that NaN fails too
         raise ValueError(
             f"t must lie in [0, 1] (t = 0 is noise, t = 1 is data); got values in "
             f"[{t.min().item():.4g}, {t.max().item():.4g}]."

@@ -9,8 +9,8 @@ Each prediction determines the pair (data, noise) given x_t, so any one converts
 
 import torch
 
-from lessons.checks import check_same_shape, choose
-from lessons.schedules import ScheduleOutput
+from lessons.checks import check_same_shape, check_time, choose
+from lessons.schedules import Schedule, ScheduleOutput, time_at_log_snr
 
 PREDICTIONS = ("eps", "data", "v", "velocity", "score")
 
@@ -49,3 +49,24 @@ def convert(pred: torch.Tensor, source: str, target: str, x_t: torch.Tensor, coe
     """Convert a prediction of kind ``source`` at x_t into kind ``target``, (B, ...)."""
     data, noise = to_data_and_noise(pred, source, x_t, coef)
     return from_data_and_noise(data, noise, target, coef)
+
+
+def change_schedule(model, source: Schedule, target: Schedule, prediction: str = "eps", output: str | None = None):
+    """Use on ``target`` a model made for ``source``: the change of variables between two schedules.
+
+    At (x, t) on target: t' has the same log-SNR on source, x' = k x with k = (alpha' + sigma') / (alpha + sigma)
+    (so alpha' = k alpha, sigma' = k sigma); the model's (data, noise) at (x', t') is returned as kind ``output``.
+    Where the source's log-SNR range does not reach the target's, the nearest end of the source is used.
+    """
+    choose(prediction, PREDICTIONS, "prediction type")
+    output = choose(prediction if output is None else output, PREDICTIONS, "prediction type")
+
+    def changed(x, t, cond=None):
+        c = target(check_time(t, batch=x.shape[0]))
+        t_src = time_at_log_snr(source, target.log_snr(t))
+        c_src = source(t_src)
+        k = ((c_src.alpha + c_src.sigma) / (c.alpha + c.sigma)).reshape((-1,) + (1,) * (x.ndim - 1))
+        data, noise = to_data_and_noise(model(x=k * x, t=t_src, cond=cond), prediction, k * x, c_src)
+        return from_data_and_noise(data, noise, output, c)
+
+    return changed

@@ -95,8 +95,9 @@ class DiscreteVPSchedule(Schedule):
     def _coefficients(self, t):
         pos = ((1 - t.double()) * self.num_steps).clamp(0, self.num_steps)  # fractional step k
         lo = pos.floor().long().clamp(max=self.num_steps - 1)
-        slope = self.log_abar[lo + 1] - self.log_abar[lo]  # d log abar / dk
-        log_abar = self.log_abar[lo] + (pos - lo) * slope
+        table = self.log_abar.to(t.device)  # t may live on a GPU
+        slope = table[lo + 1] - table[lo]  # d log abar / dk
+        log_abar = table[lo] + (pos - lo) * slope
         alpha = torch.exp(0.5 * log_abar)
         sigma = torch.sqrt(-torch.expm1(log_abar))
         d_alpha = alpha * 0.5 * (-self.num_steps * slope)  # dk/dt = -T

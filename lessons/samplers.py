@@ -1,10 +1,16 @@
-"""DDIM (Song et al. 2021) on any schedule and any time grid, from any prediction type.
+"""DDIM (Song et al. 2021) on any schedule and any time grid, from any prediction type, and churn.
 
 From x_t to a later (less noisy) time s, with (data_hat, noise_hat) recovered from the network:
   x_s = alpha_s data_hat + sqrt(sigma_s^2 - c^2) noise_hat + c z,
   c^2 = eta^2 (sigma_s^2 / sigma_t^2) (sigma_t^2 - (alpha_t / alpha_s)^2 sigma_s^2),
 so eta = 0 is deterministic and eta = 1 draws from DDPM's posterior q(x_s | x_t, data_hat).
+
+Churn writes the same family another way: a deterministic DDIM step past s, to a time u with
+log-SNR lambda_u = lambda_s + churn (lambda_s - lambda_t), then forward noising from u back to s.
+churn = 0 is DDIM; churn = 1 is exactly DDPM's step (the DDIM step goes twice as far in log-SNR).
 """
+
+import math
 
 import torch
 
@@ -14,13 +20,27 @@ from lessons.schedules import Schedule
 from lessons.trajectory import Trajectory
 
 
+def _check_grid(ts: torch.Tensor) -> None:
+    check_time(ts)
+    if len(ts) < 2 or not (ts[1:] > ts[:-1]).all():
+        raise ValueError("ts must be an increasing grid of at least two times (noise at ts[0], data at ts[-1]).")
+
+
+def _coefs(schedule: Schedule, t: float, like: torch.Tensor):
+    """(alpha, sigma) of the schedule at the scalar time t, as Python floats."""
+    c = schedule(torch.full((1,), t, dtype=like.dtype))
+    return c.alpha[0].item(), c.sigma[0].item()
+
+
+def _randn(like: torch.Tensor, generator):
+    return torch.randn(like.shape, generator=generator, dtype=like.dtype).to(like.device)
+
+
 @torch.no_grad()
 def ddim(model, noise: torch.Tensor, schedule: Schedule, ts: torch.Tensor, eta: float = 0.0,
          prediction: str = "eps", cond=None, generator: torch.Generator | None = None) -> Trajectory:
     """Sample from x = noise at ts[0] along the increasing grid ts (noise -> data); (len(ts), B, ...)."""
-    check_time(ts)
-    if len(ts) < 2 or not (ts[1:] > ts[:-1]).all():
-        raise ValueError("ts must be an increasing grid of at least two times (noise at ts[0], data at ts[-1]).")
+    _check_grid(ts)
     if eta < 0:
         raise ValueError(f"eta must be >= 0 (0 is deterministic DDIM, 1 is DDPM), got {eta}.")
     x, xs, batch = noise, [noise], noise.shape[0]
@@ -33,6 +53,42 @@ def ddim(model, noise: torch.Tensor, schedule: Schedule, ts: torch.Tensor, eta: 
         var = eta**2 * (s_s**2 / s_t**2) * max(s_t**2 - (a_t / a_s) ** 2 * s_s**2, 0.0) if s_t > 0 else 0.0
         x = a_s * data_hat + max(s_s**2 - var, 0.0) ** 0.5 * noise_hat
         if var > 0:
-            x = x + var**0.5 * torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+            x = x + var**0.5 * _randn(x, generator)
+        xs.append(x)
+    return Trajectory(ts=ts, xs=torch.stack(xs), nfe=len(ts) - 1)
+
+
+def churn_ratio(rho_t: float, rho_s: float, churn: float) -> float:
+    """rho_u = sigma_u / alpha_u of the further time u: rho_s (rho_s / rho_t) ** churn (lambda = -2 log rho)."""
+    if rho_s == 0 or churn == 0:
+        return rho_s
+    return 0.0 if math.isinf(rho_t) else rho_s * (rho_s / rho_t) ** churn
+
+
+@torch.no_grad()
+def churn_sampler(model, noise: torch.Tensor, schedule: Schedule, ts: torch.Tensor, churn: float = 1.0,
+                  prediction: str = "eps", cond=None, generator: torch.Generator | None = None) -> Trajectory:
+    """Each step t -> s: DDIM to u past s (rho_u from churn_ratio), then renoise u -> s; xs (len(ts), B, ...).
+
+    With x_u / alpha_u = data_hat + rho_u noise_hat (the DDIM step to u) and the forward kernel
+    q(x_s | x_u) = N((alpha_s / alpha_u) x_u, sigma_s^2 - (alpha_s rho_u)^2):
+      x_s = alpha_s (data_hat + rho_u noise_hat) + sqrt(sigma_s^2 - (alpha_s rho_u)^2) z.
+    Only rho_u = sigma_u / alpha_u matters, so u itself is never needed. One network call per step.
+    """
+    _check_grid(ts)
+    if not churn >= 0:
+        raise ValueError(f"churn must be >= 0 (0 is deterministic DDIM, 1 is DDPM), got {churn}.")
+    x, xs, batch = noise, [noise], noise.shape[0]
+    for t, s in zip(ts[:-1].tolist(), ts[1:].tolist()):
+        t_vec = torch.full((batch,), t, dtype=x.dtype, device=x.device)
+        c_t = schedule(t_vec)
+        data_hat, noise_hat = to_data_and_noise(model(x=x, t=t_vec, cond=cond), prediction, x, c_t)
+        (a_t, s_t), (a_s, s_s) = _coefs(schedule, t, x), _coefs(schedule, s, x)
+        rho_s = s_s / a_s
+        rho_u = churn_ratio(s_t / a_t if a_t > 0 else math.inf, rho_s, churn)
+        x = a_s * (data_hat + rho_u * noise_hat)  # DDIM to u, scaled back to the signal level of s
+        var = s_s**2 * (1 - (rho_u / rho_s) ** 2) if rho_s > 0 else 0.0  # = sigma_s^2 - (alpha_s rho_u)^2
+        if var > 0:
+            x = x + var**0.5 * _randn(x, generator)
         xs.append(x)
     return Trajectory(ts=ts, xs=torch.stack(xs), nfe=len(ts) - 1)

@@ -68,7 +68,8 @@ class CosineSchedule(Schedule):
     name = "cosine"
 
     def _coefficients(self, t):
-        a, s = torch.sin(0.5 * math.pi * t), torch.cos(0.5 * math.pi * t)
+        # clamp: in float32 cos(pi / 2) is -4e-8, a negative sigma (and a NaN log-SNR) at t = 1
+        a, s = torch.sin(0.5 * math.pi * t), torch.cos(0.5 * math.pi * t).clamp_min(0.0)
         return ScheduleOutput(a, s, 0.5 * math.pi * s, -0.5 * math.pi * a)
 
 
@@ -136,3 +137,64 @@ def ddpm_step_to_t(k, num_steps: int) -> torch.Tensor:
     if k.is_floating_point() or (k < 0).any() or (k > num_steps).any():
         raise ValueError(f"DDPM steps must be whole numbers in 0..{num_steps}, got {k.tolist()}.")
     return 1.0 - k.float() / num_steps
+
+
+class RescaledSchedule(Schedule):
+    """alpha' = c(t) alpha, sigma' = c(t) sigma: the same log-SNR as ``base``, x_t scaled by c(t).
+
+    ``scale(t) -> (c, dc/dt)``, each (B,); by default c = 1 / sqrt(alpha^2 + sigma^2), the
+    variance-preserving version of the base schedule (c = 1 at both ends of linear and cosine).
+    """
+
+    name = "rescaled"
+
+    def __init__(self, base: Schedule, scale=None):
+        if not isinstance(base, Schedule):
+            raise ValueError(f"base must be a Schedule, got {type(base).__name__}.")
+        self.base, self.scale = base, scale
+
+    def _coefficients(self, t):
+        b = self.base(t)
+        if self.scale is None:  # c = (a^2 + s^2)^(-1/2), dc = -(a da + s ds) c^3
+            c = torch.rsqrt(b.alpha**2 + b.sigma**2)
+            dc = -(b.alpha * b.d_alpha + b.sigma * b.d_sigma) * c**3
+        else:
+            c, dc = self.scale(t)
+        return ScheduleOutput(c * b.alpha, c * b.sigma, dc * b.alpha + c * b.d_alpha, dc * b.sigma + c * b.d_sigma)
+
+
+class TruncatedSchedule(Schedule):
+    """The base schedule run on [t_start, t_end] only, stretched to [0, 1]: t -> t_start + (t_end - t_start) t."""
+
+    name = "truncated"
+
+    def __init__(self, base: Schedule, t_start: float = 0.0, t_end: float = 1.0):
+        if not isinstance(base, Schedule):
+            raise ValueError(f"base must be a Schedule, got {type(base).__name__}.")
+        if not 0.0 <= t_start < t_end <= 1.0:
+            raise ValueError(f"need 0 <= t_start < t_end <= 1, got t_start={t_start}, t_end={t_end}.")
+        self.base, self.t_start, self.t_end = base, t_start, t_end
+
+    def _coefficients(self, t):
+        span = self.t_end - self.t_start
+        b = self.base((self.t_start + span * t).clamp(0.0, 1.0))
+        return ScheduleOutput(b.alpha, b.sigma, span * b.d_alpha, span * b.d_sigma)
+
+
+def time_at_log_snr(schedule: Schedule, log_snr: torch.Tensor, iters: int = 60) -> torch.Tensor:
+    """The time t (B,) where schedule.log_snr(t) = log_snr (B,), by bisection (log-SNR increases with t).
+
+    Targets below the schedule's range give t = 0, above it t = 1 (-inf and +inf included).
+    """
+    if not isinstance(log_snr, torch.Tensor) or log_snr.ndim != 1:
+        raise ValueError("log_snr must be a tensor of shape (B,): one log-SNR per sample.")
+    check_positive_int(iters, "the number of bisection steps")
+    target = log_snr.double()
+    lo, hi = torch.zeros_like(target), torch.ones_like(target)
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        below = schedule.log_snr(mid.to(log_snr.dtype)).double() < target
+        lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+    t = 0.5 * (lo + hi)
+    t = torch.where(target == -math.inf, 0.0, torch.where(target == math.inf, 1.0, t))
+    return t.to(log_snr.dtype)

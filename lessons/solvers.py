@@ -48,7 +48,8 @@ def solve_ode(field, x_start: torch.Tensor, steps: int = 100, method: str = "eul
     """
     choose(method, METHODS, "ODE solver")
     if ts is None:
-        ts = torch.linspace(t_start, t_end, check_positive_int(steps, "the number of steps") + 1)
+        # the grid in the state dtype: a float32 grid would cap float64 solutions at ~1e-7 accuracy
+        ts = torch.linspace(t_start, t_end, check_positive_int(steps, "the number of steps") + 1, dtype=x_start.dtype)
     if method == "dopri5":
         return _solve_adaptive(field, x_start, ts, rtol, atol)
     xs, x = [x_start], x_start
@@ -62,10 +63,15 @@ def _solve_adaptive(field, x_start, ts, rtol, atol):
     from torchdiffeq import odeint
 
     count = [0]
+    lo, hi = float(ts.min()), float(ts.max())
 
     def rhs(t, x):
         count[0] += 1
-        return _at(field, x, t)
+        # torchdiffeq probes one trial time to size its first step: keep that probe inside [ts[0], ts[-1]]
+        return _at(field, x, min(max(float(t), lo), hi))
 
-    xs = odeint(rhs, x_start, ts.to(x_start.dtype), method="dopri5", rtol=rtol, atol=atol)
+    # step_t: the last step ends exactly at ts[-1]; without it dopri5 steps past the end and interpolates
+    # back, calling the field at t > 1, outside the course's time range
+    xs = odeint(rhs, x_start, ts.to(x_start.dtype), method="dopri5", rtol=rtol, atol=atol,
+                options={"step_t": ts[-1:].to(x_start.dtype)})
     return Trajectory(ts=ts, xs=xs, nfe=count[0])

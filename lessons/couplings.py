@@ -1,0 +1,87 @@
+"""Couplings of noise and data for flow matching: which noise sample travels to which data sample.
+
+independent: pairs drawn apart, pi = p_noise x p_data (I-CFM, 1-rectified flow);
+minibatch OT (Tong et al. 2024): in each batch, the permutation minimising sum_i ||noise_i - data_perm(i)||^2;
+reflow (Liu et al. 2023): pairs (noise, ODE_model(noise)) produced by a trained flow.
+"""
+
+import numpy as np
+import ot
+import torch
+from scipy.optimize import linear_sum_assignment
+
+from lessons.checks import check_points, check_positive_int, check_same_shape, choose
+from lessons.solvers import solve_ode
+
+COUPLINGS = ("independent", "ot", "paired")
+
+
+def transport_cost(noise: torch.Tensor, data: torch.Tensor) -> float:
+    """Mean squared distance of the pairs (noise_i, data_i): (1/B) sum_i ||noise_i - data_i||^2."""
+    check_points(noise, "noise")
+    check_same_shape(noise, data, "noise", "data")
+    return float(((noise.double() - data.double()) ** 2).sum(1).mean())
+
+
+def ot_assignment(noise: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
+    """The permutation perm (B,) minimising sum_i ||noise_i - data_perm(i)||^2, exactly.
+
+    POT's network simplex (ot.emd) on uniform weights returns a vertex of the set of plans, a
+    permutation matrix / B; it is about twice as fast as scipy's assignment at B = 256, which is
+    kept as the fallback should the plan ever not be a permutation.
+    """
+    check_points(noise, "noise")
+    check_same_shape(noise, data, "noise", "data")
+    cost = (torch.cdist(noise.detach().double().cpu(), data.detach().double().cpu()) ** 2).numpy()  # (B, B)
+    plan = ot.emd(np.array([]), np.array([]), cost, numItermax=1_000_000)
+    cols = plan.argmax(1)
+    if np.unique(cols).size != cols.size:
+        cols = linear_sum_assignment(cost)[1]
+    return torch.as_tensor(cols, device=data.device)
+
+
+def couple(noise: torch.Tensor, data: torch.Tensor, coupling: str = "ot"):
+    """Return (noise, data') with data' = data re-ordered by the coupling ('independent' keeps the order)."""
+    choose(coupling, COUPLINGS[:2], "coupling")
+    if coupling == "independent":
+        check_same_shape(noise, data, "noise", "data")
+        return noise, data
+    return noise, data[ot_assignment(noise, data)]
+
+
+def reflow_pairs(model, noise: torch.Tensor, steps: int = 100, method: str = "euler"):
+    """Rectified-flow pairs (noise, data_hat), each (B, D), data_hat = the model's ODE output from noise."""
+    check_points(noise, "noise")
+    with torch.no_grad():
+        data_hat = solve_ode(model, noise, steps=steps, method=method).final
+    return noise, data_hat
+
+
+def pair_batches(data: torch.Tensor, batch_size: int, coupling: str = "independent",
+                 source: torch.Tensor | None = None, seed: int = 0):
+    """A next_batch() for lessons.training.train that returns coupled (noise, data) batches, each (batch_size, D).
+
+    data: (N, D) training points. source: (M, D) points of the source distribution, or None for N(0, I).
+    'independent' and 'ot' draw noise and data apart, then couple them; 'paired' keeps the given
+    rows together (source[i] with data[i], as reflow pairs need).
+    """
+    choose(coupling, COUPLINGS, "coupling")
+    check_points(data, "data")
+    check_positive_int(batch_size, "the batch size")
+    if source is not None:
+        check_points(source, "source", data.shape[1])
+    if coupling == "paired" and (source is None or source.shape[0] != data.shape[0]):
+        raise ValueError("the 'paired' coupling needs a source with one row per data row (the reflow pairs).")
+    g = torch.Generator().manual_seed(seed)
+
+    def next_batch():
+        idx = torch.randint(0, data.shape[0], (batch_size,), generator=g)
+        if coupling == "paired":
+            return source[idx], data[idx]
+        if source is None:
+            noise = torch.randn(batch_size, data.shape[1], generator=g)
+        else:
+            noise = source[torch.randint(0, source.shape[0], (batch_size,), generator=g)]
+        return couple(noise, data[idx], coupling)
+
+    return next_batch

@@ -1,0 +1,127 @@
+"""Sample quality for MNIST: a small digit classifier, the Frechet distance in its feature space, diversity.
+
+Frechet distance between Gaussians fitted to two feature sets (the idea of FID, with our own classifier):
+  FD = |mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a^(1/2) S_b S_a^(1/2))^(1/2)),
+which is the squared 2-Wasserstein distance between N(mu_a, S_a) and N(mu_b, S_b).
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lessons.checkpoints import load_checkpoint, save_checkpoint
+from lessons.checks import check_points, check_positive_int
+from lessons.mnist import MNIST, MNIST_CHECKPOINTS, Batches
+from lessons.training import train
+
+FEATURE_DIM = 32
+
+
+class DigitClassifier(nn.Module):
+    """CNN for (B, 1, 28, 28) digits in [-1, 1] -> logits (B, 10); ``features`` is its (B, 32) last hidden layer."""
+
+    def __init__(self, width: int = 16, feature_dim: int = FEATURE_DIM):
+        super().__init__()
+        w = width
+        self.body = nn.Sequential(
+            nn.Conv2d(1, w, 3, padding=1), nn.ReLU(), nn.Conv2d(w, w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(), nn.Conv2d(2 * w, 2 * w, 3, padding=1), nn.ReLU(),
+            nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2 * w * 49, feature_dim), nn.ReLU())
+        self.head = nn.Linear(feature_dim, 10)
+        self.width, self.feature_dim = width, feature_dim
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or tuple(x.shape[1:]) != (1, 28, 28):
+            raise ValueError(f"the classifier reads digits of shape (B, 1, 28, 28), got {tuple(x.shape)}.")
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def _shift(images: torch.Tensor, max_shift: int = 2) -> torch.Tensor:
+    """Random translations by up to max_shift pixels (zero-padded with the background value -1)."""
+    padded = F.pad(images, [max_shift] * 4, value=-1.0)
+    dx, dy = torch.randint(0, 2 * max_shift + 1, (2,)).tolist()
+    return padded[:, :, dy:dy + 28, dx:dx + 28]
+
+
+def train_classifier(data: MNIST, steps: int = 800, batch_size: int = 64, lr: float = 2e-3, seed: int = 0,
+                     device=None, progress: bool = True):
+    """Train a DigitClassifier with cross-entropy on shifted digits; return (model, TrainResult)."""
+    torch.manual_seed(seed)
+    model = DigitClassifier()
+
+    def loss_fn(model, batch):
+        images, labels = batch
+        return F.cross_entropy(model(_shift(images)), labels)
+
+    result = train(model, loss_fn, Batches(data, batch_size, with_labels=True, seed=seed), steps, lr=lr,
+                   seed=seed, device=device, progress=progress)
+    return model.cpu().eval(), result
+
+
+def save_classifier(path, model: DigitClassifier, settings: dict) -> str:
+    """Write the classifier's weights and settings (checksummed); return the checksum."""
+    return save_checkpoint(path, model.state_dict(), {**settings, "width": model.width, "feature_dim": model.feature_dim})
+
+
+def load_classifier(path=None) -> DigitClassifier:
+    """The project's MNIST classifier (checkpoints/mnist/classifier.pt by default), checksum verified."""
+    state, settings = load_checkpoint(path or MNIST_CHECKPOINTS / "classifier.pt")
+    model = DigitClassifier(settings["width"], settings["feature_dim"])
+    model.load_state_dict(state)
+    return model.eval()
+
+
+@torch.no_grad()
+def classify(classifier: DigitClassifier, images: torch.Tensor, batch_size: int = 500):
+    """(features (B, feature_dim), predicted labels (B,)) for images (B, 1, 28, 28), in batches."""
+    feats = torch.cat([classifier.features(chunk.float().cpu()) for chunk in images.split(batch_size)])
+    return feats, classifier.head(feats).argmax(1)
+
+
+def accuracy(classifier: DigitClassifier, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Fraction of images the classifier labels as ``labels`` (B,)."""
+    return float((classify(classifier, images)[1] == labels.cpu()).float().mean())
+
+
+def frechet_gaussian(mu_a, cov_a, mu_b, cov_b) -> float:
+    """|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a^(1/2) S_b S_a^(1/2))^(1/2)) for means (D,) and covariances (D, D)."""
+    mu_a, cov_a, mu_b, cov_b = (v.double() for v in (mu_a, cov_a, mu_b, cov_b))
+    evals, evecs = torch.linalg.eigh(cov_a)
+    root_a = evecs @ torch.diag(evals.clamp_min(0).sqrt()) @ evecs.T  # S_a^(1/2)
+    middle = torch.linalg.eigvalsh(root_a @ cov_b @ root_a).clamp_min(0).sqrt().sum()  # tr (.)^(1/2)
+    return float(((mu_a - mu_b) ** 2).sum() + cov_a.trace() + cov_b.trace() - 2 * middle)
+
+
+def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
+    """Frechet distance between Gaussians fitted (mean, unbiased covariance) to two feature sets (N, D) and (M, D)."""
+    check_points(features_a, "features_a")
+    check_points(features_b, "features_b", features_a.shape[1])
+    if min(features_a.shape[0], features_b.shape[0]) < 2:
+        raise ValueError("each feature set needs at least two rows to estimate a covariance.")
+    a, b = features_a.double(), features_b.double()
+    return frechet_gaussian(a.mean(0), torch.cov(a.T), b.mean(0), torch.cov(b.T))
+
+
+def classifier_fd(classifier: DigitClassifier, images: torch.Tensor, reference: torch.Tensor) -> float:
+    """Frechet distance between two image sets (B, 1, 28, 28) in the classifier's feature space."""
+    return frechet_distance(classify(classifier, images)[0], classify(classifier, reference)[0])
+
+
+def mean_pairwise_distance(x: torch.Tensor) -> float:
+    """Mean Euclidean distance between distinct rows of x (B, ...): sum_{i != j} |x_i - x_j| / (B (B - 1))."""
+    check_positive_int(x.shape[0] - 1, "the number of samples minus one")
+    flat = x.flatten(1).double()
+    return float(torch.cdist(flat, flat).sum() / (flat.shape[0] * (flat.shape[0] - 1)))
+
+
+def class_diversity(x: torch.Tensor, labels: torch.Tensor) -> float:
+    """Within-class diversity: mean over classes of mean_pairwise_distance of that class's rows of x (B, ...)."""
+    if labels.shape != x.shape[:1]:
+        raise ValueError(f"labels must have shape ({x.shape[0]},), one per sample, got {tuple(labels.shape)}.")
+    groups = [x[labels == c] for c in labels.unique() if (labels == c).sum() >= 2]
+    if not groups:
+        raise ValueError("class_diversity needs at least two samples of some class.")
+    return sum(mean_pairwise_distance(g) for g in groups) / len(groups)

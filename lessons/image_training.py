@@ -1,0 +1,195 @@
+"""Training and sampling recipe for the image models of lessons 07 and 08: DDPM or CFM, EMA, GPU speed-ups.
+
+'ddpm': Ho et al.'s eps-prediction loss on the discrete schedule (lessons.ddpm), sampled by DDIM on
+  a sub-sequence of its steps (lessons.samplers.ddim with DiscreteVPSchedule).
+'cfm':  conditional flow matching on the OT path x_t = t data + (1 - t) noise (lessons.flow_matching),
+  sampled by Euler steps of the learned velocity (lessons.solvers.solve_ode).
+On CUDA the loss runs under bf16 autocast with channels_last tensors, and the forward pass is
+compiled with torch.compile; on other devices these switch themselves off.
+"""
+
+import contextlib
+import copy
+import warnings
+
+import torch
+
+from lessons.checks import check_positive_int, choose
+from lessons.checkpoints import load_checkpoint, save_checkpoint
+from lessons.ddpm import DDPM, DiscreteVPSchedule
+from lessons.device import pick_device
+from lessons.flow_matching import cfm_loss
+from lessons.guidance import ClassifierFreeGuidance
+from lessons.mnist import MNIST, Batches
+from lessons.paths import GaussianPath
+from lessons.samplers import ddim
+from lessons.schedules import LinearSchedule
+from lessons.solvers import solve_ode
+from lessons.training import train
+from lessons.trajectory import Trajectory
+from lessons.unet import UNet, UNetConfig
+
+METHODS = ("ddpm", "cfm")
+
+
+class EMA:
+    """Exponential moving average of a model's weights: avg <- d avg + (1 - d) weights, d = min(decay, (1+n)/(10+n))."""
+
+    def __init__(self, model: torch.nn.Module, decay: float = 0.999):
+        if not 0 <= decay < 1:
+            raise ValueError(f"the EMA decay must be in [0, 1), got {decay}.")
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay, self.updates = decay, 0
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for avg, p in zip(self.model.parameters(), model.parameters()):
+            avg.lerp_(p.detach(), 1 - d)
+        for avg, b in zip(self.model.buffers(), model.buffers()):
+            avg.copy_(b)
+
+
+def autocast_for(device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA, a do-nothing context on any other device."""
+    if torch.device(device).type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def memory_format_for(device) -> torch.memory_format:
+    """channels_last on CUDA (faster convolutions with tensor cores), the usual layout elsewhere."""
+    return torch.channels_last if torch.device(device).type == "cuda" else torch.contiguous_format
+
+
+def make_loss(method: str, forward=None, num_classes: int | None = None, p_uncond: float = 0.1,
+              ddpm: DDPM | None = None):
+    """loss_fn(model, batch) for lessons.training.train; batch is images (B, 1, H, W) or (images, labels).
+
+    With labels, each is replaced by the null class num_classes with probability p_uncond (label
+    dropout), so one network learns both the conditional and the unconditional model.
+    """
+    choose(method, METHODS, "training method")
+    if not 0 <= p_uncond <= 1:
+        raise ValueError(f"p_uncond (the label dropout probability) must be in [0, 1], got {p_uncond}.")
+    ddpm, path = ddpm or DDPM(), GaussianPath(LinearSchedule())
+
+    def loss_fn(model, batch):
+        net = forward or model
+        images, labels = batch if isinstance(batch, tuple) else (batch, None)
+        images = images.contiguous(memory_format=memory_format_for(images.device))
+        if labels is not None and p_uncond > 0:
+            drop = torch.rand(labels.shape, device=labels.device) < p_uncond
+            labels = torch.where(drop, torch.full_like(labels, num_classes), labels)
+        with autocast_for(images.device):
+            loss = ddpm.loss(net, images, cond=labels) if method == "ddpm" else cfm_loss(net, path, images, cond=labels)
+        return loss.float()
+
+    return loss_fn
+
+
+def compiled_forward(model, device, use_compile: bool | None = None):
+    """torch.compile(model) on CUDA when it compiles and runs; None (eager) otherwise."""
+    if use_compile is None:
+        use_compile = torch.device(device).type == "cuda"
+    if not use_compile:
+        return None
+    try:
+        fast = torch.compile(model)
+        c = model.num_classes
+        x = torch.zeros(2, model.config.image_channels, 28, 28, device=device)
+        with autocast_for(device):
+            fast(x=x, t=torch.full((2,), 0.5, device=device), cond=None if c is None else torch.zeros(2, dtype=torch.long, device=device))
+        return fast
+    except Exception as err:  # an old GPU, no compiler toolchain: eager mode still works
+        warnings.warn(f"torch.compile failed ({type(err).__name__}); training without it.", RuntimeWarning)
+        return None
+
+
+def train_image_model(model: UNet, method: str, data: MNIST, steps: int, batch_size: int = 64, lr: float = 1e-3,
+                      classes: bool = False, p_uncond: float = 0.1, ema_decay: float = 0.999, device=None,
+                      seed: int = 0, use_compile: bool | None = None, progress: bool = True,
+                      callback=None, callback_every: int = 100):
+    """Train model in place with lessons.training.train; return (EMA copy of the model, TrainResult).
+
+    callback(step, ema_model, losses) runs every callback_every steps (to measure quality while training).
+    """
+    check_positive_int(steps, "the number of training steps")
+    device = pick_device(device) if not isinstance(device, torch.device) else device
+    if classes and not model.num_classes:
+        raise ValueError("classes=True needs a U-Net built with num_classes (e.g. unet_config(size, num_classes=10)).")
+    torch.manual_seed(seed)
+    model.to(device=device, memory_format=memory_format_for(device))
+    ema = EMA(model, ema_decay)
+    loss_fn = make_loss(method, compiled_forward(model, device, use_compile), model.num_classes, p_uncond)
+
+    def each_step(step, model, losses):
+        ema.update(model)
+        if callback is not None and (step % callback_every == 0 or step == steps):
+            callback(step, ema.model, losses)
+
+    result = train(model, loss_fn, Batches(data, batch_size, with_labels=classes, seed=seed), steps, lr=lr,
+                   seed=seed, device=device, progress=progress, callback=each_step, callback_every=1)
+    return ema.model, result
+
+
+def ddim_times(ddpm: DDPM, steps: int) -> torch.Tensor:
+    """An evenly spaced sub-sequence of DDPM's steps k = T ... 0 as course times t = 1 - k / T, (steps+1,)."""
+    check_positive_int(steps, "the number of sampling steps")
+    if steps > ddpm.num_steps:
+        raise ValueError(f"DDIM can take at most T = {ddpm.num_steps} steps on DDPM's grid, got {steps}.")
+    k = torch.linspace(ddpm.num_steps, 0, steps + 1).round().long()
+    return ddpm.t_of(k)
+
+
+def clip_data_prediction(model, schedule, low: float = -1.0, high: float = 1.0):
+    """An eps-model whose implied data prediction is clipped to [low, high] (Ho et al.'s sampler does this).
+
+    data_hat = clip((x_t - sigma eps) / alpha), then eps' = (x_t - alpha data_hat) / sigma, (B, ...).
+    Near pure noise alpha is tiny, so an error in eps becomes an error 1 / alpha times larger in data_hat.
+    """
+
+    def clipped(x, t, cond=None):
+        c = schedule(t).expand_like(x)
+        data_hat = ((x - c.sigma * model(x=x, t=t, cond=cond)) / c.alpha).clamp(low, high)
+        return (x - c.alpha * data_hat) / c.sigma
+
+    return clipped
+
+
+@torch.no_grad()
+def generate(model, method: str, noise: torch.Tensor, nfe: int, cond: torch.Tensor | None = None,
+             guidance: float = 0.0, ddpm: DDPM | None = None, eta: float = 0.0, clip: bool = False) -> Trajectory:
+    """Samples from noise (B, C, H, W) in nfe network calls (guided calls count once): DDIM for 'ddpm', Euler for 'cfm'.
+
+    clip (DDPM only): clip the data prediction to [-1, 1] at every DDIM step.
+    """
+    choose(method, METHODS, "sampling method")
+    if clip and method != "ddpm":
+        raise ValueError("clip applies to the DDPM (eps-prediction) sampler only.")
+    net = ClassifierFreeGuidance(model, guidance) if guidance > 0 else model
+    with autocast_for(noise.device):
+        if method == "ddpm":
+            ddpm = ddpm or DDPM()
+            schedule = DiscreteVPSchedule(ddpm)
+            net = clip_data_prediction(net, schedule) if clip else net
+            traj = ddim(net, noise, schedule, ddim_times(ddpm, nfe), eta=eta, cond=cond)
+        else:
+            traj = solve_ode(lambda x, t: net(x=x, t=t, cond=cond), noise, steps=nfe, method="euler")
+    return Trajectory(traj.ts, traj.xs.float(), traj.nfe)
+
+
+def save_image_model(path, model: UNet, settings: dict) -> str:
+    """Save a U-Net's weights with its configuration and the given settings (method, steps, ...); return the checksum."""
+    return save_checkpoint(path, model.state_dict(), {**settings, "unet": model.config.to_dict()})
+
+
+def load_image_model(path, device="cpu"):
+    """Load (U-Net in eval mode, settings) from a checkpoint written by save_image_model, checksum verified."""
+    state, settings = load_checkpoint(path)
+    config = dict(settings["unet"])
+    config["channels"] = tuple(config["channels"])
+    model = UNet(UNetConfig(**config))
+    model.load_state_dict(state)
+    return model.to(device).eval(), settings

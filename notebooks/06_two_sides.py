@@ -1,0 +1,886 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 06 — Two sides of one coin: diffusion and Gaussian flow matching
+#
+# "Which is better, diffusion or flow matching?" This lesson shows, number by number, that for a Gaussian
+# source the question has no answer: the two are **one family of models** written in two notations
+# (Gao, Hoogeboom, Heek, De Bortoli, Murphy, Salimans, *Diffusion Meets Flow Matching: Two Sides of the
+# Same Coin*, 2024). What differs are *choices* inside the family: the network output, the weighting of
+# the loss, the sampling schedule. Knowing that they are choices lets you mix the tools of both worlds.
+#
+# **What you will learn**
+# - the DDIM sampler *is* the flow-matching Euler sampler, after an explicit change of variables;
+# - DDIM does not care how $(\alpha_t, \sigma_t)$ are scaled; the flow Euler sampler does;
+# - "flow matching is straight" is true for a single target point, not for a distribution;
+# - the network outputs $\hat\epsilon$, $\hat x$, $\hat v$, $\hat u$ (and the score) convert exactly, and every
+#   loss is an $\epsilon$-MSE with a weighting $w(\lambda)$ in log-SNR $\lambda$;
+# - flow matching's weighting is the $v$-MSE weighting of the cosine schedule;
+# - the training schedule matters only through its end points (in expectation);
+# - the SDE description $(f_t, g_t)$ and the flow description $(\alpha_t, \sigma_t)$ convert into each other;
+# - logit-normal time sampling (Stable Diffusion 3) moves training effort to the middle of the path.
+#
+# **Claims proven here:** C20 (DDIM = flow Euler), C21 (scaling), C22 (conversions and weightings),
+# C23 (flow matching = $v$-MSE on cosine), C24 (schedule invariance), C25 (SDE $\leftrightarrow$ flow),
+# C26 (logit-normal sampling).
+#
+# Sections: 0. Setup and two trained networks · 1. DDIM is the flow Euler sampler · 2. Invariance to scaling ·
+# 3. Straight to a point is not straight to a distribution · 4. Network outputs and weightings ·
+# 5. Flow matching's weighting · 6. The training schedule · 7. SDE and flow descriptions ·
+# 8. Logit-normal time sampling · Exercises · What to remember
+
+# %% [markdown]
+# ## Two notations, one table
+#
+# The blog post writes $z_t = \alpha_t x + \sigma_t \epsilon$ with $t = 0$ **data** and $t = 1$ **noise**, and flow
+# matching as $z_t = (1-t)x + t\epsilon$. The course uses $t = 0$ **noise** and $t = 1$ **data**
+# (lesson 01). The translation, once:
+#
+# | blog | this course |
+# |---|---|
+# | $z_t$, $t=1$ is noise | `x_t`, $t = 0$ is noise |
+# | $x$, $\epsilon$ | `data`, `noise` |
+# | flow matching $\alpha_t = 1-t$, $\sigma_t = t$ | `LinearSchedule`: $\alpha_t = t$, $\sigma_t = 1 - t$ |
+# | $u = \epsilon - x$ (points towards noise) | velocity $u = \dot\alpha\,\text{data} + \dot\sigma\,\text{noise} = \text{data} - \text{noise}$ |
+# | $\lambda_t = \log(\alpha_t^2/\sigma_t^2)$ decreases with $t$ | $\lambda_t$ increases with $t$ (from $-\infty$ to $+\infty$) |
+#
+# With Gaussian noise the flow-matching path *is* a diffusion forward process: $x_t \mid \text{data}$ is
+# $\mathcal N(\alpha_t\,\text{data}, \sigma_t^2 I)$ in both, with the schedule $\alpha_t = t$, $\sigma_t = 1-t$.
+
+# %% [markdown]
+# ## 0. Setup and two trained networks
+#
+# The target is the course's skewed three-component Gaussian mixture: its posterior $E[\text{data} \mid x_t]$ is
+# closed form **for any schedule**, so where a claim is about samplers or losses we can use the ideal
+# model and see the claim without training noise. Where a claim is about networks, we train two:
+#
+# - a **flow-matching network** $\hat u(x, t)$: velocity output, linear path, CFM loss (lesson 04);
+# - a **diffusion network** $\hat v(x, t)$: $v$-output ($v = \alpha\epsilon - \sigma x$), cosine schedule,
+#   $v$-MSE loss, the classic recipe of Salimans & Ho.
+
+# %%
+import copy
+import math
+import time
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+
+from lessons.budget import budget, by_budget
+from lessons.conversions import from_data_and_noise
+from lessons.data2d import target_density
+from lessons.flow_matching import cfm_loss
+from lessons.models import MLP
+from lessons.paths import GaussianPath
+from lessons.schedules import CosineSchedule, LinearSchedule
+from lessons.training import train
+
+torch.manual_seed(0)
+print(f"budget: {budget()}  (set COURSE_BUDGET=fast for a quick run)")
+target = target_density("mixture")  # 3 unequal Gaussians with a closed-form posterior
+lin, cos = LinearSchedule(), CosineSchedule()
+train_steps = by_budget(fast=1500, full=6000)
+
+
+def v_mse_loss(model, data):
+    """Diffusion's v-MSE on the cosine schedule: || v_hat - (alpha noise - sigma data) ||^2, t ~ U[0, 1]."""
+    t, noise = torch.rand(data.shape[0]), torch.randn_like(data)
+    sample = GaussianPath(cos).sample(noise, data, t)
+    return F.mse_loss(model(x=sample.x_t, t=t), from_data_and_noise(data, noise, "v", cos(t)))
+
+
+start = time.process_time()
+fm_net, v_net = MLP(hidden=128, depth=3), MLP(hidden=128, depth=3)
+fm_run = train(fm_net, lambda m, b: cfm_loss(m, GaussianPath(lin), b), lambda: target.sample(256),
+               steps=train_steps, lr=5e-4, seed=0, device="cpu", progress=False)
+v_run = train(v_net, v_mse_loss, lambda: target.sample(256), steps=train_steps, lr=5e-4, seed=1, device="cpu",
+              progress=False)
+print(f"trained two networks for {train_steps} steps each in {time.process_time() - start:.1f} s of CPU; "
+      f"last losses: FM {sum(fm_run.losses[-100:]) / 100:.3f}, v-MSE {sum(v_run.losses[-100:]) / 100:.3f}")
+
+# %% [markdown]
+# ## 1. DDIM is the flow-matching Euler sampler (C20)
+#
+# **DDIM.** From $x_t$ the network gives estimates $(\hat x, \hat\epsilon)$ of (data, noise) with
+# $x_t = \alpha_t \hat x + \sigma_t \hat\epsilon$ *exactly* (that is how they are recovered from any output, lesson 02).
+# DDIM moves to a later time $s$ by keeping both estimates and changing the coefficients:
+# $$ x_s = \alpha_s \hat x + \sigma_s \hat\epsilon . $$
+#
+# **On the linear path** ($\alpha = t$, $\sigma = 1 - t$) subtract the two lines:
+# $$ x_s - x_t = (s - t)\,\hat x + \big((1-s) - (1-t)\big)\hat\epsilon = (s-t)\,(\hat x - \hat\epsilon) = (s - t)\,\hat u , $$
+# because the velocity of the linear path is $u = \dot\alpha\,x + \dot\sigma\,\epsilon = x - \epsilon$. That is one
+# Euler step of $\mathrm dx/\mathrm dt = \hat u(x, t)$. **DDIM with $\eta = 0$ on a grid is Euler on the same grid**,
+# step by step, with no approximation. First one step, by hand, with the flow-matching network:
+
+# %%
+fm64, v64 = copy.deepcopy(fm_net).double(), copy.deepcopy(v_net).double()  # float64 copies: differences show
+noise = torch.randn(2000, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+
+t, s = 0.3, 0.45
+x = t * target.sample(2000).double() + (1 - t) * noise  # an x_t of the linear path
+u_hat = fm64(x=x, t=torch.full((2000,), t, dtype=torch.float64))
+data_hat = x + (1 - t) * u_hat  # solve x = t data + (1 - t) noise and u = data - noise
+noise_hat = x - t * u_hat
+ddim_step = s * data_hat + (1 - s) * noise_hat  # DDIM: same estimates, coefficients of time s
+euler_step = x + (s - t) * u_hat  # Euler on dx/dt = u_hat
+print(f"one step: max |DDIM - Euler| = {(ddim_step - euler_step).abs().max():.2e}")
+assert torch.allclose(ddim_step, euler_step, atol=1e-12)
+
+# %% [markdown]
+# Now the library's samplers over a whole grid: `lessons.samplers.ddim` told that the network predicts the
+# velocity, and `lessons.solvers.solve_ode` with Euler, on the same 50-step grid, from the same noise.
+
+# %%
+from lessons.samplers import ddim
+from lessons.solvers import solve_ode
+
+grid = torch.linspace(0, 1, 51, dtype=torch.float64)
+ddim_fm = ddim(fm64, noise, lin, grid, prediction="velocity")
+euler_fm = solve_ode(fm64, noise, ts=grid, method="euler")
+gap_fm64 = (ddim_fm.xs - euler_fm.xs).abs().max().item()
+gap_fm32 = (ddim(fm_net, noise.float(), lin, grid.float(), prediction="velocity").final
+            - solve_ode(fm_net, noise.float(), ts=grid.float(), method="euler").final).abs().max().item()
+print(f"FM network, 50 steps: max |DDIM - Euler| over the whole path = {gap_fm64:.1e} (float64), "
+      f"{gap_fm32:.1e} on the final samples in float32")
+
+# %% [markdown]
+# **Any schedule.** The blog's change of variables: divide by $\alpha$. With $\tilde x = x/\alpha$ and
+# $\eta = \sigma/\alpha$ (the inverse square root of the SNR), DDIM's two lines become
+# $\tilde x_s = \hat x + \eta_s\hat\epsilon$ and $\tilde x_t = \hat x + \eta_t\hat\epsilon$, so
+# $$ \tilde x_s = \tilde x_t + (\eta_s - \eta_t)\,\hat\epsilon : $$
+# an Euler step of $\mathrm d\tilde x/\mathrm d\eta = \hat\epsilon$, whatever the schedule. The schedule entered only
+# through $\eta$ at the grid points. If $\hat\epsilon$ were constant along the path, this Euler step would be the
+# exact integral: DDIM's only error is that the network output changes between grid points.
+#
+# $\eta$ is infinite at pure noise, so for whole trajectories we use a version that stays finite at both
+# ends: divide by $\alpha + \sigma$ instead. With $\tau = \alpha/(\alpha+\sigma) = 1/(1+\eta)$ and
+# $x^{\rm lin} = x/(\alpha+\sigma) = \tau \hat x + (1-\tau)\hat\epsilon$, **every schedule becomes the linear path in
+# the time $\tau$**, and DDIM on any schedule is flow-matching Euler on the grid $\tau_i = \tau(t_i)$.
+# By hand, for the diffusion network (cosine schedule, $v$ output), one step in the blog's variables, then the
+# network rewritten as a velocity field of the linear path:
+
+# %%
+from lessons.conversions import to_data_and_noise
+
+t_vec, s_vec = torch.full((2000,), 0.3, dtype=torch.float64), torch.full((2000,), 0.45, dtype=torch.float64)
+c_t, c_s = cos(t_vec), cos(s_vec)
+x = c_t.alpha[:, None] * target.sample(2000).double() + c_t.sigma[:, None] * noise
+data_hat, noise_hat = to_data_and_noise(v64(x=x, t=t_vec), "v", x, c_t)
+ddim_step = c_s.alpha[:, None] * data_hat + c_s.sigma[:, None] * noise_hat
+eta_t, eta_s = c_t.sigma / c_t.alpha, c_s.sigma / c_s.alpha
+x_tilde_s = x / c_t.alpha[:, None] + (eta_s - eta_t)[:, None] * noise_hat  # Euler in (x / alpha, sigma / alpha)
+print(f"one cosine step: max |DDIM / alpha_s - Euler in x/alpha| = {(ddim_step / c_s.alpha[:, None] - x_tilde_s).abs().max():.1e}")
+assert torch.allclose(ddim_step / c_s.alpha[:, None], x_tilde_s, atol=1e-10)
+
+
+def v_net_as_linear_velocity(x, t, cond=None):
+    """The cosine v-network seen on the linear path: same SNR, x scaled by (alpha + sigma)."""
+    t_cos = 2 / math.pi * torch.atan(t / (1 - t))  # tan(pi t_cos / 2) = alpha / sigma = t / (1 - t)
+    c = cos(t_cos)
+    k = (c.alpha + c.sigma)[:, None]  # x_cos = (alpha + sigma) x_lin
+    data_hat, noise_hat = to_data_and_noise(v64(x=k * x, t=t_cos), "v", k * x, c)
+    return data_hat - noise_hat  # the linear path's velocity
+
+
+# %% [markdown]
+# The library does the same for any pair of schedules with `lessons.conversions.change_schedule` (it finds the
+# time of equal log-SNR by bisection and rescales $x$). Both versions must agree, and then DDIM on the cosine
+# grid must equal Euler on the linear path on the grid $\tau_i$, with the paths related by the factor $\alpha+\sigma$.
+
+# %%
+from lessons.conversions import change_schedule
+
+v_as_velocity = change_schedule(v64, source=cos, target=lin, prediction="v", output="velocity")
+probe_t = torch.rand(2000, dtype=torch.float64) * 0.98 + 0.01
+print(f"hand-made vs library change of schedule: max diff = "
+      f"{(v_net_as_linear_velocity(noise, probe_t) - v_as_velocity(x=noise, t=probe_t)).abs().max():.1e}")
+assert torch.allclose(v_net_as_linear_velocity(noise, probe_t), v_as_velocity(x=noise, t=probe_t), atol=1e-9)
+
+c_grid = cos(grid)
+tau_grid = c_grid.alpha / (c_grid.alpha + c_grid.sigma)
+ddim_cos = ddim(v64, noise, cos, grid, prediction="v")
+euler_lin = solve_ode(v_as_velocity, noise, ts=tau_grid, method="euler")
+scale = (c_grid.alpha + c_grid.sigma)[:, None, None]
+gap_cos = (ddim_cos.xs - scale * euler_lin.xs).abs().max().item()
+print(f"diffusion network, 50 cosine steps: max |DDIM path - (alpha + sigma) x Euler path| = {gap_cos:.1e}; "
+      f"final samples differ by {(ddim_cos.final - euler_lin.final).abs().max():.1e}")
+
+# %%
+from lessons.metrics import energy_distance
+
+reference = target.sample(2000, generator=torch.Generator().manual_seed(7))
+fig, axes = plt.subplots(1, 3, figsize=(17, 5))
+axes[0].scatter(*reference.T, s=3, c="lightgray", label="target")
+axes[0].scatter(*ddim_fm.final.T, s=14, facecolors="none", edgecolors="C0", lw=0.6, label="DDIM (velocity output)")
+axes[0].scatter(*euler_fm.final.T, s=2, c="C3", label="flow Euler")
+axes[0].set_title("FM network, 50 steps: DDIM and Euler samples coincide")
+show = slice(0, 15)
+for i in range(15):
+    axes[1].plot(*ddim_cos.xs[:, i].T, c="C0", lw=1, label="DDIM on cosine, x_t" if i == 0 else None)
+    axes[1].plot(*euler_lin.xs[:, i].T, c="C3", lw=1, ls="--", label="Euler on linear, x / (alpha + sigma)" if i == 0 else None)
+    axes[2].plot(*(ddim_cos.xs[:, i] / scale[:, 0]).T, c="C0", lw=3, alpha=0.4, label="DDIM path / (alpha + sigma)" if i == 0 else None)
+    axes[2].plot(*euler_lin.xs[:, i].T, c="C3", lw=1, label="Euler on linear" if i == 0 else None)
+axes[1].scatter(*ddim_cos.final[show].T, c="k", s=12, zorder=3, label="same end points")
+axes[1].set_title("diffusion network: two different-looking paths ...")
+axes[2].set_title("... are one path after the change of variables")
+for ax in axes:
+    ax.set(xlabel="x[0]", ylabel="x[1]", aspect="equal")
+    ax.legend(loc="lower left", fontsize=8, markerscale=2)
+plt.tight_layout()
+plt.show()
+
+# proves C20: DDIM and flow Euler give the same samples from the same network (float64; float32 to its rounding)
+print(f"FM network: DDIM vs Euler {gap_fm64:.1e} (float64) and {gap_fm32:.1e} (float32); "
+      f"diffusion network through the change of variables: {gap_cos:.1e}")
+print(f"the samples are good ones: energy distance to the target {energy_distance(ddim_fm.final, reference.double()):.4f} (FM net), "
+      f"{energy_distance(ddim_cos.final, reference.double()):.4f} (v net)")
+assert gap_fm64 < 1e-10 and gap_cos < 1e-10  # float64 rounding, ~1e-16 per operation times the path length
+assert gap_fm32 < 1e-4  # float32 rounding: ~1e-7 relative, times 50 steps, on samples of size ~5
+
+# %% [markdown]
+# The float32 gap, about $10^{-5}$, is rounding: float32 keeps about 7 digits, samples are of size 5, and 50 steps
+# add their rounding. In float64 the gap falls to $10^{-13}$: the two samplers are the same computation.
+#
+# **DDIM integrates exactly where the output is constant.** For a one-point target (a Gaussian of std $10^{-6}$
+# here) the ideal data estimate is the point itself at every $t$, so DDIM reaches it in **one** step on any schedule,
+# while Euler on the cosine schedule's velocity field is far off with one step and still off with ten (that field
+# is curved; on the linear path it would be exact, since there $\hat u$ is constant too).
+
+# %%
+from lessons.flow_matching import marginal_velocity
+from lessons.mixture import GaussianMixture
+
+
+def exact_velocity(mixture, schedule):
+    """The ideal model of a mixture target as a velocity field for solvers and for DDIM (prediction='velocity')."""
+    path = GaussianPath(schedule)
+    return lambda x, t, cond=None: marginal_velocity(mixture, path, x, t)
+
+
+point = GaussianMixture([[2.0, 1.0]], 1e-6)
+p_noise = noise[:200]
+for steps in (1, 10):
+    g = torch.linspace(0, 1, steps + 1, dtype=torch.float64)
+    err_ddim = (ddim(exact_velocity(point, cos), p_noise, cos, g, prediction="velocity").final - point.means).norm(dim=1).max()
+    err_euler = (solve_ode(exact_velocity(point, cos), p_noise, ts=g).final - point.means).norm(dim=1).max()
+    print(f"{steps:2d} step(s) on the cosine schedule, one-point target: DDIM error {err_ddim:.1e}, Euler error {err_euler:.2f}")
+
+# %% [markdown]
+# ## 2. DDIM is invariant to scaling; the flow Euler sampler is not (C21)
+#
+# Multiply both coefficients by a positive function: $\alpha'_t = c_t\alpha_t$, $\sigma'_t = c_t\sigma_t$. The log-SNR
+# $\lambda_t$ is unchanged and $x'_t = c_t x_t$; an ideal model (or a network fed $x/c_t$) gives the same
+# $(\hat x, \hat\epsilon)$. DDIM's step $x'_s = c_s(\alpha_s \hat x + \sigma_s\hat\epsilon)$ is the old step times $c_s$:
+# the paths differ by the factor $c_t$, and where $c = 1$ (at $t = 1$) the samples are identical. In the blog's
+# variables: $\tilde x = x'/\alpha'$ and $\eta = \sigma'/\alpha'$ do not see $c$ at all.
+#
+# The Euler step $x'_s = x'_t + (s-t)\,\hat u'$ uses the velocity $\hat u'(x') = \tfrac{\dot c}{c}\,x' + c\,\hat u(x'/c)$ at
+# the left end only, and the $\dot c$ term changes what a finite step does: Euler's paths **and** samples change. Both ODEs
+# describe the same flow, so the difference shrinks as the steps get smaller.
+#
+# We take $c_t = 1/\sqrt{\alpha_t^2+\sigma_t^2}$, which turns the flow-matching schedule into a variance-preserving
+# schedule with the same $\lambda_t$ (the blog's "FM" vs "VP" comparison), `lessons.schedules.RescaledSchedule`.
+# By hand first:
+
+# %%
+from lessons.schedules import RescaledSchedule
+
+tt = torch.linspace(0, 1, 11, dtype=torch.float64)
+norm = torch.sqrt(tt**2 + (1 - tt) ** 2)
+vp_lin = RescaledSchedule(lin)  # default scale: c = 1 / sqrt(alpha^2 + sigma^2)
+assert torch.allclose(vp_lin(tt).alpha, tt / norm) and torch.allclose(vp_lin(tt).sigma, (1 - tt) / norm)
+assert torch.allclose(vp_lin.log_snr(tt[1:-1]), lin.log_snr(tt[1:-1]))
+print("c(t) at t = 0, 0.5, 1:", [round(v, 4) for v in (1 / norm[[0, 5, 10]]).tolist()],
+      "; alpha^2 + sigma^2 of the rescaled schedule:", (vp_lin(tt).alpha ** 2 + vp_lin(tt).sigma ** 2).unique().tolist())
+
+# %%
+step_counts = [2, 4, 8, 16, 32, 64, 128]
+rows = []
+for steps in step_counts:
+    g = torch.linspace(0, 1, steps + 1, dtype=torch.float64)
+    d_fm = ddim(exact_velocity(target, lin), noise, lin, g, prediction="velocity")
+    d_vp = ddim(exact_velocity(target, vp_lin), noise, vp_lin, g, prediction="velocity")
+    e_fm = solve_ode(exact_velocity(target, lin), noise, ts=g)
+    e_vp = solve_ode(exact_velocity(target, vp_lin), noise, ts=g)
+    rows.append(dict(steps=steps, ddim_final=(d_fm.final - d_vp.final).norm(dim=1).mean().item(),
+                     ddim_path=(d_fm.xs - d_vp.xs).norm(dim=2).max().item(),
+                     ddim_scaled=(d_vp.xs - d_fm.xs / torch.sqrt(g**2 + (1 - g) ** 2)[:, None, None]).abs().max().item(),
+                     euler_final=(e_fm.final - e_vp.final).norm(dim=1).mean().item(),
+                     euler_path=(e_fm.xs - e_vp.xs).norm(dim=2).max().item()))
+    if steps == 8:
+        paths8 = (d_fm, d_vp, e_fm, e_vp)
+print("steps | DDIM: mean |final FM - final VP|  max path gap  | Euler: mean |final FM - final VP|  max path gap")
+for r in rows:
+    print(f"{r['steps']:5d} |       {r['ddim_final']:.1e}              {r['ddim_path']:.2f}      |"
+          f"        {r['euler_final']:.3f}                   {r['euler_path']:.2f}")
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(17, 5))
+names = ("DDIM, FM schedule", "DDIM, VP-rescaled", "Euler, FM schedule", "Euler, VP-rescaled")
+for ax, pair, title in ((axes[0], (0, 1), "DDIM, 8 steps: paths differ, samples identical"),
+                        (axes[1], (2, 3), "flow Euler, 8 steps: paths and samples differ")):
+    ax.scatter(*reference.T, s=2, c="lightgray")
+    for j, ls in zip(pair, ("-", "--")):
+        for i in range(12):
+            ax.plot(*paths8[j].xs[:, i].T, ls=ls, c=f"C{j}", lw=1.2, label=names[j] if i == 0 else None)
+        ax.scatter(*paths8[j].final[:12].T, c=f"C{j}", s=40 if ls == "-" else 12, marker="o" if ls == "-" else "x", zorder=3)
+    ax.set(xlabel="x[0]", ylabel="x[1]", aspect="equal", title=title)
+    ax.legend(loc="lower left", fontsize=8)
+axes[2].loglog(step_counts, [max(r["ddim_final"], 1e-17) for r in rows], "o-", label="DDIM")
+axes[2].loglog(step_counts, [r["euler_final"] for r in rows], "s-", label="flow Euler")
+axes[2].loglog(step_counts, [rows[0]["euler_final"] * 2 / n for n in step_counts], "k:", label="slope -1 (first order)")
+axes[2].set(xlabel="steps", ylabel="mean |sample(FM) - sample(VP-rescaled)|", title="the gap between the two schedules' samples")
+axes[2].legend()
+plt.tight_layout()
+plt.show()
+
+# proves C21: DDIM's samples do not change under the rescaling (its path scales by c_t); flow Euler's do
+for r in rows:
+    assert r["ddim_final"] < 1e-12 and r["ddim_scaled"] < 1e-12, r  # identical up to float64 rounding
+    assert r["ddim_path"] > 0.5  # ... while the DDIM paths themselves are far apart
+    assert r["euler_final"] > 1e-3 and r["euler_path"] > 0.5, r  # Euler's samples and paths move
+assert rows[-1]["euler_final"] < rows[0]["euler_final"] / 30  # and Euler's gap is a discretisation error: it shrinks
+print(f"C21: DDIM samples equal to {max(r['ddim_final'] for r in rows):.0e}; flow Euler samples differ by "
+      f"{rows[0]['euler_final']:.3f} (2 steps) to {rows[-1]['euler_final']:.4f} (128 steps)")
+
+# %% [markdown]
+# ## 3. Straight to a point is not straight to a distribution
+#
+# "Flow matching paths are straight" is a statement about the **conditional** path: towards one data point,
+# $x_t = t\,\text{data} + (1-t)\,\text{noise}$ is a straight line run at constant speed. If the model is sure
+# which point it is heading to, the sampling path is that straight line and Euler makes no error. But the
+# sampler follows the **marginal** field, an average over all points the noise could lead to.
+#
+# Measure it with Liu et al.'s straightness (`lessons.metrics.straightness`, lesson 05):
+# $S = E\int_0^1 \|(x_1 - x_0) - \dot x_t\|^2\,\mathrm dt$, zero only for straight lines at constant speed. We
+# integrate the *exact* marginal fields of Gaussian targets (midpoint rule, 200 steps) on the linear (FM) path and on
+# the cosine (VP) path, for a **narrow** target (a point) and for **broad** ones. Note the extreme case
+# data $\sim \mathcal N(0, I)$: on a variance-preserving path $x_t$ is $\mathcal N(0, I)$ at every $t$, the field is zero
+# and nothing moves ($S = 0$), while the FM path first shrinks the cloud to variance $\tfrac12$ and then grows it back.
+
+# %%
+from lessons.metrics import straightness
+
+s_noise = noise[:1000]
+
+
+def exact_path(mixture, schedule, steps=200):
+    return solve_ode(exact_velocity(mixture, schedule), s_noise, steps=steps, method="midpoint")
+
+
+targets = {"point (2, 1), std 1e-2": GaussianMixture([[2.0, 1.0]], 0.01),
+           "N(0, I)": GaussianMixture([[0.0, 0.0]], 1.0),
+           "the skewed mixture": target}
+straight = {name: {sched_name: straightness(exact_path(mix, sched)) for sched_name, sched in (("FM", lin), ("VP", cos))}
+            for name, mix in targets.items()}
+widths = [0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.4, 2.0]
+sweep = {name: [straightness(exact_path(GaussianMixture([[0.0, 0.0]], w), sched)) for w in widths]
+         for name, sched in (("FM (linear)", lin), ("VP (cosine)", cos))}
+for name, row in straight.items():
+    print(f"{name:24s} straightness: FM {row['FM']:.4f}   VP {row['VP']:.4f}")
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(17, 5))
+for ax, name in zip(axes[:2], ("point (2, 1), std 1e-2", "the skewed mixture")):
+    for sched_name, sched, c in (("FM (linear)", lin, "C0"), ("VP (cosine)", cos, "C1")):
+        tr = exact_path(targets[name], sched, steps=40)
+        for i in range(12):
+            ax.plot(*tr.xs[:, i].T, c=c, lw=1, label=f"{sched_name}: S = {straight[name][sched_name[:2]]:.3f}" if i == 0 else None)
+        ax.scatter(*tr.xs[0, :12].T, c="k", s=8)
+    ax.set(xlabel="x[0]", ylabel="x[1]", aspect="equal", title=f"exact sampling paths to {name}")
+    ax.legend(loc="lower left", fontsize=9)
+for name, vals in sweep.items():
+    axes[2].plot(widths, vals, "o-", label=name)
+axes[2].set(xscale="log", xlabel="target width (std of N(0, w^2 I))", ylabel="straightness S (0 = straight)",
+            title="narrow targets favour FM, broad ones VP")
+axes[2].legend()
+plt.tight_layout()
+plt.show()
+
+# the blog's claim, measured: straight to a point (FM), not straight to a distribution (VP can be straighter)
+assert straight["point (2, 1), std 1e-2"]["FM"] < 0.02 * straight["point (2, 1), std 1e-2"]["VP"]
+assert straight["N(0, I)"]["VP"] < 1e-6 and straight["N(0, I)"]["FM"] > 0.5
+assert straight["the skewed mixture"]["VP"] < 0.7 * straight["the skewed mixture"]["FM"]
+assert sweep["FM (linear)"][0] < sweep["VP (cosine)"][0] and sweep["VP (cosine)"][-1] < sweep["FM (linear)"][-1]
+
+# %% [markdown]
+# FM is the straighter path for a point (0.008 vs 1.6) and for narrow targets; from a width of about 0.3 on, the
+# VP path is straighter, and on our skewed mixture it is too. Which sampling schedule integrates best depends on
+# the data; "flow matching is straight" is not a law. (Straightness also counts changes of *speed*, so it depends on
+# the time parametrisation; the next exercise asks what a change of time does to it.)
+
+# %% [markdown]
+# ## 4. Network outputs convert exactly, and every loss is an $\epsilon$-MSE (C22)
+#
+# Given $x_t$, each output determines the pair $(\hat x, \hat\epsilon)$ through $x_t = \alpha \hat x + \sigma\hat\epsilon$:
+#
+# | output | target | recovers |
+# |---|---|---|
+# | $\hat\epsilon$ | noise | $\hat x = (x_t - \sigma\hat\epsilon)/\alpha$ |
+# | $\hat x$ | data | $\hat\epsilon = (x_t - \alpha\hat x)/\sigma$ |
+# | $\hat v$ | $\alpha\epsilon - \sigma x$ | $\hat x = (\alpha x_t - \sigma\hat v)/(\alpha^2+\sigma^2)$ |
+# | $\hat u$ | $\dot\alpha x + \dot\sigma\epsilon$ | $\hat x = (\dot\sigma x_t - \sigma\hat u)/(\alpha\dot\sigma - \sigma\dot\alpha)$ |
+# | score | $-\epsilon/\sigma$ | $\hat\epsilon = -\sigma\,\text{score}$ |
+#
+# **The losses.** With $x_t$ fixed, $\hat x - x = -\tfrac{\sigma}{\alpha}(\hat\epsilon - \epsilon)$: one error vector, seen
+# through different linear maps. So every MSE is the $\epsilon$-MSE times a factor:
+# $$ \|\hat x - x\|^2 = e^{-\lambda}\|\hat\epsilon-\epsilon\|^2,\quad
+#    \|\hat v - v\|^2 = \alpha^2(e^{-\lambda}+1)^2\|\hat\epsilon-\epsilon\|^2,\quad
+#    \|\hat u - u\|^2_{\rm linear} = (1+e^{-\lambda/2})^2\|\hat\epsilon-\epsilon\|^2 . $$
+# With $t \sim p(t)$, substitute $\lambda = \lambda_t$: $E_t[\text{factor}\,\|\hat\epsilon-\epsilon\|^2] =
+# \int w(\lambda)\,E\|\hat\epsilon-\epsilon\|^2\,\mathrm d\lambda$ with the **weighting**
+# $$ w(\lambda_t) = \frac{p(t)\,\text{factor}(t)}{\mathrm d\lambda/\mathrm dt} \qquad \text{(Kingma \& Gao 2023).}$$
+# Round trips first, on the diffusion network's outputs, through every pair of kinds:
+
+# %%
+import itertools
+
+from lessons.conversions import PREDICTIONS, convert
+
+g = torch.Generator().manual_seed(3)
+t_probe = torch.rand(4000, generator=g, dtype=torch.float64) * 0.98 + 0.01
+x_probe = GaussianPath(cos).sample(torch.randn(4000, 2, generator=g, dtype=torch.float64), target.sample(4000, generator=g).double(), t_probe).x_t
+v_out = v64(x=x_probe, t=t_probe)
+round_trip = max((convert(convert(convert(v_out, "v", a, x_probe, cos(t_probe)), a, b, x_probe, cos(t_probe)), b, "v", x_probe,
+                          cos(t_probe)) - v_out).abs().max().item() for a, b in itertools.permutations(PREDICTIONS, 2))
+print(f"v -> a -> b -> v for all {len(list(itertools.permutations(PREDICTIONS, 2)))} ordered pairs (a, b): max error {round_trip:.1e}")
+
+# %% [markdown]
+# Now the loss identity, per sample, for the flow-matching network: its velocity output, converted into each kind,
+# errs against that kind's true target by exactly the factor times its $\epsilon$ error. The factor comes from
+# `lessons.weighting.eps_mse_factor`; we check it against the closed forms above, too.
+#
+# Why the output matters even though the losses are interchangeable: the factors also say how an output's error is
+# *amplified* when it is turned into another. At high noise ($\alpha \to 0$) an $\epsilon$-network's data estimate
+# carries its error times $\sigma/\alpha$; at low noise an $x$-network's noise estimate carries $\alpha/\sigma$. The
+# $v$ and $u$ outputs keep both bounded.
+
+# %%
+from lessons.weighting import eps_mse_factor, implied_weighting
+
+g = torch.Generator().manual_seed(4)
+data_p, noise_p = target.sample(4000, generator=g).double(), torch.randn(4000, 2, generator=g, dtype=torch.float64)
+t_p = torch.rand(4000, generator=g, dtype=torch.float64) * 0.98 + 0.01
+coef = lin(t_p)
+x_p = GaussianPath(lin).sample(noise_p, data_p, t_p).x_t
+u_out = fm64(x=x_p, t=t_p)
+eps_err = ((convert(u_out, "velocity", "eps", x_p, coef) - noise_p) ** 2).sum(1)
+worst = 0.0
+for kind in PREDICTIONS:
+    err = ((convert(u_out, "velocity", kind, x_p, coef) - from_data_and_noise(data_p, noise_p, kind, coef)) ** 2).sum(1)
+    worst = max(worst, ((err - eps_mse_factor(kind, coef) * eps_err).abs() / err).max().item())
+lam_p = lin.log_snr(t_p)
+closed = {"data": torch.exp(-lam_p), "v": coef.alpha**2 * (torch.exp(-lam_p) + 1) ** 2, "velocity": (1 + torch.exp(-lam_p / 2)) ** 2}
+closed_gap = max((eps_mse_factor(k, coef) - f).abs().max().item() / f.abs().max().item() for k, f in closed.items())
+print(f"per-sample ||pred - target||^2 = factor x ||eps_hat - eps||^2 for every kind: max relative error {worst:.1e}; "
+      f"factors vs closed forms: {closed_gap:.1e}")
+
+print("\nerror amplification |d x_hat / d output| and |d eps_hat / d output| on the cosine schedule")
+probe = torch.tensor([0.02, 0.5, 0.98], dtype=torch.float64)
+for kind in ("eps", "data", "v", "velocity"):
+    amp = [[(to_data_and_noise(torch.full((1, 1), 1.0, dtype=torch.float64), kind, torch.zeros(1, 1, dtype=torch.float64),
+                               cos(probe[i:i + 1]))[j]).abs().item() for i in range(3)] for j in (0, 1)]
+    print(f"  {kind:8s} -> data: " + "  ".join(f"{a:6.2f}" for a in amp[0]) + "   -> eps: " + "  ".join(f"{a:6.2f}" for a in amp[1])
+          + "   (t = 0.02, 0.5, 0.98)")
+
+# %% [markdown]
+# **The weightings, side by side.** `implied_weighting(kind, schedule, t, time_density)` computes $w(\lambda_t)$; we put
+# the usual recipes on one axis of $\lambda$ (normalised to 1 at $\lambda = 0$):
+
+# %%
+from lessons.schedules import VPSchedule, time_at_log_snr
+from lessons.weighting import fm_weighting, logit_normal_density
+
+lam_axis = torch.linspace(-12, 12, 241, dtype=torch.float64)
+recipes = {
+    "eps-MSE, cosine (iDDPM)": ("eps", cos, None),
+    "eps-MSE, DDPM betas (VP)": ("eps", VPSchedule(), None),
+    "x-MSE, cosine": ("data", cos, None),
+    "v-MSE, cosine": ("v", cos, None),
+    "flow matching (u-MSE, linear)": ("velocity", lin, None),
+    "FM + logit-normal t (SD3)": ("velocity", lin, logit_normal_density),
+}
+weights = {}
+for name, (kind, sched, density) in recipes.items():
+    t_of_lam = time_at_log_snr(sched, lam_axis)
+    ends = sched.log_snr(torch.tensor([0.0, 1.0], dtype=torch.float64))
+    inside = (lam_axis > ends[0]) & (lam_axis < ends[1])  # DDPM's VP schedule does not reach lambda = -12
+    w = implied_weighting(kind, sched, t_of_lam[inside], density)
+    w0 = implied_weighting(kind, sched, time_at_log_snr(sched, torch.zeros(1, dtype=torch.float64)), density)
+    weights[name] = (lam_axis[inside], w, w / w0)
+
+fig, ax = plt.subplots(figsize=(9, 5))
+for i, (name, (lam, _, w_norm)) in enumerate(weights.items()):
+    dashed = "v-MSE" in name  # drawn on top of flow matching's curve, which it covers exactly
+    ax.semilogy(lam, w_norm, lw=2 if dashed or "flow" in name else 1.3, ls="--" if dashed else "-", zorder=3 if dashed else 2, label=name)
+ax.set(xlabel=r"log-SNR $\lambda$ (noise $\leftarrow$ $\rightarrow$ data)", ylabel=r"$w(\lambda) / w(0)$",
+       title="every loss is an eps-MSE weighted in log-SNR", ylim=(1e-4, 1e3))
+ax.legend(fontsize=9)
+plt.show()
+
+# proves C22: exact conversions, and each loss is an eps-MSE times a factor, i.e. a weighting in log-SNR
+lam_fm, w_fm, _ = weights["flow matching (u-MSE, linear)"]
+lam_x, w_x, _ = weights["x-MSE, cosine"]
+lam_e, w_e, _ = weights["eps-MSE, cosine (iDDPM)"]
+print(f"round trips {round_trip:.1e}; per-sample loss identity {worst:.1e}; "
+      f"x-MSE weight / eps-MSE weight = e^-lambda to {(w_x / w_e / torch.exp(-lam_x) - 1).abs().max():.1e}")
+assert round_trip < 1e-10 and worst < 1e-9 and closed_gap < 1e-12
+assert torch.allclose(w_fm, fm_weighting(lam_fm), rtol=1e-9)  # FM: w = e^(-lambda/2) / 2
+assert torch.allclose(w_x / w_e, torch.exp(-lam_x), rtol=1e-9)  # x-MSE = e^-lambda times eps-MSE
+
+# %% [markdown]
+# ## 5. Flow matching's weighting is the $v$-MSE weighting of the cosine schedule (C23)
+#
+# On the linear path $\lambda = 2\log\frac{t}{1-t}$, so $\mathrm d\lambda/\mathrm dt = \frac{2}{t(1-t)}$ and
+# $(1 + e^{-\lambda/2})^2 = 1/t^2$: $\;w_{\rm FM}(\lambda) = \frac{1}{t^2}\cdot\frac{t(1-t)}{2} = \tfrac12 e^{-\lambda/2}$.
+# On the cosine schedule $\lambda = 2\log\tan\frac{\pi t}{2}$, $\mathrm d\lambda/\mathrm dt = \frac{\pi}{\sin\cos}$ and the
+# $v$ factor is $1/\alpha^2 = 1/\sin^2$: $\;w_{v,\cos}(\lambda) = \frac{\cos}{\pi \sin} = \tfrac1\pi e^{-\lambda/2}$.
+# **The same function up to the constant $\pi/2$**, which a learning rate absorbs. The diffusion network and the
+# flow-matching network of section 0 were trained on the same objective.
+
+# %%
+lam_axis = torch.linspace(-10, 10, 201, dtype=torch.float64)
+w_fm = implied_weighting("velocity", lin, time_at_log_snr(lin, lam_axis))
+w_v = implied_weighting("v", cos, time_at_log_snr(cos, lam_axis))
+w_eps = implied_weighting("eps", cos, time_at_log_snr(cos, lam_axis))
+ratio, ratio_eps = w_fm / w_v, w_fm / w_eps
+
+fig, axes = plt.subplots(1, 2, figsize=(14, 4.5))
+axes[0].semilogy(lam_axis, w_fm, lw=3, alpha=0.5, label="flow matching (linear)")
+axes[0].semilogy(lam_axis, w_v * math.pi / 2, "k--", label=r"v-MSE (cosine) $\times \pi/2$")
+axes[0].semilogy(lam_axis, w_eps, label="eps-MSE (cosine), for contrast")
+axes[0].set(xlabel=r"$\lambda$", ylabel=r"$w(\lambda)$", title="the two weightings overlap")
+axes[1].plot(lam_axis, ratio, label="w_FM / w_v,cos")
+axes[1].plot(lam_axis, ratio_eps, label="w_FM / w_eps,cos")
+axes[1].axhline(math.pi / 2, c="k", ls=":", label=r"$\pi / 2$")
+axes[1].set(xlabel=r"$\lambda$", ylabel="ratio", yscale="log", title="constant ratio = same weighting")
+for ax in axes:
+    ax.legend()
+plt.tight_layout()
+plt.show()
+
+# proves C23: w_FM(lambda) / w_v,cos(lambda) is the constant pi / 2 for every lambda (and eps-MSE's is not)
+spread = (ratio.max() / ratio.min() - 1).item()
+print(f"ratio w_FM / w_v,cos in [{ratio.min():.12f}, {ratio.max():.12f}] (pi/2 = {math.pi / 2:.12f}); "
+      f"for eps-MSE it ranges over [{ratio_eps.min():.3g}, {ratio_eps.max():.3g}]")
+assert spread < 1e-9 and abs(ratio.mean().item() - math.pi / 2) < 1e-9
+assert ratio_eps.max() / ratio_eps.min() > 100
+
+# %% [markdown]
+# ## 6. The training schedule matters only through its end points (C24)
+#
+# Training draws $t \sim \mathcal U[0,1]$ and weights the $\epsilon$-MSE by $w(\lambda_t)\,\mathrm d\lambda/\mathrm dt$
+# (`lessons.weighting.weighted_eps_loss`). Change variables from $t$ to $\lambda$:
+# $$ \mathcal L = E_t\Big[w(\lambda_t)\frac{\mathrm d\lambda}{\mathrm dt}\,E\|\hat\epsilon - \epsilon\|^2\Big]
+#    = \int_{\lambda_{\min}}^{\lambda_{\max}} w(\lambda)\,E\|\hat\epsilon - \epsilon\|^2\,\mathrm d\lambda . $$
+# For a model that sees $x_t$ only through $(x_t/\text{scale}, \lambda)$, as the ideal model or any network used
+# through `change_schedule`, the inner expectation is a function of $\lambda$ alone: the schedule $t \mapsto \lambda_t$
+# drops out except for its **end points** $\lambda_{\min}, \lambda_{\max}$. We fix the flow-matching weighting
+# $w = \tfrac12 e^{-\lambda/2}$ and estimate $\mathcal L$ by Monte Carlo on five schedules: linear, cosine and the
+# VP-rescaled linear (all from $\lambda = -\infty$ to $+\infty$), and linear and cosine *truncated* to start at
+# $\lambda_{\min} = -4$ (`TruncatedSchedule`). On the linear schedule the estimator is exactly the CFM loss; on the
+# cosine one it is $\tfrac\pi2\times$ the $v$-MSE.
+
+# %%
+from lessons.schedules import TruncatedSchedule
+from lessons.sde import ExactEps
+from lessons.weighting import weighted_eps_loss
+
+lam_min = torch.tensor([-4.0], dtype=torch.float64)
+train_schedules = {"linear": lin, "cosine": cos, "VP-rescaled linear": vp_lin,
+                   "linear, from lambda=-4": TruncatedSchedule(lin, time_at_log_snr(lin, lam_min).item(), 1.0),
+                   "cosine, from lambda=-4": TruncatedSchedule(cos, time_at_log_snr(cos, lam_min).item(), 1.0)}
+n_mc = by_budget(fast=100_000, full=400_000)
+estimates = {}
+for model_name in ("ideal model", "diffusion network"):
+    for i, (name, sched) in enumerate(train_schedules.items()):
+        g = torch.Generator().manual_seed(100 + i)
+        data_mc = target.sample(n_mc, generator=g).double()
+        t_mc, noise_mc = torch.rand(n_mc, generator=g, dtype=torch.float64), torch.randn(n_mc, 2, generator=g, dtype=torch.float64)
+        eps_model = ExactEps(target, sched) if model_name == "ideal model" else change_schedule(v64, cos, sched, "v", "eps")
+        with torch.no_grad():
+            per_sample = weighted_eps_loss(eps_model, sched, fm_weighting, data_mc, t=t_mc, noise=noise_mc)
+        estimates[model_name, name] = (per_sample.mean().item(), per_sample.std().item() / n_mc**0.5)
+for (model_name, name), (mean, se) in estimates.items():
+    print(f"{model_name:18s} {name:24s} L = {mean:.4f} +- {se:.4f} (1 s.e.)")
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(15, 4.5), sharey=True)
+for ax, model_name in zip(axes, ("ideal model", "diffusion network")):
+    names = list(train_schedules)
+    means = [estimates[model_name, n][0] for n in names]
+    errs = [2 * estimates[model_name, n][1] for n in names]
+    ax.bar(range(len(names)), means, yerr=errs, capsize=6, color=["C0", "C0", "C0", "C1", "C1"])
+    ax.set_xticks(range(len(names)), [n.replace(", ", ",\n") for n in names], fontsize=8)
+    ax.set(ylabel="expected loss (FM weighting), +- 2 s.e.", title=f"{model_name}: same end points, same loss")
+plt.tight_layout()
+plt.show()
+
+
+# proves C24: same end points -> same expected loss (within Monte Carlo error); other end points -> another loss
+def z_score(model_name, a, b):
+    (ma, sa), (mb, sb) = estimates[model_name, a], estimates[model_name, b]
+    return abs(ma - mb) / math.hypot(sa, sb)
+
+
+for model_name in ("ideal model", "diffusion network"):
+    same = [z_score(model_name, "linear", "cosine"), z_score(model_name, "linear", "VP-rescaled linear"),
+            z_score(model_name, "linear, from lambda=-4", "cosine, from lambda=-4")]
+    other = z_score(model_name, "linear", "linear, from lambda=-4")
+    print(f"{model_name}: same end points differ by {', '.join(f'{z:.2f}' for z in same)} s.e.; other end points by {other:.0f} s.e.")
+    assert max(same) < 4 and other > 20
+
+# %% [markdown]
+# The schedule still matters for training, just not for *what* is optimised: the per-sample spread (the printed
+# standard errors) depends on the schedule, and a schedule that lowers the variance of the estimator trains
+# faster. For *sampling*, on the other hand, the schedule sets the discretisation error (sections 1 to 3); the two
+# choices are independent, as the diffusion network shows: trained on cosine, sampled on the linear path.
+
+# %% [markdown]
+# ## 7. The SDE description and the flow description convert into each other (C25)
+#
+# **Diffusion side.** Noising is an SDE, in the course's time (running backwards, from $t=1$ to $0$):
+# $\mathrm dx = f_t x\,\mathrm dt + g_t\,\mathrm dW$. Generation runs forwards with a family of samplers
+# $$ \mathrm dx = \Big(f_t x + \tfrac{1+\eta_t^2}{2} g_t^2 \nabla\log p_t(x)\Big)\mathrm dt + \eta_t g_t\,\mathrm dW , $$
+# $\eta = 0$ the probability-flow ODE (DDIM), $\eta = 1$ the reverse SDE (DDPM) (`lessons.sde`, lesson 02).
+#
+# **Flow side.** $\mathrm dx = u_t(x)\,\mathrm dt$ with $u_t = E[\dot\alpha\,\text{data} + \dot\sigma\,\text{noise} \mid x_t]$, and
+# its stochastic versions $\mathrm dx = \big(u_t + \tfrac12\varepsilon_t^2\nabla\log p_t\big)\mathrm dt + \varepsilon_t\,\mathrm dW$
+# (the extra drift cancels the spreading of the noise in the Fokker–Planck equation, so the marginals stay $p_t$).
+#
+# **The dictionary.** $x_t = \alpha_t\,\text{data} + \sigma_t\,\text{noise}$ solves the noising SDE iff
+# $$ f_t = \frac{\mathrm d\log\alpha_t}{\mathrm dt},\qquad g_t^2 = 2\sigma_t^2 f_t - 2\sigma_t\dot\sigma_t
+#    = -2\alpha_t\sigma_t\frac{\mathrm d}{\mathrm dt}\frac{\sigma_t}{\alpha_t},\qquad \varepsilon_t = \eta_t g_t , $$
+# (`lessons.sde.sde_coefficients`), and back, integrating from the data end $\alpha_1 = 1$, $\sigma_1 = 0$:
+# $$ \alpha_t = \exp\Big(-\!\int_t^1 f\Big),\qquad \sigma_t^2 = \alpha_t^2\int_t^1 \frac{g_r^2}{\alpha_r^2}\,\mathrm dr $$
+# (`lessons.sde_conversion.SDESchedule`). With these, $u_t = f_t x + \tfrac12 g_t^2\nabla\log p_t$: the flow's
+# drift *is* the probability-flow drift. We check the dictionary on DDPM's SDE, $\beta$ linear in diffusion time,
+# where $f = \beta/2$ and $g^2 = \beta$ are known in closed form.
+
+# %%
+from lessons.sde import SDECoefficients, reverse_sde, sde_coefficients
+from lessons.sde_conversion import SDESchedule
+
+vp = VPSchedule(beta_min=0.1, beta_max=20.0)
+t_chk = torch.linspace(0, 0.99, 100, dtype=torch.float64)
+k = sde_coefficients(vp, t_chk)  # flow -> SDE
+flow_to_sde = max((k.f - 0.5 * vp.beta(t_chk)).abs().max().item(), (k.g**2 - vp.beta(t_chk)).abs().max().item())
+vp_from_sde = SDESchedule(lambda t: SDECoefficients(f=0.5 * vp.beta(t), g=vp.beta(t).sqrt()))  # SDE -> flow
+sde_to_flow = max((vp_from_sde(t_chk).alpha - vp(t_chk).alpha).abs().max().item(),
+                  (vp_from_sde(t_chk).sigma - vp(t_chk).sigma).abs().max().item())
+cos_back = SDESchedule(lambda t: sde_coefficients(cos, t), t_min=1e-3)  # cosine -> (f, g) -> back
+t_far = torch.linspace(0.05, 1, 96, dtype=torch.float64)
+cos_round = max((cos_back(t_far).alpha - cos(t_far).alpha).abs().max().item(), (cos_back(t_far).sigma - cos(t_far).sigma).abs().max().item())
+print(f"VP: (alpha, sigma) -> (f, g) vs beta/2, sqrt(beta): {flow_to_sde:.1e};  (f, g) -> (alpha, sigma): {sde_to_flow:.1e}")
+print(f"cosine -> (f, g) -> (alpha, sigma) round trip (trapezoid rule on 20001 points): {cos_round:.1e}")
+
+# the flow drift u + eps^2/2 score (eps = g) equals the diffusion drift f x + g^2 score
+x_chk = torch.randn(500, 2, dtype=torch.float64) * 2
+t_c = torch.rand(500, dtype=torch.float64) * 0.9 + 0.05
+kk, score = sde_coefficients(vp, t_c), target.score(x_chk, vp(t_c).alpha, vp(t_c).sigma)
+flow_drift = exact_velocity(target, vp)(x_chk, t_c) + 0.5 * (kk.g**2)[:, None] * score
+sde_drift = kk.f[:, None] * x_chk + (kk.g**2)[:, None] * score
+print(f"flow-side drift vs SDE-side drift: max relative gap {((flow_drift - sde_drift).abs() / (1 + sde_drift.abs())).max():.1e}")
+
+# %% [markdown]
+# **Same marginals from both descriptions.** Run the reverse SDE built from $(f, g)$ *alone* (the schedule
+# recovered by `SDESchedule`, the ideal score of the mixture) and the flow's ODE Euler sampler built from
+# $(\alpha, \sigma)$ alone, from the same starting points (the exact $t = 0$ marginal of DDPM's VP path, which is
+# almost but not quite pure noise). Compare their clouds at $t = 0.5$ and $t = 1$ with fresh exact samples of $p_t$,
+# by energy distance; the yardstick is the spread of the energy distance between two exact sample sets of the same
+# size (20 pairs: a sampler passes if it is within 4 standard deviations of their mean). As a
+# check that the test can fail, a *wrong* SDE that forgets the extra $\tfrac12 g^2\nabla\log p$ in the drift
+# (keeping the noise) is measured too.
+
+# %%
+n_sde, sde_steps = 2000, by_budget(fast=300, full=1000)
+g = torch.Generator().manual_seed(11)
+c0 = vp(torch.zeros(n_sde, dtype=torch.float64))
+start_x = c0.alpha[:, None] * target.sample(n_sde, generator=g).double() + c0.sigma[:, None] * torch.randn(n_sde, 2, generator=g, dtype=torch.float64)
+ts_sde = torch.linspace(0, 1, sde_steps + 1, dtype=torch.float64)
+sde_run = reverse_sde(ExactEps(target, vp_from_sde), start_x, vp_from_sde, ts_sde, generator=torch.Generator().manual_seed(12))
+ode_run = solve_ode(exact_velocity(target, vp), start_x, ts=ts_sde, method="euler")
+
+wrong, x_w, gw = [start_x], start_x, torch.Generator().manual_seed(13)
+for t0, t1 in zip(ts_sde[:-1].tolist(), ts_sde[1:].tolist()):  # Euler-Maruyama with half the score term
+    tv = torch.full((n_sde,), t0, dtype=torch.float64)
+    kk = sde_coefficients(vp, tv)
+    drift = exact_velocity(target, vp)(x_w, tv)  # = f x + g^2/2 score: the extra g^2/2 score is missing
+    x_w = x_w + (t1 - t0) * drift + kk.g[:, None] * (t1 - t0) ** 0.5 * torch.randn(n_sde, 2, generator=gw, dtype=torch.float64)
+    wrong.append(x_w)
+
+
+def exact_marginal(t, n, seed):
+    gen = torch.Generator().manual_seed(seed)
+    c = vp(torch.full((n,), t, dtype=torch.float64))
+    return c.alpha[:, None] * target.sample(n, generator=gen).double() + c.sigma[:, None] * torch.randn(n, 2, generator=gen, dtype=torch.float64)
+
+
+marg = {}
+for t_show in (0.5, 1.0):
+    i = int(round(t_show * sde_steps))
+    ref = exact_marginal(t_show, n_sde, 20)
+    null = torch.tensor([energy_distance(exact_marginal(t_show, n_sde, 30 + 2 * j), exact_marginal(t_show, n_sde, 31 + 2 * j))
+                         for j in range(20)])
+    marg[t_show] = dict(sde=energy_distance(sde_run.xs[i], ref), ode=energy_distance(ode_run.xs[i], ref),
+                        wrong=energy_distance(wrong[i], ref), tol=(null.mean() + 4 * null.std()).item(), i=i, ref=ref)
+    print(f"t = {t_show}: energy distance to exact p_t: reverse SDE {marg[t_show]['sde']:.4f}, flow ODE {marg[t_show]['ode']:.4f}, "
+          f"wrong SDE {marg[t_show]['wrong']:.4f}; exact vs exact: {null.mean():.4f} +- {null.std():.4f} (20 pairs), "
+          f"tolerance mean + 4 std = {marg[t_show]['tol']:.4f}")
+path_gap = (sde_run.final - ode_run.final).norm(dim=1).mean().item()
+print(f"same start, different paths: mean |SDE sample - ODE sample| = {path_gap:.2f}")
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(17, 5))
+for ax, t_show in zip(axes[:2], (0.5, 1.0)):
+    i = marg[t_show]["i"]
+    ax.scatter(*marg[t_show]["ref"].T, s=3, c="lightgray", label="exact p_t")
+    ax.scatter(*sde_run.xs[i].T, s=3, alpha=0.5, label="reverse SDE from (f, g)")
+    ax.scatter(*ode_run.xs[i].T, s=3, alpha=0.5, label="flow ODE from (alpha, sigma)")
+    ax.set(xlabel="x[0]", ylabel="x[1]", aspect="equal", title=f"t = {t_show}: the same marginal")
+    ax.legend(markerscale=4, fontsize=8, loc="lower left")
+for i in range(6):
+    axes[2].plot(*sde_run.xs[:, i].T, c="C0", lw=0.6, label="reverse SDE" if i == 0 else None)
+    axes[2].plot(*ode_run.xs[:, i].T, c="C1", lw=1.5, label="flow ODE" if i == 0 else None)
+axes[2].set(xlabel="x[0]", ylabel="x[1]", aspect="equal", title="same start, different paths")
+axes[2].legend()
+plt.tight_layout()
+plt.show()
+
+# proves C25: (f, g) <-> (alpha, sigma) convert, and the SDE and flow samplers share their marginals
+assert flow_to_sde < 1e-9 and sde_to_flow < 1e-6 and cos_round < 1e-5  # trapezoid rule error ~ h^2
+for t_show, m in marg.items():
+    assert m["sde"] < m["tol"] and m["ode"] < m["tol"], (t_show, m["sde"], m["ode"], m["tol"])
+assert marg[1.0]["wrong"] > 10 * marg[1.0]["tol"] and path_gap > 0.5  # the test can fail: a wrong drift is caught
+
+# %% [markdown]
+# ## 8. Logit-normal time sampling (C26)
+#
+# Stable Diffusion 3 trains flow matching with $t$ drawn from a **logit-normal** law, $t = \mathrm{sigmoid}(m + s z)$,
+# $z \sim \mathcal N(0,1)$, $m = 0$, $s = 1$ (`lessons.weighting.logit_normal_times`; SD3 writes time the other way,
+# so its $m$ is our $-m$). Drawing $t$ from $p(t)$ multiplies the weighting by $p(t)$: it *is* a change of the loss,
+# $w(\lambda) = \tfrac12 e^{-\lambda/2} p(t_\lambda)$, peaked at moderate noise levels (the 'FM + logit-normal' curve of section 4).
+# Where does training effort go? First the share of training times in each tenth of $[0, 1]$, then two networks
+# trained identically except for the time sampler, compared time by time on the excess loss
+# $E\|\hat u(x_t, t) - u_t(x_t)\|^2$ (the CFM loss minus its irreducible part, measured with the exact marginal field),
+# at ten checkpoints along training.
+
+# %%
+from lessons.weighting import logit_normal_times
+from scipy import integrate
+
+edges = torch.linspace(0, 1, 11, dtype=torch.float64)
+share_exact = torch.tensor([integrate.quad(lambda u: logit_normal_density(torch.tensor([u], dtype=torch.float64)).item(), a, b)[0]
+                            for a, b in zip(edges[:-1].tolist(), edges[1:].tolist())])
+draws = logit_normal_times(200_000, generator=torch.Generator().manual_seed(5)).double()
+share_drawn = torch.bincount(torch.bucketize(draws, edges[1:-1]), minlength=10) / draws.numel()
+print("share of training times per tenth of [0, 1]:")
+print("  uniform      " + " ".join(f"{0.1:.3f}" for _ in range(10)))
+print("  logit-normal " + " ".join(f"{v:.3f}" for v in share_drawn.tolist()) + "  (drawn)")
+print("               " + " ".join(f"{v:.3f}" for v in share_exact.tolist()) + "  (integral of the density)")
+
+gen = torch.Generator().manual_seed(9)  # fixed probe points x_t of the linear path, with their exact field
+probe_t = torch.rand(20_000, generator=gen) * 0.999  # the exact field needs sigma > 0
+probe_x = GaussianPath(lin).sample(torch.randn(20_000, 2, generator=gen), target.sample(20_000, generator=gen), probe_t).x_t
+probe_u = exact_velocity(target, lin)(probe_x, probe_t)
+probe_bin = torch.bucketize(probe_t, edges[1:-1].float())
+
+
+def excess_loss_per_time(model):
+    """Mean of || u_hat - u_exact ||^2 over each tenth of t, (10,), on the probe points."""
+    with torch.no_grad():
+        err = ((model(x=probe_x, t=probe_t) - probe_u) ** 2).sum(1)
+    return torch.stack([err[probe_bin == b].mean() for b in range(10)])
+
+
+curves, start = {}, time.process_time()
+for name, draw_t in (("uniform", lambda b: torch.rand(b)), ("logit-normal", lambda b: logit_normal_times(b))):
+    history = []  # the loss per time at 10 checkpoints along training
+    train(MLP(hidden=128, depth=3), lambda m, b: cfm_loss(m, GaussianPath(lin), b, t=draw_t(b.shape[0])),
+          lambda: target.sample(256), steps=train_steps, lr=5e-4, seed=0, device="cpu", progress=False,
+          callback=lambda step, m, losses: history.append(excess_loss_per_time(m)), callback_every=train_steps // 10)
+    curves[name] = torch.stack(history)  # (checkpoints, 10 tenths of t)
+print(f"trained two networks, identical but for the time sampler, in {time.process_time() - start:.1f} s of CPU")
+mid = ((edges[:-1] + edges[1:]) / 2).numpy()
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(17, 4.5))
+axes[0].bar(mid - 0.02, [0.1] * 10, width=0.04, label="uniform")
+axes[0].bar(mid + 0.02, share_drawn, width=0.04, label="logit-normal(0, 1)")
+axes[0].set(xlabel="t", ylabel="share of training times", title="where the training samples go")
+lam_w, _, w_sd3 = weights["FM + logit-normal t (SD3)"]
+lam_f, _, w_plain = weights["flow matching (u-MSE, linear)"]
+axes[1].semilogy(lam_f, w_plain, label="flow matching, uniform t")
+axes[1].semilogy(lam_w, w_sd3, label="flow matching, logit-normal t (SD3)")
+axes[1].set(xlabel=r"$\lambda$", ylabel=r"$w(\lambda)/w(0)$", title="the weighting it implies", ylim=(1e-4, 1e3))
+for (name, curve), c in zip(curves.items(), ("C0", "C1")):
+    axes[2].semilogy(mid, curve.mean(0), "o-", c=c, label=f"{name} t: averaged over training")
+    axes[2].semilogy(mid, curve[-1], ":", c=c, label=f"{name} t: at the end")
+axes[2].set(xlabel="t (bin centre)", ylabel="excess loss E|u_hat - u|^2", title="the loss per time")
+for ax in axes:
+    ax.legend(fontsize=8)
+plt.tight_layout()
+plt.show()
+
+# proves C26: logit-normal sampling moves training to the middle times: learned faster there, worse at the ends
+ratio_avg = curves["logit-normal"].mean(0) / curves["uniform"].mean(0)
+ratio_end = curves["logit-normal"][-1] / curves["uniform"][-1]
+print("excess loss, logit-normal / uniform, per tenth of t, averaged over training: " + " ".join(f"{r:.2f}" for r in ratio_avg.tolist()))
+print("                                                    at the end of training: " + " ".join(f"{r:.2f}" for r in ratio_end.tolist()))
+assert (share_drawn - share_exact).abs().max() < 0.005  # the sampler follows its density (s.e. of a share ~ 0.001)
+assert share_exact[4:6].sum() > 0.3 and share_exact[[0, -1]].sum() < 0.03  # middle 31%, ends 3% (uniform: 20% each)
+assert ratio_avg[4:7].mean() < 0.85  # learned faster in the middle (t in [0.4, 0.7])
+assert min(ratio_avg[0], ratio_avg[-1], ratio_end[0], ratio_end[-1]) > 1.5  # worse where it rarely trains
+
+# %% [markdown]
+# Averaged over training (the area under each tenth's learning curve) the logit-normal network is ahead in the
+# middle tenths, where the marginal field changes fastest for this target, and behind at both ends, where it sees
+# about 1.4% of its samples per tenth instead of 10%. At the end of training the ends are still clearly worse;
+# in the middle both networks approach the noise floor of their optimiser, so there the final numbers are close
+# (and vary from run to run). That trade is SD3's bet: for images, the middle noise levels are the hard and
+# valuable ones.
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **DDIM on another grid.** Run DDIM with the diffusion network on a grid uniform in log-SNR instead of uniform in
+#    $t$. Which flow-matching Euler grid $\tau_i$ does it correspond to? Check your answer numerically.
+# 2. **Scaling by a constant.** Use `RescaledSchedule(lin, scale=lambda t: (2 + 0 * t, 0 * t))`. What happens to the
+#    noise you must start from, and to DDIM's and Euler's samples?
+# 3. **Straightness and time.** Re-run the straightness comparison of section 3 with `RescaledSchedule(lin)`, a
+#    variance-preserving path with exactly the linear schedule's log-SNR (so, by section 2, the same flow up to the
+#    scale $c_t$). How does its straightness compare with the cosine path's and the linear path's, and what does that
+#    say about the metric: a property of the *curve*, or of the curve *and* its scale and timing?
+# 4. **Your own weighting.** Write the EDM weighting (Karras et al.) as $w(\lambda)$ and add it to the plot of section 4.
+#    Which recipe does it resemble?
+# 5. **Variance, not mean.** In section 6, find a schedule with the same end points whose Monte Carlo estimator has a
+#    clearly larger standard error. What does that predict for training speed?
+# 6. **Shifted logit-normal.** Train with $m = 1$ (in the course's time: more data-side samples). How does the loss per
+#    time change? Where do the samples of the two networks differ most?
+
+# %% [markdown]
+# ## What to remember
+#
+# - **One model family.** A Gaussian flow-matching model is a diffusion model with the schedule $\alpha_t = t$,
+#   $\sigma_t = 1-t$ and a velocity output; any diffusion network becomes a flow-matching field by the change of
+#   variables $x/(\alpha+\sigma)$, $\tau = \alpha/(\alpha+\sigma)$.
+# - **DDIM = flow Euler** (C20), on the linear path literally and on any schedule after the change of variables.
+#   DDIM depends on the schedule only through $\lambda$ at the grid points, so it ignores scaling; Euler does not (C21).
+# - **Straightness is not a property of flow matching**: straight to a point, not to a distribution; for broad
+#   targets a VP path can be straighter.
+# - **Outputs are interchangeable, losses are weightings**: $\epsilon$, $x$, $v$, $u$, score convert exactly (C22); each
+#   loss is $\int w(\lambda) E\|\hat\epsilon-\epsilon\|^2 \mathrm d\lambda$; flow matching's $w$ is the cosine $v$-MSE's (C23).
+#   The output still matters for how errors are amplified and for higher-order samplers.
+# - **The training schedule only sets the end points** of the $\lambda$ integral (C24) and the variance of its estimate;
+#   the weighting $w(\lambda)$ and the time density are the real design choices (C26).
+# - **SDE and flow are dictionaries of each other**: $f = \mathrm d\log\alpha/\mathrm dt$,
+#   $g^2 = -2\alpha\sigma\,\mathrm d(\sigma/\alpha)/\mathrm dt$, and stochastic and deterministic samplers share the marginals (C25).

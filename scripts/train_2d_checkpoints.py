@@ -1,0 +1,110 @@
+"""Train the small 2D models the lecture app and lessons load, one checkpoint per method.
+
+    python scripts/train_2d_checkpoints.py [--out checkpoints/2d] [--methods ddpm icfm otcfm reflow]
+
+Every model is the course MLP, mapping N(0, I) noise to the 8-gaussians target:
+  ddpm    eps-prediction with DDPM's loss (T = 1000 linear betas); sampled by DDPM, DDIM or the PF-ODE
+  icfm    flow matching, straight conditional paths, independent coupling (I-CFM)
+  otcfm   flow matching with minibatch optimal-transport coupling (OT-CFM)
+  reflow  rectified flow: I-CFM retrained on its own (noise, sample) pairs (one reflow step)
+A few minutes on one CPU core under the full budget; COURSE_BUDGET=fast makes a quick smoke run.
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from lessons.budget import budget, by_budget
+from lessons.checkpoints import save_checkpoint
+from lessons.couplings import pair_batches, reflow_pairs
+from lessons.data2d import sample_target
+from lessons.ddpm import DDPM, DiscreteVPSchedule
+from lessons.flow_matching import cfm_loss
+from lessons.metrics import w2
+from lessons.models import MLP
+from lessons.paths import GaussianPath
+from lessons.samplers import ddim
+from lessons.schedules import LinearSchedule
+from lessons.solvers import solve_ode
+from lessons.training import train
+
+METHODS = ("ddpm", "icfm", "otcfm", "reflow")
+MODEL = {"dim": 2, "hidden": 96, "depth": 3, "time_dim": 32, "activation": "silu"}
+TARGET, BATCH, LR, DATA_SIZE = "8gaussians", 256, 2e-3, 20_000
+
+
+def train_ddpm(steps):
+    ddpm, model = DDPM(num_steps=1000), MLP(**MODEL)
+    data = sample_target(TARGET, DATA_SIZE, seed=1)
+    gen = torch.Generator().manual_seed(1_000)
+
+    def next_batch():
+        return data[torch.randint(0, DATA_SIZE, (BATCH,), generator=gen)]
+
+    train(model, lambda m, batch: ddpm.loss(m, batch), next_batch, steps, lr=LR, device="cpu", progress=False)
+    return model, {"prediction": "eps", "schedule": "ddpm", "ddpm_steps": 1000, "beta_start": 1e-4, "beta_end": 0.02}
+
+
+def train_flow(steps, coupling, data, source=None, init=None, seed=2_000):
+    """CFM on the straight path with batches from lessons.couplings.pair_batches; init: weights to start from."""
+    path, model = GaussianPath(LinearSchedule()), MLP(**MODEL)
+    if init is not None:
+        model.load_state_dict(init.state_dict())
+
+    def loss(m, batch):
+        return cfm_loss(m, path, data=batch[1], noise=batch[0])
+
+    next_batch = pair_batches(data, BATCH, coupling, source=source, seed=seed)
+    train(model, loss, next_batch, steps, lr=LR, device="cpu", seed=seed, progress=False)
+    return model, {"prediction": "velocity", "schedule": "linear", "sigma_min": 0.0, "coupling": coupling}
+
+
+def sample(model, info, n, seed=0):
+    """n samples, (n, 2), for the quality readout: 100 Euler steps (flows) or 1000 DDPM steps."""
+    noise = torch.randn(n, 2, generator=torch.Generator().manual_seed(seed))
+    if info["prediction"] == "eps":
+        ddpm = DDPM(num_steps=info["ddpm_steps"])
+        schedule, ts = DiscreteVPSchedule(ddpm), torch.linspace(0, 1, 1001)
+        return ddim(model, noise, schedule, ts, eta=1.0, generator=torch.Generator().manual_seed(seed)).final
+    return solve_ode(model, noise, steps=100, method="euler").final
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="checkpoints/2d", type=Path)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    steps = by_budget(fast=200, full=6_000)
+    trained = {}
+    for method in args.methods:
+        start = time.process_time()
+        data = sample_target(TARGET, DATA_SIZE, seed=1)
+        if method == "ddpm":
+            model, info = train_ddpm(int(1.5 * steps))
+        elif method == "icfm":
+            model, info = train_flow(steps, "independent", data)
+        elif method == "otcfm":
+            model, info = train_flow(steps, "ot", data)
+        else:  # reflow: couple noise with the I-CFM model's own samples, then retrain from I-CFM
+            base = trained["icfm"] if "icfm" in trained else train_flow(steps, "independent", data)[0]
+            noise = torch.randn(by_budget(fast=2_000, full=DATA_SIZE), 2, generator=torch.Generator().manual_seed(7))
+            noise, data_hat = reflow_pairs(base, noise, steps=50, method="rk4")
+            model, info = train_flow(steps // 2, "paired", data_hat, source=noise, init=base, seed=3_000)
+            info["reflow_pairs"] = {"count": noise.shape[0], "solver": "rk4", "steps": 50}
+        trained[method] = model
+        reference = sample_target(TARGET, 1000, seed=99)
+        quality = w2(sample(model, info, 1000, seed=5), reference)
+        baseline = w2(sample_target(TARGET, 1000, seed=98), reference)
+        settings = {"method": method, "target": TARGET, "model": MODEL, "train_steps": steps, "batch": BATCH,
+                    "lr": LR, "budget": budget(), **info,
+                    "metrics": {"w2_to_target": round(quality, 4), "w2_data_vs_data": round(baseline, 4)}}
+        digest = save_checkpoint(args.out / f"{method}.pt", model.state_dict(), settings)
+        print(f"{method:7s} W2 {quality:.3f} (data vs data {baseline:.3f})  "
+              f"{time.process_time() - start:.0f} s cpu  sha256 {digest[:12]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+"""CNF log-likelihood by the augmented ODE: closed-form flows, priors, gradients, training, bits per dimension."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from lessons.cnf import (
+    LikelihoodResult,
+    bits_per_dim,
+    dequantize,
+    divergence_exact,
+    divergence_hutchinson,
+    log_likelihood,
+    standard_normal_log_prob,
+    train_max_likelihood,
+)
+from lessons.mixture import GaussianMixture
+from lessons.models import MLP, SinusoidalTimeEmbedding
+
+F64 = torch.float64
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These tests run thousands of tiny autograd ops; a second thread only adds synchronisation."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class Affine(nn.Module):
+    """v(x, t) = A x + b, constant in time: the flow map is x(1) = e^A x(0) + A^-1 (e^A - I) b."""
+
+    def __init__(self, a, b):
+        super().__init__()
+        self.a, self.b = nn.Parameter(torch.as_tensor(a, dtype=F64)), nn.Parameter(torch.as_tensor(b, dtype=F64))
+
+    def forward(self, x, t, cond=None):
+        return x @ self.a.T + self.b
+
+    def pushforward(self):
+        """The law of x(1) when x(0) ~ N(0, I): N(A^-1 (e^A - I) b, e^A e^A^T), by the closed form."""
+        m = torch.linalg.matrix_exp(self.a)
+        mean = torch.linalg.solve(self.a, (m - torch.eye(len(self.b), dtype=F64)) @ self.b)
+        return torch.distributions.MultivariateNormal(mean, m @ m.T)
+
+
+def _affine():
+    return Affine([[0.3, -1.0], [0.5, -0.2]], [1.0, -0.5])
+
+
+def test_identity_flow_gives_the_prior_density():
+    data = torch.randn(50, 2, dtype=F64)
+    zero = lambda x, t: torch.zeros_like(x)  # noqa: E731
+    normal = torch.distributions.Normal(0.0, 1.0)
+    for method, steps in [("dopri5", None), ("rk4", 3), ("euler", 1)]:
+        result = log_likelihood(zero, data, method=method, steps=steps)
+        assert isinstance(result, LikelihoodResult)
+        assert torch.allclose(result.log_prob, normal.log_prob(data).sum(1))
+        assert torch.allclose(result.noise, data, rtol=0, atol=1e-12)
+    assert torch.allclose(standard_normal_log_prob(data), normal.log_prob(data).sum(1))
+
+
+@pytest.mark.parametrize("method, steps, tol", [("dopri5", None, 1e-4), ("rk4", 20, 1e-6), ("midpoint", 50, 2e-3)])
+def test_affine_flow_likelihood_matches_closed_form(method, steps, tol):
+    field = _affine()
+    with torch.no_grad():
+        data = field.pushforward().sample((300,))
+        result = log_likelihood(field, data, method=method, steps=steps, rtol=1e-7, atol=1e-7)
+        assert (result.log_prob - field.pushforward().log_prob(data)).abs().max() < tol
+        # the noise is the inverse flow map: data = e^A noise + mean
+        back = result.noise @ torch.linalg.matrix_exp(field.a).T + field.pushforward().mean
+        assert torch.allclose(back, data, atol=tol)
+
+
+def test_fixed_step_nfe_counts_the_augmented_evaluations():
+    field = _affine()
+    data = torch.randn(10, 2, dtype=F64)
+    with torch.no_grad():
+        assert log_likelihood(field, data, method="rk4", steps=7).nfe == 4 * 7
+        assert log_likelihood(field, data, method="euler", steps=5).nfe == 5
+        adaptive = log_likelihood(field, data, rtol=1e-8, atol=1e-8).nfe
+        assert adaptive > log_likelihood(field, data, rtol=1e-3, atol=1e-3).nfe
+
+
+def test_hutchinson_likelihood_is_unbiased_for_a_linear_field():
+    # for v = A x the estimate is constant along the path, so its error is eps^T A eps - tr A, mean zero
+    field = _affine()
+    with torch.no_grad():
+        data = field.pushforward().sample((4000,))
+        exact = log_likelihood(field, data, method="rk4", steps=10)
+        g = torch.Generator().manual_seed(0)
+        for noise in ("rademacher", "gaussian"):
+            est = log_likelihood(field, data, method="rk4", steps=10, exact=False, probe_noise=noise, generator=g)
+            err = est.log_prob - exact.log_prob
+            assert err.abs().max() > 1e-3  # single-probe estimates really are noisy ...
+            assert err.mean().abs() < 5 * err.std() / 4000**0.5  # ... and right on average
+
+
+def test_priors_and_conditions_are_passed_through():
+    mixture = GaussianMixture([[0.0, 1.0], [2.0, -1.0]], [0.5, 0.8], [0.3, 0.7])
+    data = torch.randn(20, 2)
+    zero = lambda x, t: 0 * x  # noqa: E731
+    assert torch.allclose(log_likelihood(zero, data, prior=mixture).log_prob, mixture.log_prob(data))
+    assert torch.allclose(log_likelihood(zero, data, prior=mixture.log_prob).log_prob, mixture.log_prob(data))
+    # a conditional field: v = cond * x with one scalar per sample, so div = 2 cond and log p shifts by -2 cond
+    cond = torch.linspace(-1, 1, 20)
+    result = log_likelihood(lambda x, t, cond: cond[:, None] * x, data, method="rk4", steps=20, cond=cond)
+    expected = standard_normal_log_prob(data * torch.exp(-cond)[:, None]) - 2 * cond
+    assert torch.allclose(result.log_prob, expected, atol=1e-5)
+
+
+def test_image_shaped_data():
+    data = torch.randn(6, 1, 3, 3, dtype=F64)
+    result = log_likelihood(lambda x, t: -0.5 * x, data, method="rk4", steps=10)
+    # x(1) = e^-0.5 x(0): noise = e^0.5 data and log p = log N(noise) + 9 * 0.5
+    assert result.noise.shape == data.shape
+    assert torch.allclose(result.log_prob, standard_normal_log_prob(data * math.exp(0.5)) + 4.5, atol=1e-6)
+
+
+def test_gradients_through_the_solver_match_the_closed_form():
+    field = _affine()
+    data = field.pushforward().sample((64,)).detach()
+    (-log_likelihood(field, data, method="dopri5", rtol=1e-9, atol=1e-9).log_prob.mean()).backward()
+    solver_grads = [p.grad.clone() for p in field.parameters()]
+    field.zero_grad()
+    (-field.pushforward().log_prob(data).mean()).backward()
+    for solver, closed in zip(solver_grads, [p.grad for p in field.parameters()]):
+        assert torch.allclose(solver, closed, atol=1e-6)
+
+
+@pytest.mark.parametrize("method, steps", [("dopri5", None), ("rk4", 6)])
+def test_adjoint_gradients_equal_backprop_gradients(method, steps):
+    torch.manual_seed(0)
+    model = MLP(dim=2, hidden=16, depth=2, time_scale=1.0).double()
+    data = torch.randn(32, 2, dtype=F64)
+    grads = {}
+    for adjoint in (False, True):
+        model.zero_grad()
+        result = log_likelihood(model, data, method=method, steps=steps, rtol=1e-8, atol=1e-8, adjoint=adjoint)
+        (-result.log_prob.mean()).backward()
+        grads[adjoint] = torch.cat([p.grad.flatten() for p in model.parameters()])
+    assert grads[False].norm() > 1e-3
+    assert (grads[True] - grads[False]).norm() < 1e-4 * grads[False].norm()  # solver tolerance 1e-8
+
+
+def test_max_likelihood_training_reaches_the_entropy_of_a_gaussian():
+    # a learnable affine flow can represent N(m, diag(s^2)) exactly; its NLL must approach the entropy
+    mean, std = torch.tensor([1.5, -1.0], dtype=F64), torch.tensor([0.5, 2.0], dtype=F64)
+    g = torch.Generator().manual_seed(0)
+    field = Affine(torch.zeros(2, 2) + 0.01 * torch.eye(2), torch.zeros(2))
+    result = train_max_likelihood(field, lambda: mean + std * torch.randn(256, 2, generator=g, dtype=F64),
+                                  steps=100, method="rk4", solver_steps=2, lr=0.1, progress=False, device="cpu")
+    entropy = torch.distributions.Normal(mean, std).entropy().sum().item()
+    assert result.steps_done == 100 and result.seconds > 0
+    assert sum(result.losses[:10]) / 10 > entropy + 0.5
+    assert abs(sum(result.losses[-20:]) / 20 - entropy) < 0.05
+
+
+def test_bits_per_dim_of_uniform_densities():
+    # a uniform density on the pixel cube puts probability 1 / 256^D on every pixel pattern: 8 bits a dimension
+    dims = 784
+    assert torch.allclose(bits_per_dim(torch.zeros(3), dims), torch.full((3,), 8.0))
+    log_p = torch.full((3,), -dims * math.log(2.0))  # uniform on [-1, 1]^D
+    assert torch.allclose(bits_per_dim(log_p, dims, data_range=2.0), torch.full((3,), 8.0))
+    assert torch.allclose(bits_per_dim(torch.zeros(1), 10, scale=2), torch.ones(1))
+
+
+def test_dequantize_fills_each_pixel_bin():
+    levels = torch.randint(0, 256, (1000, 4))
+    pixels = levels / 255.0
+    y = dequantize(pixels, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(torch.floor(y * 256).long(), levels)
+    assert (y.std() > 0.2) and torch.all((y >= 0) & (y < 1))
+
+
+def test_smooth_time_embedding_by_hand():
+    emb = SinusoidalTimeEmbedding(dim=4, max_period=100.0, scale=1.0)
+    t = torch.tensor([0.25, 1.0])
+    angles = t[:, None] * torch.tensor([1.0, 0.1])
+    assert torch.allclose(emb(t), torch.cat([angles.sin(), angles.cos()], 1))
+    assert MLP(time_scale=2.0).time_embedding.scale == 2.0
+
+
+def test_reexports():
+    assert divergence_exact.__module__ == "lessons.divergence"
+    assert divergence_hutchinson.__module__ == "lessons.divergence"
+
+
+def test_bad_inputs_raise_value_errors():
+    field, data = _affine(), torch.randn(4, 2, dtype=F64)
+    with pytest.raises(ValueError, match="needs a number of steps"):
+        log_likelihood(field, data, method="rk4")
+    with pytest.raises(ValueError, match="leave steps=None"):
+        log_likelihood(field, data, steps=10)
+    with pytest.raises(ValueError, match="unknown ODE solver"):
+        log_likelihood(field, data, method="rk45", steps=3)
+    with pytest.raises(ValueError, match="positive whole number"):
+        log_likelihood(field, data, method="euler", steps=0)
+    with pytest.raises(ValueError, match=r"shape \(B, \.\.\.\)"):
+        log_likelihood(field, data[0])
+    with pytest.raises(ValueError, match="nn.Module"):
+        log_likelihood(lambda x, t: x, data, adjoint=True)
+    with pytest.raises(ValueError, match="one log-density per sample"):
+        log_likelihood(field, data, prior=lambda noise: noise)
+    with pytest.raises(ValueError, match="rtol and atol"):
+        log_likelihood(field, data, rtol=0.0)
+    with pytest.raises(ValueError, match="number of probes"):
+        log_likelihood(field, data, exact=False, probes=0)
+    with pytest.raises(ValueError, match="data_range"):
+        bits_per_dim(torch.zeros(2), 4, data_range=0.0)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        dequantize(torch.full((2, 2), 2.0))
+    with pytest.raises(ValueError, match="time scale"):
+        SinusoidalTimeEmbedding(scale=0.0)

@@ -1,0 +1,104 @@
+"""Conversions between eps, data, v, velocity and score: hand formulas, round trips, and the score by autograd."""
+
+import itertools
+
+import pytest
+import torch
+
+from lessons.conversions import PREDICTIONS, convert, from_data_and_noise, to_data_and_noise
+from lessons.data2d import target_density
+from lessons.schedules import CosineSchedule, LinearSchedule, VPSchedule
+
+SCHEDULES = [LinearSchedule(), CosineSchedule(), VPSchedule()]
+
+
+def _setting(schedule, seed=0, shape=(16, 3)):
+    g = torch.Generator().manual_seed(seed)
+    data = torch.randn(shape, generator=g, dtype=torch.float64) * 2
+    noise = torch.randn(shape, generator=g, dtype=torch.float64)
+    t = torch.rand(shape[0], generator=g, dtype=torch.float64) * 0.9 + 0.05  # interior times
+    coef = schedule(t)
+    c = coef.expand_like(data)
+    return data, noise, coef, c.alpha * data + c.sigma * noise, c
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES, ids=repr)
+def test_from_data_and_noise_against_hand_formulas(schedule):
+    data, noise, coef, x_t, c = _setting(schedule)
+    a, s, da, ds = c.alpha, c.sigma, c.d_alpha, c.d_sigma
+    expected = {
+        "eps": noise,
+        "data": data,
+        "v": a * noise - s * data,
+        "velocity": da * data + ds * noise,
+        "score": -(x_t - a * data) / s**2,  # grad of log N(x_t; a data, s^2 I)
+    }
+    for kind in PREDICTIONS:
+        assert torch.allclose(from_data_and_noise(data, noise, kind, coef), expected[kind])
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES, ids=repr)
+def test_every_prediction_recovers_data_and_noise(schedule):
+    data, noise, coef, x_t, _ = _setting(schedule)
+    for kind in PREDICTIONS:
+        pred = from_data_and_noise(data, noise, kind, coef)
+        data_back, noise_back = to_data_and_noise(pred, kind, x_t, coef)
+        assert torch.allclose(data_back, data, atol=1e-9), kind
+        assert torch.allclose(noise_back, noise, atol=1e-9), kind
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES, ids=repr)
+def test_round_trip_between_every_pair_on_random_x_t(schedule):
+    _, _, coef, _, _ = _setting(schedule)
+    g = torch.Generator().manual_seed(1)
+    x_t = torch.randn(16, 3, generator=g, dtype=torch.float64) * 2  # x_t need not come from the pair
+    for source, target in itertools.permutations(PREDICTIONS, 2):
+        pred = torch.randn(16, 3, generator=g, dtype=torch.float64)
+        there = convert(pred, source, target, x_t, coef)
+        back = convert(there, target, source, x_t, coef)
+        assert torch.allclose(back, pred, atol=1e-8), (source, target)
+        # and both describe the same (data, noise) pair, which reproduces x_t
+        data, noise = to_data_and_noise(there, target, x_t, coef)
+        c = coef.expand_like(x_t)
+        assert torch.allclose(c.alpha * data + c.sigma * noise, x_t, atol=1e-8)
+
+
+def test_identity_conversion_is_exact():
+    _, noise, coef, x_t, _ = _setting(CosineSchedule())
+    assert torch.allclose(convert(noise, "eps", "eps", x_t, coef), noise)
+
+
+def test_gaussian_score_by_autograd():
+    """-noise / sigma is grad_x log N(x; alpha data, sigma^2 I) at x = x_t."""
+    data, noise, coef, x_t, c = _setting(CosineSchedule())
+    x = x_t.clone().requires_grad_(True)
+    log_density = (-0.5 * ((x - c.alpha * data) ** 2 / c.sigma**2)).sum()
+    (grad,) = torch.autograd.grad(log_density, x)
+    assert torch.allclose(from_data_and_noise(data, noise, "score", coef), grad)
+
+
+@pytest.mark.parametrize("t_value", [0.2, 0.5, 0.8])
+def test_mixture_score_three_ways(t_value):
+    """Noised 8-gaussians: autograd of log p_t == mixture.score == convert(exact eps -> score)."""
+    mixture = target_density("8gaussians")
+    schedule = CosineSchedule()
+    t = torch.full((64,), t_value, dtype=torch.float64)
+    coef = schedule(t)
+    x = (torch.randn(64, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 4).requires_grad_(True)
+    (grad,) = torch.autograd.grad(mixture.log_prob(x, coef.alpha, coef.sigma).sum(), x)
+    x = x.detach()
+    score = mixture.score(x, coef.alpha, coef.sigma)
+    data_hat = mixture.posterior_mean(x, coef.alpha, coef.sigma)
+    eps = (x - coef.alpha[:, None] * data_hat) / coef.sigma[:, None]  # E[noise | x_t]
+    assert torch.allclose(score, grad, atol=1e-6)
+    assert torch.allclose(convert(eps, "eps", "score", x, coef), grad, atol=1e-6)
+
+
+def test_bad_kind_and_shape_raise():
+    data, noise, coef, x_t, _ = _setting(CosineSchedule())
+    with pytest.raises(ValueError, match="unknown prediction type 'x0'"):
+        convert(noise, "x0", "eps", x_t, coef)
+    with pytest.raises(ValueError, match="unknown prediction type"):
+        from_data_and_noise(data, noise, "noise", coef)
+    with pytest.raises(ValueError, match="same shape"):
+        to_data_and_noise(noise[:, :2], "eps", x_t, coef)

@@ -1,0 +1,88 @@
+"""Couplings: minibatch OT is an exact, cost-lowering permutation; reflow pairs follow the model's ODE."""
+
+import itertools
+
+import pytest
+import torch
+from scipy.optimize import linear_sum_assignment
+
+from lessons.couplings import couple, ot_assignment, pair_batches, reflow_pairs, transport_cost
+
+
+def _clouds(n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 2, generator=g), 3 * torch.randn(n, 2, generator=g) + 1
+
+
+def test_transport_cost_by_hand():
+    noise = torch.tensor([[0.0, 0.0], [1.0, 1.0]])
+    data = torch.tensor([[3.0, 4.0], [1.0, 2.0]])
+    assert transport_cost(noise, data) == pytest.approx((25 + 1) / 2)
+
+
+def test_ot_assignment_is_a_permutation_that_lowers_the_cost():
+    noise, data = _clouds(256)
+    perm = ot_assignment(noise, data)
+    assert torch.equal(perm.sort().values, torch.arange(256))
+    paired_noise, paired_data = couple(noise, data, "ot")
+    assert torch.equal(paired_noise, noise) and torch.equal(paired_data, data[perm])
+    assert transport_cost(paired_noise, paired_data) < 0.9 * transport_cost(noise, data)
+
+
+def test_ot_assignment_matches_brute_force_and_scipy():
+    noise, data = _clouds(6, seed=1)
+    best = min(transport_cost(noise, data[list(p)]) for p in itertools.permutations(range(6)))
+    assert transport_cost(noise, data[ot_assignment(noise, data)]) == pytest.approx(best, rel=1e-12)
+    noise, data = _clouds(100, seed=2)
+    cost = (torch.cdist(noise.double(), data.double()) ** 2).numpy()
+    rows, cols = linear_sum_assignment(cost)
+    assert transport_cost(noise, data[ot_assignment(noise, data)]) == pytest.approx(cost[rows, cols].mean(), rel=1e-10)
+
+
+def test_independent_coupling_keeps_pairs():
+    noise, data = _clouds(10)
+    out = couple(noise, data, "independent")
+    assert torch.equal(out[0], noise) and torch.equal(out[1], data)
+
+
+def test_reflow_pairs_follow_the_ode():
+    shift = torch.tensor([2.0, -1.0])
+
+    def field(x, t):  # dx/dt = shift - x has x(1) = shift + (x(0) - shift) e^{-1}
+        return shift - x
+
+    noise, _ = _clouds(50)
+    out_noise, out_data = reflow_pairs(field, noise, steps=200, method="rk4")
+    assert torch.equal(out_noise, noise)
+    assert torch.allclose(out_data, shift + (noise - shift) * torch.exp(torch.tensor(-1.0)), atol=1e-5)
+
+
+def test_pair_batches_shapes_and_couplings():
+    noise, data = _clouds(1000)
+    for coupling in ("independent", "ot"):
+        batch_noise, batch_data = pair_batches(data, 64, coupling, seed=3)()
+        assert batch_noise.shape == batch_data.shape == (64, 2)
+    ind = pair_batches(data, 128, "independent", seed=4)
+    ot_batches = pair_batches(data, 128, "ot", seed=4)
+    assert transport_cost(*ot_batches()) < transport_cost(*ind())
+    src, dst = pair_batches(data, 32, "paired", source=noise, seed=5)()
+    rows = [int((data == d).all(1).nonzero()[0]) for d in dst]
+    assert torch.equal(src, noise[rows])  # each source row travels with its own data row
+    src, _ = pair_batches(data, 32, "independent", source=noise[:10], seed=6)()
+    assert all((noise[:10] == s).all(1).any() for s in src)  # the noise comes from the given source
+
+
+def test_bad_input():
+    noise, data = _clouds(8)
+    with pytest.raises(ValueError, match="coupling"):
+        couple(noise, data, "sinkhorn")
+    with pytest.raises(ValueError, match="same shape"):
+        ot_assignment(noise, data[:5])
+    with pytest.raises(ValueError, match="shape"):
+        transport_cost(noise[0], data[0])
+    with pytest.raises(ValueError, match="paired"):
+        pair_batches(data, 4, "paired")
+    with pytest.raises(ValueError, match="batch size"):
+        pair_batches(data, 0)
+    with pytest.raises(ValueError, match="coupling"):
+        pair_batches(data, 4, "random")

@@ -1,0 +1,51 @@
+"""Classifier-free guidance (lessons.guidance) and the guidance explorer (widgets.guidance)."""
+
+import pytest
+import torch
+
+from lessons.guidance import ClassifierFreeGuidance
+from lessons.unet import UNet, unet_config
+from widgets.guidance import GuidanceExplorer, precompute_guided_samples
+
+
+def _randomized(model, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(0.2 * torch.randn(p.shape, generator=g))
+    return model.eval()
+
+
+def test_classifier_free_guidance_formula():
+    model = _randomized(UNet(unet_config("tiny", num_classes=10)))
+    x, t, c = torch.randn(3, 1, 28, 28), torch.rand(3), torch.tensor([1, 5, 7])
+    cond, uncond = model(x=x, t=t, cond=c), model(x=x, t=t)
+    guided = ClassifierFreeGuidance(model, 2.0)(x=x, t=t, cond=c)
+    assert torch.allclose(guided, 3.0 * cond - 2.0 * uncond, atol=1e-5)
+    assert torch.allclose(ClassifierFreeGuidance(model, 0.0)(x=x, t=t, cond=c), cond)
+    with pytest.raises(ValueError, match=">= 0"):
+        ClassifierFreeGuidance(model, -1.0)
+    with pytest.raises(ValueError, match="class-conditional"):
+        ClassifierFreeGuidance(UNet(unet_config("tiny")), 1.0)
+    with pytest.raises(ValueError, match="labels"):
+        ClassifierFreeGuidance(model, 1.0)(x=x, t=t)
+
+
+
+def test_explorer_updates_on_class_and_scale():
+    model = _randomized(UNet(unet_config("tiny", num_classes=10)))
+    samples = precompute_guided_samples(model, scales=[0.0, 2.0], per_class=2, nfe=1)
+    assert len(samples) == 20 and samples[(3, 2.0)].shape == (2, 1, 28, 28)
+    assert not torch.allclose(samples[(3, 0.0)], samples[(3, 2.0)])  # same noise, different guidance
+    explorer = GuidanceExplorer(samples)
+    first = explorer.image.value
+    assert first[:4] == b"\x89PNG"
+    explorer.scale.value = 2.0
+    assert explorer.image.value != first and explorer.message.layout.display == "none"
+    explorer.digit.value = 5
+    assert explorer.updates >= 2
+    explorer.samples = {}  # a missing entry becomes a message, never a traceback
+    explorer.digit.value = 6
+    assert explorer.message.layout.display == "block" and "no samples" in explorer.message.value
+    with pytest.raises(ValueError, match="precomputed"):
+        GuidanceExplorer({})

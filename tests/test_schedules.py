@@ -1,0 +1,180 @@
+"""Schedules: end points, derivatives by finite differences, variance preservation, log-SNR, DDPM link."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lessons.ddpm import DDPM, DiscreteVPSchedule
+from lessons.schedules import (
+    CosineSchedule,
+    LinearSchedule,
+    VESchedule,
+    VPSchedule,
+    ddpm_step_to_t,
+    make_schedule,
+)
+
+ALL = {
+    "linear": LinearSchedule(),
+    "linear_sigma_min": LinearSchedule(sigma_min=0.05),
+    "cosine": CosineSchedule(),
+    "vp": VPSchedule(),
+    "vp_small": VPSchedule(beta_min=0.5, beta_max=5.0),
+    "ve": VESchedule(sigma_min=0.02, sigma_max=5.0),
+}
+INTERIOR = torch.linspace(0.03, 0.97, 41, dtype=torch.float64)
+
+
+def central_difference(fn, t, h=1e-6):
+    return (fn(t + h) - fn(t - h)) / (2 * h)
+
+
+def test_end_points_of_each_family():
+    zero, one = torch.zeros(1, dtype=torch.float64), torch.ones(1, dtype=torch.float64)
+    for sched, sigma_min in ((LinearSchedule(), 0.0), (LinearSchedule(0.05), 0.05)):
+        assert sched(zero).alpha.item() == 0.0 and sched(zero).sigma.item() == 1.0
+        assert sched(one).alpha.item() == 1.0 and sched(one).sigma.item() == pytest.approx(sigma_min, abs=1e-15)
+    cos = CosineSchedule()
+    assert cos(zero).alpha.item() == 0.0 and cos(zero).sigma.item() == 1.0
+    assert cos(one).alpha.item() == pytest.approx(1.0, abs=1e-15)
+    assert cos(one).sigma.item() == pytest.approx(0.0, abs=1e-15)
+    vp = VPSchedule(beta_min=0.1, beta_max=20.0)
+    # alpha(0) = exp(-0.5 int_0^1 beta(s) ds) = exp(-0.5 (beta_min + (beta_max - beta_min) / 2))
+    assert vp(zero).alpha.item() == pytest.approx(math.exp(-0.5 * (0.1 + 19.9 / 2)), rel=1e-12)
+    assert vp(zero).sigma.item() == pytest.approx(math.sqrt(1 - math.exp(-(0.1 + 19.9 / 2))), rel=1e-12)
+    assert vp(one).alpha.item() == 1.0 and vp(one).sigma.item() == 0.0
+    ve = VESchedule(sigma_min=0.02, sigma_max=5.0)
+    assert ve(zero).alpha.item() == 1.0 and ve(one).alpha.item() == 1.0
+    assert ve(zero).sigma.item() == pytest.approx(5.0) and ve(one).sigma.item() == pytest.approx(0.02)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("name", list(ALL))
+def test_coefficients_in_range_on_the_closed_interval(name, dtype):
+    """sigma >= 0 everywhere (float32 rounding included), so log-SNR is never NaN, even at t = 0 and 1."""
+    t = torch.linspace(0, 1, 201, dtype=dtype)
+    out = ALL[name](t)
+    assert (out.sigma >= 0).all() and (out.alpha >= 0).all()
+    assert all(torch.isfinite(v).all() for v in (out.alpha, out.sigma, out.d_alpha))
+    lam = ALL[name].log_snr(t)
+    assert not torch.isnan(lam).any() and (lam[1:] >= lam[:-1]).all()
+
+
+@pytest.mark.parametrize("name", list(ALL))
+def test_derivatives_match_finite_differences(name):
+    sched = ALL[name]
+    out = sched(INTERIOR)
+    d_alpha = central_difference(lambda t: sched(t).alpha, INTERIOR)
+    d_sigma = central_difference(lambda t: sched(t).sigma, INTERIOR)
+    scale = 1 + out.d_sigma.abs()
+    assert torch.allclose(out.d_alpha, d_alpha, rtol=1e-6, atol=1e-7)
+    assert ((out.d_sigma - d_sigma).abs() / scale).max() < 1e-6
+
+
+def test_linear_coefficients_by_hand():
+    t = torch.tensor([0.1, 0.5, 0.8], dtype=torch.float64)
+    out = LinearSchedule(sigma_min=0.1)(t)
+    assert torch.allclose(out.alpha, t)
+    assert torch.allclose(out.sigma, 1 - 0.9 * t)
+    assert torch.allclose(out.d_alpha, torch.ones(3, dtype=torch.float64))
+    assert torch.allclose(out.d_sigma, torch.full((3,), -0.9, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("name", ["cosine", "vp", "vp_small"])
+def test_variance_preserving(name):
+    t = torch.linspace(0, 1, 101, dtype=torch.float64)
+    out = ALL[name](t)
+    assert torch.allclose(out.alpha**2 + out.sigma**2, torch.ones_like(t), atol=1e-12)
+
+
+@pytest.mark.parametrize("name", list(ALL))
+def test_log_snr_increasing_and_equal_to_definition(name):
+    sched = ALL[name]
+    out = sched(INTERIOR)
+    lam = sched.log_snr(INTERIOR)
+    assert torch.allclose(lam, 2 * torch.log(out.alpha / out.sigma), atol=1e-10)
+    assert (lam[1:] > lam[:-1]).all()
+
+
+def test_make_schedule_by_name_and_unknown_name():
+    assert isinstance(make_schedule("linear", sigma_min=0.1), LinearSchedule)
+    assert make_schedule("linear", sigma_min=0.1).sigma_min == 0.1
+    assert isinstance(make_schedule("cosine"), CosineSchedule)
+    assert isinstance(make_schedule("vp", beta_min=0.2, beta_max=10.0), VPSchedule)
+    assert isinstance(make_schedule("ve"), VESchedule)
+    with pytest.raises(ValueError, match="unknown schedule 'ot'"):
+        make_schedule("ot")
+
+
+@pytest.mark.parametrize(
+    "build", [lambda: LinearSchedule(sigma_min=1.0), lambda: LinearSchedule(sigma_min=-0.1),
+              lambda: VPSchedule(beta_min=0.0), lambda: VPSchedule(beta_min=2.0, beta_max=1.0),
+              lambda: VESchedule(sigma_min=1.0, sigma_max=1.0), lambda: VESchedule(sigma_min=0.0)],
+)
+def test_bad_parameters_raise(build):
+    with pytest.raises(ValueError):
+        build()
+
+
+@pytest.mark.parametrize("bad_t", [torch.tensor([1.5]), torch.tensor([-0.1]), torch.zeros(2, 2), 0.5])
+def test_schedule_checks_t(bad_t):
+    with pytest.raises(ValueError):
+        CosineSchedule()(bad_t)
+
+
+def test_expand_like_broadcasts_over_a_state():
+    out = CosineSchedule()(torch.tensor([0.2, 0.7])).expand_like(torch.zeros(2, 3, 4))
+    assert out.alpha.shape == (2, 1, 1) and out.d_sigma.shape == (2, 1, 1)
+
+
+def test_ddpm_step_to_t():
+    T = 1000
+    assert ddpm_step_to_t(T, T).item() == 0.0
+    assert ddpm_step_to_t(0, T).item() == 1.0
+    assert ddpm_step_to_t(250, T).item() == pytest.approx(0.75)
+    ks = torch.arange(T + 1)
+    assert torch.allclose(ddpm_step_to_t(ks, T), 1 - ks.float() / T)
+    for bad_k in (-1, T + 1, 2.5, torch.tensor([0, T + 1])):
+        with pytest.raises(ValueError, match="whole numbers"):
+            ddpm_step_to_t(bad_k, T)
+    with pytest.raises(ValueError, match="steps T"):
+        ddpm_step_to_t(1, 0)
+
+
+def _alpha_bars_numpy(T=1000, beta_start=1e-4, beta_end=0.02):
+    return np.concatenate([[1.0], np.cumprod(1 - np.linspace(beta_start, beta_end, T))])
+
+
+def test_vp_schedule_approximates_ddpm_alpha_bars():
+    """Continuous VP(0.1, 20) and DDPM's 1000 linear betas give the same alphas at t = 1 - k / T."""
+    abar = torch.from_numpy(_alpha_bars_numpy())
+    t = 1 - torch.arange(1001, dtype=torch.float64) / 1000
+    vp = VPSchedule(beta_min=0.1, beta_max=20.0)(t)
+    assert (vp.alpha - abar.sqrt()).abs().max() < 1e-2
+    assert (vp.sigma - (1 - abar).sqrt()).abs().max() < 1e-2
+    assert torch.allclose(DDPM().alpha_bars, abar, rtol=1e-10)
+
+
+def test_discrete_vp_schedule_exact_on_the_grid():
+    ddpm = DDPM(num_steps=50, beta_start=2e-3, beta_end=0.3)
+    abar = torch.from_numpy(_alpha_bars_numpy(50, 2e-3, 0.3))
+    sched = DiscreteVPSchedule(ddpm)
+    out = sched(1 - torch.arange(51, dtype=torch.float64) / 50)
+    assert torch.allclose(out.alpha**2, abar, rtol=1e-12, atol=1e-15)
+    assert torch.allclose(out.sigma**2, 1 - abar, rtol=1e-12, atol=1e-15)
+
+
+def test_discrete_vp_schedule_derivatives_between_grid_points():
+    ddpm = DDPM(num_steps=50, beta_start=2e-3, beta_end=0.3)
+    sched = DiscreteVPSchedule(ddpm)
+    # midpoints of grid cells (away from the kinks of the piecewise-linear log alpha-bar), t < 1
+    t = 1 - (torch.arange(49, 0, -1, dtype=torch.float64) + 0.5) / 50  # increasing
+    out = sched(t)
+    h = 1e-7  # much smaller than the cell width 1 / 50
+    assert torch.allclose(out.d_alpha, central_difference(lambda s: sched(s).alpha, t, h), rtol=1e-6)
+    assert torch.allclose(out.d_sigma, central_difference(lambda s: sched(s).sigma, t, h), rtol=1e-6)
+    assert torch.allclose(out.alpha**2 + out.sigma**2, torch.ones_like(t), atol=1e-12)
+    lam = sched.log_snr(t)
+    assert (lam[1:] > lam[:-1]).all()

@@ -1,0 +1,159 @@
+"""Score SDEs: coefficients against closed forms and the schedule's moments, score, PF-ODE field, Euler-Maruyama."""
+
+import math
+
+import pytest
+import torch
+
+from lessons.data2d import target_density
+from lessons.ddpm import DDPM, DiscreteVPSchedule
+from lessons.flow_matching import marginal_velocity
+from lessons.mixture import GaussianMixture
+from lessons.paths import GaussianPath
+from lessons.schedules import CosineSchedule, LinearSchedule, VESchedule, VPSchedule
+from lessons.sde import ExactEps, probability_flow, reverse_sde, score, sde_coefficients
+from lessons.solvers import solve_ode
+
+T_INNER = torch.linspace(0.02, 0.98, 25, dtype=torch.float64)
+
+
+def test_vp_coefficients_are_beta_over_two_and_beta():
+    vp = VPSchedule(beta_min=0.1, beta_max=20.0)
+    k = sde_coefficients(vp, T_INNER)
+    beta = 0.1 + (20.0 - 0.1) * (1 - T_INNER)  # Song et al.'s beta at diffusion time 1 - t
+    assert torch.allclose(k.f, beta / 2, rtol=1e-10)
+    assert torch.allclose(k.g**2, beta, rtol=1e-8)
+
+
+def test_ve_coefficients_are_zero_drift_and_song_diffusion():
+    ve = VESchedule(sigma_min=0.01, sigma_max=20.0)
+    k = sde_coefficients(ve, T_INNER)
+    sigma = 20.0 * (0.01 / 20.0) ** T_INNER
+    assert torch.all(k.f == 0)
+    assert torch.allclose(k.g, sigma * math.sqrt(2 * math.log(20.0 / 0.01)), rtol=1e-10)
+
+
+def test_ddpm_discrete_schedule_diffusion_is_T_times_beta():
+    ddpm = DDPM(num_steps=1000)
+    k_steps = torch.tensor([10, 200, 500, 900])
+    mid = 1 - (k_steps.double() - 0.5) / 1000  # middle of the segment between steps k - 1 and k
+    g2 = sde_coefficients(DiscreteVPSchedule(ddpm), mid).g ** 2
+    expected = -1000 * torch.log1p(-ddpm.betas[k_steps - 1])  # = T beta_k to first order
+    assert torch.allclose(g2, expected, rtol=1e-8)
+
+
+@pytest.mark.parametrize("schedule", [CosineSchedule(), LinearSchedule(sigma_min=0.01), VPSchedule(), VESchedule()])
+def test_coefficients_reproduce_the_schedule_moments_by_finite_differences(schedule):
+    """Noising a point c: mean alpha_t c and variance sigma_t^2 obey d log alpha = f dt, d sigma^2 = (2 f sigma^2 - g^2) dt."""
+    h = 1e-6
+    k = sde_coefficients(schedule, T_INNER)
+    alpha = lambda t: schedule(t).alpha  # noqa: E731
+    var = lambda t: schedule(t).sigma ** 2  # noqa: E731
+    d_log_alpha = (torch.log(alpha(T_INNER + h)) - torch.log(alpha(T_INNER - h))) / (2 * h)
+    d_var = (var(T_INNER + h) - var(T_INNER - h)) / (2 * h)
+    assert torch.allclose(k.f, d_log_alpha, rtol=1e-5, atol=1e-7)
+    assert torch.allclose(2 * k.f * var(T_INNER) - k.g**2, d_var, rtol=1e-5, atol=1e-6)
+
+
+def test_noising_sde_simulated_backwards_in_time_gives_the_marginal():
+    """Euler-Maruyama of dx = f x dt + g dW from data at t = 0.98 down to t = 0.2 lands on N(alpha c, sigma^2)."""
+    schedule, c = CosineSchedule(), torch.tensor([1.5, -0.5])
+    g = torch.Generator().manual_seed(1)
+    ts = torch.linspace(0.98, 0.2, 201)
+    start = schedule(ts[:1])
+    x = start.alpha * c + start.sigma * torch.randn(10_000, 2, generator=g)
+    for t, s in zip(ts[:-1], ts[1:]):
+        k = sde_coefficients(schedule, t.reshape(1))
+        x = x + (s - t) * k.f * x + k.g * (t - s).sqrt() * torch.randn(x.shape, generator=g)
+    end = schedule(ts[-1:])
+    assert torch.allclose(x.mean(0), end.alpha * c, atol=0.04)  # 4 standard errors
+    assert torch.allclose(x.var(0), end.sigma**2 * torch.ones(2), rtol=0.06)
+
+
+def test_exact_eps_is_the_posterior_mean_residual_and_gives_the_mixture_score():
+    mixture, schedule = target_density("mixture"), VPSchedule()
+    model = ExactEps(mixture, schedule)
+    x, t = torch.randn(64, 2) * 2, torch.rand(64) * 0.95
+    c = schedule(t)
+    data_hat = mixture.posterior_mean(x, c.alpha, c.sigma)
+    eps = model(x=x, t=t)
+    assert torch.allclose(eps, (x - c.alpha[:, None] * data_hat) / c.sigma[:, None], atol=1e-4)
+    assert torch.allclose(score(model, schedule, x, t), mixture.score(x, c.alpha, c.sigma), atol=1e-4)
+    # the same score by finite differences of the noised log-density
+    h, e = 1e-3, torch.eye(2)
+    fd = torch.stack([(mixture.log_prob(x + h * e[i], c.alpha, c.sigma) - mixture.log_prob(x - h * e[i], c.alpha, c.sigma))
+                      / (2 * h) for i in range(2)], 1)
+    assert torch.allclose(score(model, schedule, x, t), fd, atol=2e-2)
+
+
+@pytest.mark.parametrize("schedule", [CosineSchedule(), VPSchedule(), VESchedule(sigma_max=15.0)])
+def test_probability_flow_field_is_the_marginal_velocity(schedule):
+    """f x + g^2 score / 2 equals d_alpha E[data | x] + d_sigma E[noise | x] (flow matching's marginal field)."""
+    mixture = target_density("8gaussians")
+    field = probability_flow(ExactEps(mixture, schedule), schedule)
+    x, t = torch.randn(128, 2) * 4, 0.05 + 0.9 * torch.rand(128)
+    expected = marginal_velocity(mixture, GaussianPath(schedule), x, t)
+    assert torch.allclose(field(x=x, t=t), expected, rtol=1e-4, atol=1e-3)
+
+
+def test_one_euler_maruyama_step_matches_the_vp_formula():
+    """x_next = x + dt (beta x / 2 + beta score) + sqrt(beta dt) z, with Song's beta and the mixture's exact score."""
+    mixture, vp = target_density("mixture"), VPSchedule()
+    x, ts = torch.randn(256, 2), torch.tensor([0.3, 0.32])
+    traj = reverse_sde(ExactEps(mixture, vp), x, vp, ts, generator=torch.Generator().manual_seed(5))
+    z = torch.randn(x.shape, generator=torch.Generator().manual_seed(5))
+    beta, c = 0.1 + 19.9 * 0.7, vp(ts[:1])
+    expected = x + 0.02 * (beta / 2 * x + beta * mixture.score(x, c.alpha, c.sigma)) + math.sqrt(beta * 0.02) * z
+    assert torch.allclose(traj.final, expected, atol=1e-4)
+    assert traj.nfe == 1 and traj.xs.shape == (2, 256, 2)
+
+
+def test_reverse_sde_and_probability_flow_ode_both_give_the_gaussian_marginals():
+    """Gaussian data N(m, s^2 I): both generators started at the exact p_0 reach N(alpha m, alpha^2 s^2 + sigma^2)."""
+    data_law = GaussianMixture([[1.0, -2.0]], [0.5])
+    schedule, g = VPSchedule(), torch.Generator().manual_seed(3)
+    model = ExactEps(data_law, schedule)
+    ts = torch.linspace(0.3, 0.9, 151)
+    c0 = schedule(ts[:1])
+    start = c0.alpha * data_law.sample(4000, generator=g) + c0.sigma * torch.randn(4000, 2, generator=g)
+    sde = reverse_sde(model, start, schedule, ts, generator=g)
+    ode = solve_ode(probability_flow(model, schedule), start, ts=ts[::3].contiguous(), method="heun")
+    for traj, idx in ((sde, [75, 150]), (ode, [25, 50])):
+        for i in idx:
+            c = schedule(traj.ts[i:i + 1])
+            mean, var = c.alpha * data_law.means[0], c.alpha**2 * 0.25 + c.sigma**2
+            assert torch.allclose(traj.xs[i].mean(0), mean, atol=0.06)  # about 4 standard errors
+            assert torch.allclose(traj.xs[i].var(0), var.expand(2), rtol=0.1)
+
+
+def test_reverse_sde_is_reproducible_from_a_seed_and_counts_evaluations():
+    mixture, vp = target_density("8gaussians"), VPSchedule()
+    calls = []
+
+    def model(x, t, cond=None):
+        calls.append(1)
+        return ExactEps(mixture, vp)(x=x, t=t)
+
+    noise, ts = torch.randn(32, 2), torch.linspace(0, 1, 11)
+    a = reverse_sde(model, noise, vp, ts, generator=torch.Generator().manual_seed(0))
+    b = reverse_sde(model, noise, vp, ts, generator=torch.Generator().manual_seed(0))
+    c = reverse_sde(model, noise, vp, ts, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a.xs, b.xs) and not torch.allclose(a.final, c.final)
+    assert a.nfe == 10 and len(calls) == 30 and torch.isfinite(a.final).all()
+
+
+def test_bad_inputs_raise_value_errors():
+    mixture, vp = target_density("8gaussians"), VPSchedule()
+    model, x = ExactEps(mixture, vp), torch.randn(4, 2)
+    with pytest.raises(ValueError, match="sigma = 0"):
+        score(model, vp, x, torch.ones(4))
+    with pytest.raises(ValueError, match="increasing"):
+        reverse_sde(model, x, vp, torch.tensor([0.5, 0.2]))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        reverse_sde(model, x, vp, torch.tensor([0.0, 1.5]))
+    with pytest.raises(ValueError, match="one time per sample"):
+        probability_flow(model, vp)(x=x, t=torch.zeros(3))
+    with pytest.raises(ValueError, match="cond=None"):
+        model(x=x, t=torch.zeros(4), cond=torch.zeros(4))
+    with pytest.raises(ValueError, match="2 columns"):
+        model(x=torch.randn(4, 3), t=torch.zeros(4))

@@ -1,0 +1,125 @@
+"""What every explorer shares: a look that reads well on a projector, and errors shown as messages.
+
+An explorer owns one figure (a widgets.plotly_view.PlotlyView, redrawn in place by one message per
+move), its controls, and a message line.
+Control callbacks run through ``Explorer.guard``: a ValueError from the library (an impossible
+schedule, zero steps) becomes a sentence in the message line, never a traceback.
+"""
+
+import html
+import time
+
+import ipywidgets as w
+import numpy as np
+import plotly.graph_objects as go
+import torch
+
+from lessons.data2d import target_density
+
+FONT = "Inter, 'Helvetica Neue', Helvetica, Arial, sans-serif"
+INK, MUTED, GRID = "#1f2933", "#7b8794", "#e4e7eb"
+# one colour per method, used by every explorer (colour-blind safe, Okabe-Ito)
+METHOD_COLORS = {"DDPM": "#d55e00", "DDIM": "#0072b2", "PF-ODE": "#56b4e9", "I-CFM": "#e69f00",
+                 "OT-CFM": "#009e73", "reflow": "#cc79a7"}
+# straight -> bent, for trajectories coloured by how much they bend
+BEND_COLORS = ("#1b9e77", "#66a61e", "#e6ab02", "#d95f02", "#a6361c")
+
+LAYOUT = dict(
+    font=dict(family=FONT, size=16, color=INK),
+    paper_bgcolor="white",
+    plot_bgcolor="white",
+    margin=dict(l=60, r=20, t=60, b=50),
+    legend=dict(font=dict(size=14), bgcolor="rgba(255,255,255,0.8)"),
+    hoverlabel=dict(font=dict(size=14)),
+)
+AXIS = dict(showgrid=True, gridcolor=GRID, zeroline=False, linecolor=MUTED, ticks="outside",
+            tickcolor=MUTED, title_font=dict(size=16), tickfont=dict(size=14))
+
+CSS = """<style>
+.course-explorer { font-family: %s; color: %s; }
+.course-explorer .widget-label, .course-explorer .widget-readout, .course-explorer select,
+.course-explorer input, .course-explorer .widget-toggle-buttons button { font-size: 15px !important; }
+.course-title { font-size: 22px; font-weight: 600; margin: 4px 0 2px 0; }
+.course-help { font-size: 15px; color: #52606d; margin: 0 0 6px 0; }
+.course-message { font-size: 16px; color: #8a1c1c; background: #fdecea; border-left: 5px solid #d64545;
+                  padding: 6px 12px; border-radius: 4px; }
+.course-readout { font-size: 16px; padding: 2px 4px; }
+.course-readout b { font-weight: 600; }
+</style>""" % (FONT, INK)
+
+
+def style_axes(fig: go.Figure) -> None:
+    """Apply the course's axis style to every axis of fig."""
+    fig.update_xaxes(**AXIS)
+    fig.update_yaxes(**AXIS)
+    fig.update_annotations(font=dict(size=17, color=INK))
+
+
+def control_style(width: str = "auto") -> dict:
+    """Keyword arguments that give a control a readable label width."""
+    return dict(style={"description_width": "initial"}, layout=w.Layout(width=width))
+
+
+class Explorer:
+    """Base of the explorers: ``widget`` (a VBox) holds a title, the controls, a message line and the figure."""
+
+    title, help = "", ""
+
+    def __init__(self):
+        self.message = w.HTML(layout=w.Layout(display="none"))
+        self.message.add_class("course-message")
+        self.last_update_seconds = 0.0
+        self.updates = 0
+
+    def _frame(self, *children) -> w.VBox:
+        head = w.HTML(f"{CSS}<div class='course-title'>{self.title}</div><div class='course-help'>{self.help}</div>")
+        box = w.VBox([head, *children])
+        box.add_class("course-explorer")
+        return box
+
+    def show_message(self, text: str | None) -> None:
+        """Show text in the message line (None hides it)."""
+        if text:
+            self.message.value = html.escape(text)
+            self.message.layout.display = "block"
+        else:
+            self.message.value = ""
+            self.message.layout.display = "none"
+
+    def guard(self, action, *args) -> bool:
+        """Run action(*args); on bad input show the reason as a message and return False."""
+        start = time.perf_counter()
+        try:
+            action(*args)
+        except ValueError as err:
+            self.show_message(f"Cannot show this setting: {err}")
+            return False
+        except Exception as err:  # never a traceback in front of a class
+            self.show_message(f"Something went wrong ({type(err).__name__}: {err}). Try another setting.")
+            return False
+        else:
+            self.show_message(None)
+            return True
+        finally:
+            self.last_update_seconds = time.perf_counter() - start
+            self.updates += 1
+
+    def observe(self, controls, action) -> None:
+        """Call action (guarded) whenever one of the controls changes value."""
+        for control in controls:
+            control.observe(lambda _change: self.guard(action), names="value")
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def target_backdrop(fig, cols, view: float, pixels: int = 90) -> None:
+    """The 8-gaussians density as a light grey image behind each panel: cheap to redraw, unlike points."""
+    centers = np.linspace(-view, view, pixels)
+    gx, gy = np.meshgrid(centers, centers)
+    grid = torch.tensor(np.stack([gx.ravel(), gy.ravel()], 1), dtype=torch.float32)
+    density = target_density("8gaussians").log_prob(grid).exp().reshape(pixels, pixels).numpy()
+    z = np.round(density / density.max(), 3)
+    for col in cols:
+        fig.add_heatmap(x=centers.round(3), y=centers.round(3), z=z, showscale=False, hoverinfo="skip", name="target",
+                        colorscale=[[0, "rgba(255,255,255,0)"], [0.3, "#d5dbe1"], [1, "#8896a4"]], row=1, col=col)

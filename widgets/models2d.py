@@ -1,0 +1,72 @@
+"""The pretrained 2D models of the app, and one call that samples any method with any solver.
+
+Checkpoints come from scripts/train_2d_checkpoints.py (checkpoints/2d/<name>.pt). DDPM, DDIM and
+the probability-flow ODE share the eps-prediction network; I-CFM, OT-CFM and reflow are velocity
+networks on the straight path. Everything here only calls the library.
+"""
+
+from pathlib import Path
+
+import torch
+
+from lessons.checkpoints import load_checkpoint
+from lessons.checks import check_positive_int, choose
+from lessons.ddpm import DDPM, DiscreteVPSchedule
+from lessons.models import MLP
+from lessons.samplers import churn_sampler, ddim
+from lessons.sde import probability_flow
+from lessons.solvers import METHODS as SOLVERS
+from lessons.solvers import solve_ode
+from lessons.trajectory import Trajectory
+
+CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints" / "2d"
+# method shown in the app -> checkpoint it needs
+METHODS = {"DDPM": "ddpm", "DDIM": "ddpm", "PF-ODE": "ddpm", "I-CFM": "icfm", "OT-CFM": "otcfm", "reflow": "reflow"}
+SAMPLERS = ("DDPM", "DDIM")  # the samplers that ignore the ODE solver
+PF_ODE_END = 0.999  # the score -eps / sigma is undefined at t = 1 (sigma = 0), stop one DDPM step short
+
+
+class PretrainedModels:
+    """Loads checkpoints on first use and keeps them: ``models.get('icfm') -> (model, settings)``."""
+
+    def __init__(self, directory: Path | str = CHECKPOINT_DIR):
+        self.directory = Path(directory)
+        self._loaded = {}
+
+    def get(self, name: str):
+        if name not in self._loaded:
+            state, settings = load_checkpoint(self.directory / f"{name}.pt")
+            model = MLP(**settings["model"])
+            model.load_state_dict(state)
+            self._loaded[name] = (model.eval(), settings)
+        return self._loaded[name]
+
+    def ddpm_schedule(self) -> DiscreteVPSchedule:
+        """The discrete VP schedule the eps network was trained on."""
+        settings = self.get("ddpm")[1]
+        return DiscreteVPSchedule(DDPM(settings["ddpm_steps"], settings["beta_start"], settings["beta_end"]))
+
+
+@torch.inference_mode()
+def sample_method(models: PretrainedModels, method: str, noise: torch.Tensor, steps: int,
+                  solver: str = "euler", seed: int = 0, stochasticity: float | None = None,
+                  use_churn: bool = False) -> Trajectory:
+    """Trajectory (steps+1, B, 2) of one method from noise (B, 2): DDPM/DDIM by their samplers, the rest by solve_ode.
+
+    stochasticity overrides eta for DDIM (eta = 1 is DDPM); with use_churn it is the churn of churn_sampler.
+    """
+    choose(method, METHODS, "method")
+    choose(solver, SOLVERS, "ODE solver")
+    check_positive_int(steps, "the number of steps")
+    model, _ = models.get(METHODS[method])
+    generator = torch.Generator().manual_seed(seed)
+    if method in SAMPLERS:
+        schedule, ts = models.ddpm_schedule(), torch.linspace(0, 1, steps + 1)
+        amount = (1.0 if method == "DDPM" else 0.0) if stochasticity is None else stochasticity
+        if use_churn:
+            return churn_sampler(model, noise, schedule, ts, churn=amount, generator=generator)
+        return ddim(model, noise, schedule, ts, eta=amount, generator=generator)
+    if method == "PF-ODE":
+        field = probability_flow(model, models.ddpm_schedule())
+        return solve_ode(field, noise, steps=steps, method=solver, t_end=PF_ODE_END, rtol=1e-4, atol=1e-4)
+    return solve_ode(model, noise, steps=steps, method=solver, rtol=1e-4, atol=1e-4)
