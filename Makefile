@@ -1,7 +1,7 @@
 # From diffusion to flow matching, interactively.
 #   make lab    set up .venv if needed and open the course in JupyterLab
 #   make test   set up .venv if needed and run every test (fast budget)
-# Other targets: app, book, lesson N=01, checkpoints, benchmarks, sync, clean.
+# Other targets: app, book, lesson N=01, checkpoints, benchmarks, bench-quick, sync, clean.
 
 VENV       ?= .venv
 PY         := $(VENV)/bin/python
@@ -12,7 +12,7 @@ CELL_TIMEOUT ?= 600
 TEST_TIMEOUT ?= 2400
 STAMP      := $(VENV)/.course-installed
 
-.PHONY: setup lab test test-lib test-notebooks app book lesson checkpoints benchmarks sync clean
+.PHONY: setup lab test test-lib test-notebooks app book lesson checkpoints benchmarks bench-quick sync clean
 
 setup: $(STAMP)
 
@@ -58,11 +58,17 @@ book: setup
 # Retrain the shipped checkpoints with the project's own scripts.
 checkpoints: setup
 	$(PY) scripts/train_2d_checkpoints.py
+	$(PY) scripts/train_mnist_classifier.py --steps 600 --out checkpoints/mnist/classifier.pt
+	$(PY) scripts/train_mnist.py --method cfm --classes --steps 900 --batch-size 32 --size small --out checkpoints/mnist/cfm_small.pt
+	$(PY) scripts/train_mnist.py --method ddpm --classes --steps 900 --batch-size 32 --size small --out checkpoints/mnist/ddpm_small.pt
 
 benchmarks: setup
 	$(PY) benchmarks/flows_2d.py
 	$(PY) benchmarks/widgets.py
 	$(PY) benchmarks/mnist.py
+
+bench-quick: setup
+	$(PY) benchmarks/flows_2d.py --quick
 
 sync:
 	$(VENV)/bin/jupytext --to ipynb notebooks/*.py

