@@ -55,6 +55,19 @@ def style_axes(fig: go.Figure) -> None:
     fig.update_annotations(font=dict(size=17, color=INK))
 
 
+def side_by_side_squares(fig: go.Figure, view: float) -> go.Figure:
+    """Lay out two square 2D panels, [-view, view]^2 each, with the legend below them; returns fig."""
+    fig.update_layout(**LAYOUT, height=600)
+    fig.update_layout(legend=dict(orientation="h", x=0.5, xanchor="center", y=-0.08, yanchor="top"),
+                      margin=dict(l=40, r=20, t=60, b=40))
+    style_axes(fig)
+    fig.update_xaxes(range=[-view, view], constrain="domain", showticklabels=False)
+    fig.update_yaxes(range=[-view, view], constrain="domain", showticklabels=False)
+    fig.update_yaxes(scaleanchor="x", scaleratio=1, row=1, col=1)
+    fig.update_yaxes(scaleanchor="x2", scaleratio=1, row=1, col=2)
+    return fig
+
+
 def control_style(width: str = "auto") -> dict:
     """Keyword arguments that give a control a readable label width."""
     return dict(style={"description_width": "initial"}, layout=w.Layout(width=width))

@@ -12,7 +12,7 @@ from lessons.metrics import w2
 from lessons.samplers import ddim
 from lessons.schedules import LinearSchedule, RescaledSchedule
 from lessons.solvers import solve_ode
-from widgets.base import LAYOUT, METHOD_COLORS, MUTED, Explorer, control_style, style_axes, target_backdrop
+from widgets.base import METHOD_COLORS, MUTED, Explorer, control_style, side_by_side_squares, target_backdrop
 from widgets.plotly_view import PlotlyView
 from widgets.models2d import PretrainedModels, sample_method
 
@@ -96,15 +96,7 @@ class SamplerExplorer(Explorer):
         fig.add_scatter(x=[], y=[], mode="markers", name="flow Euler on c(t)(alpha, sigma)", hoverinfo="skip",
                         marker=dict(size=6, color=METHOD_COLORS["I-CFM"], line=dict(width=0.5, color="white")),
                         row=1, col=2)
-        fig.update_layout(**LAYOUT, height=600)
-        fig.update_layout(legend=dict(orientation="h", x=0.5, xanchor="center", y=-0.08, yanchor="top"),
-                          margin=dict(l=40, r=20, t=60, b=40))
-        style_axes(fig)
-        fig.update_xaxes(range=[-VIEW, VIEW], constrain="domain", showticklabels=False)
-        fig.update_yaxes(range=[-VIEW, VIEW], constrain="domain", showticklabels=False)
-        fig.update_yaxes(scaleanchor="x", scaleratio=1, row=1, col=1)
-        fig.update_yaxes(scaleanchor="x2", scaleratio=1, row=1, col=2)
-        return fig
+        return side_by_side_squares(fig, VIEW)
 
     def dial_result(self, mode: str, amount: float, steps: int) -> dict:
         """Samples of the eps network with eta (or churn) = amount; paths of the first n_lines."""

@@ -11,7 +11,7 @@ from plotly.subplots import make_subplots
 from lessons.data2d import sample_target
 from lessons.metrics import straightness, straightness_per_sample, w2
 from lessons.solvers import METHODS as SOLVERS
-from widgets.base import (BEND_COLORS, LAYOUT, METHOD_COLORS, MUTED, Explorer, control_style, style_axes,
+from widgets.base import (BEND_COLORS, METHOD_COLORS, MUTED, Explorer, control_style, side_by_side_squares,
                           target_backdrop)
 from widgets.plotly_view import PlotlyView
 from widgets.models2d import METHODS, SAMPLERS, PretrainedModels, sample_method
@@ -77,15 +77,7 @@ class TrajectoryExplorer(Explorer):
                             marker=dict(size=5, color="#1f2933"), row=1, col=col)
             fig.add_scatter(x=[], y=[], mode="markers", name="samples", showlegend=col == 1, hoverinfo="skip",
                             marker=dict(size=6, color="#e4572e", line=dict(width=0.5, color="white")), row=1, col=col)
-        fig.update_layout(**LAYOUT, height=600)
-        fig.update_layout(legend=dict(orientation="h", x=0.5, xanchor="center", y=-0.08, yanchor="top"),
-                          margin=dict(l=40, r=20, t=60, b=40))
-        style_axes(fig)
-        fig.update_xaxes(range=[-VIEW, VIEW], constrain="domain", showticklabels=False)
-        fig.update_yaxes(range=[-VIEW, VIEW], constrain="domain", showticklabels=False)
-        fig.update_yaxes(scaleanchor="x", scaleratio=1, row=1, col=1)
-        fig.update_yaxes(scaleanchor="x2", scaleratio=1, row=1, col=2)
-        return fig
+        return side_by_side_squares(fig, VIEW)
 
     def result(self, method: str, solver: str, steps: int) -> dict:
         """Trajectories and numbers for one setting, computed once and cached."""
