@@ -22,14 +22,6 @@ from lessons.models import MLP, SinusoidalTimeEmbedding
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tests run thousands of tiny autograd ops; a second thread only adds synchronisation."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 class Affine(nn.Module):
     """v(x, t) = A x + b, constant in time: the flow map is x(1) = e^A x(0) + A^-1 (e^A - I) b."""

@@ -7,14 +7,6 @@ from lessons.divergence import divergence_exact, divergence_hutchinson, draw_pro
 from lessons.models import MLP
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tests run thousands of tiny autograd ops; a second thread only adds synchronisation."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _model(dim=3, seed=0):
     torch.manual_seed(seed)

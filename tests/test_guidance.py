@@ -7,17 +7,11 @@ from lessons.guidance import ClassifierFreeGuidance
 from lessons.unet import UNet, unet_config
 from widgets.guidance import GuidanceExplorer, precompute_guided_samples
 
-
-def _randomized(model, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(0.2 * torch.randn(p.shape, generator=g))
-    return model.eval()
+from model_helpers import randomized
 
 
 def test_classifier_free_guidance_formula():
-    model = _randomized(UNet(unet_config("tiny", num_classes=10)))
+    model = randomized(UNet(unet_config("tiny", num_classes=10)))
     x, t, c = torch.randn(3, 1, 28, 28), torch.rand(3), torch.tensor([1, 5, 7])
     cond, uncond = model(x=x, t=t, cond=c), model(x=x, t=t)
     guided = ClassifierFreeGuidance(model, 2.0)(x=x, t=t, cond=c)
@@ -33,7 +27,7 @@ def test_classifier_free_guidance_formula():
 
 
 def test_explorer_updates_on_class_and_scale():
-    model = _randomized(UNet(unet_config("tiny", num_classes=10)))
+    model = randomized(UNet(unet_config("tiny", num_classes=10)))
     samples = precompute_guided_samples(model, scales=[0.0, 2.0], per_class=2, nfe=1)
     assert len(samples) == 20 and samples[(3, 2.0)].shape == (2, 1, 28, 28)
     assert not torch.allclose(samples[(3, 0.0)], samples[(3, 2.0)])  # same noise, different guidance

@@ -13,14 +13,7 @@ from lessons.image_training import (EMA, autocast_for, compiled_forward, ddim_ti
 from lessons.mnist import MNIST
 from lessons.unet import ResBlock, UNet, count_parameters, unet_config
 
-
-def _randomized(model, seed=0):
-    """Give every parameter random values (zero-initialized layers would hide bugs)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(0.2 * torch.randn(p.shape, generator=g))
-    return model.eval()
+from model_helpers import randomized
 
 
 def test_sizes_and_shapes():
@@ -32,7 +25,7 @@ def test_sizes_and_shapes():
 
 
 def test_resblock_against_functional_computation():
-    block = _randomized(ResBlock(4, 6, emb_dim=8))
+    block = randomized(ResBlock(4, 6, emb_dim=8))
     x, emb = torch.randn(2, 4, 7, 7), torch.randn(2, 8)
     h = F.conv2d(F.silu(F.group_norm(x, 4, block.norm1.weight, block.norm1.bias)), block.conv1.weight,
                  block.conv1.bias, padding=1) + (emb @ block.emb.weight.T + block.emb.bias)[:, :, None, None]
@@ -42,7 +35,7 @@ def test_resblock_against_functional_computation():
 
 
 def test_samples_do_not_see_each_other_and_layout_does_not_matter():
-    model = _randomized(UNet(unet_config("tiny", num_classes=10)))
+    model = randomized(UNet(unet_config("tiny", num_classes=10)))
     x, t, c = torch.randn(4, 1, 28, 28), torch.rand(4), torch.tensor([0, 3, 10, 9])
     full = model(x=x, t=t, cond=c)
     assert torch.allclose(model(x=x[:2], t=t[:2], cond=c[:2]), full[:2], atol=1e-5)
@@ -50,7 +43,7 @@ def test_samples_do_not_see_each_other_and_layout_does_not_matter():
 
 
 def test_class_embedding_and_null_class():
-    model = _randomized(UNet(unet_config("tiny", num_classes=10)))
+    model = randomized(UNet(unet_config("tiny", num_classes=10)))
     x, t = torch.randn(2, 1, 28, 28), torch.rand(2)
     null = model(x=x, t=t, cond=torch.full((2,), 10))
     assert torch.allclose(model(x=x, t=t), null)
@@ -95,7 +88,7 @@ def test_device_switches_fall_back_on_cpu():
 
 
 def test_losses_match_library_definitions():
-    model = _randomized(UNet(unet_config("tiny", num_classes=10)))
+    model = randomized(UNet(unet_config("tiny", num_classes=10)))
     images, labels = torch.randn(4, 1, 28, 28).clamp(-1, 1), torch.tensor([1, 2, 3, 4])
     torch.manual_seed(1)
     ours = make_loss("cfm", p_uncond=0.0)(model, (images, labels))
@@ -130,7 +123,7 @@ def test_label_dropout_replaces_every_label_when_p_is_one():
 
 
 def test_one_step_samplers_by_hand():
-    model = _randomized(UNet(unet_config("tiny")))
+    model = randomized(UNet(unet_config("tiny")))
     noise = torch.randn(2, 1, 28, 28)
     euler = generate(model, "cfm", noise, nfe=1)
     assert euler.nfe == 1 and torch.allclose(euler.final, noise + model(x=noise, t=torch.zeros(2)), atol=1e-5)
