@@ -60,6 +60,7 @@ class Config:
     steps: int = 3000
     batch: int = 256
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # the recipe of the recorded table (lessons.training.train's default is cosine)
     n_train: int = 10_000
     n_eval: int = 10_000  # points for W2 at 100 steps and for the path energy
     n_few: int = 2_000  # points for W2 at 1, 2, 4, 8 steps
@@ -79,7 +80,8 @@ def _train_flow(cfg, next_batch, path, seed, init=None, t_max=1.0):
         noise, data = batch
         return cfm_loss(m, path, data, noise=noise, t=sample_times(data.shape[0], t_max=t_max))
 
-    train(model, loss, next_batch, steps=cfg.steps, lr=cfg.lr, seed=seed, device="cpu", progress=False)
+    train(model, loss, next_batch, steps=cfg.steps, lr=cfg.lr, seed=seed, device="cpu", progress=False,
+          lr_schedule=cfg.lr_schedule)
     return model
 
 
@@ -87,7 +89,7 @@ def _train_ddpm(cfg, data, seed):
     ddpm, model = DDPM(), _mlp(seed)
     g = torch.Generator().manual_seed(seed)
     train(model, lambda m, batch: ddpm.loss(m, batch), lambda: data[torch.randint(0, len(data), (cfg.batch,), generator=g)],
-          steps=cfg.steps, lr=cfg.lr, seed=seed, device="cpu", progress=False)
+          steps=cfg.steps, lr=cfg.lr, seed=seed, device="cpu", progress=False, lr_schedule=cfg.lr_schedule)
     schedule = DiscreteVPSchedule(ddpm)
     return lambda noise, n: ddim(model, noise, schedule, torch.linspace(0, 1, n + 1), eta=0.0, prediction="eps")
 
@@ -182,7 +184,8 @@ def summarize(cfg, raw):
 def markdown(cfg, rows, wall_s, refs):
     head = (f"W2 at {cfg.sample_steps} Euler steps on {cfg.n_eval} points and NPE; W2 at 1, 2, 4, 8 steps "
             f"on {cfg.n_few} points; mean ± std over {cfg.seeds} seed(s). {cfg.steps} training steps of batch "
-            f"{cfg.batch}, {cfg.n_train} training points. W2 is exact (POT ot.emd2). DDPM is sampled with "
+            f"{cfg.batch} at a {cfg.lr_schedule} learning rate {cfg.lr:g}, {cfg.n_train} training points. "
+            f"W2 is exact (POT ot.emd2). DDPM is sampled with "
             f"deterministic DDIM on the same numbers of steps; FM-VP integrates to t = {VP_T_END}.")
     cols = ["task", "method", "W2", "NPE"] + [f"W2@{n}" for n in FEW_STEPS] + ["cpu s / seed"]
     lines = [head, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]

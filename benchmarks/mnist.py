@@ -96,7 +96,8 @@ def time_to_fd(args, data, reference, classifier, device):
               flush=True)
 
     train_image_model(model, args.method, data, args.max_steps, batch_size=args.batch_size, lr=args.lr,
-                      classes=True, device=device, progress=False, callback=measure, callback_every=args.eval_every)
+                      classes=True, device=device, progress=False, callback=measure, callback_every=args.eval_every,
+                      lr_schedule="constant")  # so the distance at step n does not depend on --max-steps
     hit = next(((wall, cpu) for _, wall, cpu, fd in history if fd <= args.target_fd), None)
     return hit, history
 

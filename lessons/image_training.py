@@ -110,7 +110,7 @@ def compiled_forward(model, device, use_compile: bool | None = None):
 def train_image_model(model: UNet, method: str, data: MNIST, steps: int, batch_size: int = 64, lr: float = 1e-3,
                       classes: bool = False, p_uncond: float = 0.1, ema_decay: float = 0.999, device=None,
                       seed: int = 0, use_compile: bool | None = None, progress: bool = True,
-                      callback=None, callback_every: int = 100):
+                      callback=None, callback_every: int = 100, lr_schedule: str = "cosine"):
     """Train model in place with lessons.training.train; return (EMA copy of the model, TrainResult).
 
     callback(step, ema_model, losses) runs every callback_every steps (to measure quality while training).
@@ -130,7 +130,8 @@ def train_image_model(model: UNet, method: str, data: MNIST, steps: int, batch_s
             callback(step, ema.model, losses)
 
     result = train(model, loss_fn, Batches(data, batch_size, with_labels=classes, seed=seed), steps, lr=lr,
-                   seed=seed, device=device, progress=progress, callback=each_step, callback_every=1)
+                   seed=seed, device=device, progress=progress, callback=each_step, callback_every=1,
+                   lr_schedule=lr_schedule)
     return ema.model, result
 
 

@@ -10,8 +10,14 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from lessons.checks import check_positive_int
+from lessons.checks import check_positive_int, choose
 from lessons.device import pick_device
+
+
+LR_SCHEDULES = {  # multiplier of the learning rate at step n = 0 .. steps-1
+    "constant": lambda n, steps: 1.0,
+    "cosine": lambda n, steps: 0.5 * (1 + math.cos(math.pi * n / steps)),
+}
 
 
 def seed_everything(seed: int) -> None:
@@ -38,8 +44,12 @@ class TrainResult:
 
 def train(model, loss_fn, next_batch, steps: int, lr: float = 1e-3, weight_decay: float = 0.0,
           seed: int = 0, device=None, progress: bool = True, grad_clip: float | None = 1.0,
-          callback=None, callback_every: int = 100, snapshot_every: int = 50) -> TrainResult:
+          callback=None, callback_every: int = 100, snapshot_every: int = 50,
+          lr_schedule: str = "cosine") -> TrainResult:
     """Train ``model`` in place for ``steps`` steps of AdamW on loss_fn(model, next_batch()).
+
+    lr_schedule: 'cosine' (the default: step n uses lr * (1 + cos(pi (n-1) / steps)) / 2, falling from
+    lr towards 0, so the last steps average out the noise of the gradient estimates), or 'constant'.
 
     next_batch() returns a tensor (or a tuple of tensors) that is moved to the device.
     callback(step, model, losses) runs every callback_every steps (a live plot, say).
@@ -48,10 +58,12 @@ def train(model, loss_fn, next_batch, steps: int, lr: float = 1e-3, weight_decay
     check_positive_int(steps, "the number of training steps")
     if not lr > 0:
         raise ValueError(f"the learning rate must be positive, got {lr}.")
+    choose(lr_schedule, LR_SCHEDULES, "learning-rate schedule")
     seed_everything(seed)
     device = torch.device(device) if device is not None else pick_device()
     model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    factor = LR_SCHEDULES[lr_schedule]
     result, good_state, good_step = TrainResult(), copy.deepcopy(model.state_dict()), 0
     start = time.perf_counter()
     bar = tqdm(range(1, steps + 1), disable=not progress, desc="training", mininterval=0.5)
@@ -73,6 +85,8 @@ def train(model, loss_fn, next_batch, steps: int, lr: float = 1e-3, weight_decay
             break
         if grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        for group in opt.param_groups:
+            group["lr"] = lr * factor(step - 1, steps)
         opt.step()
         result.losses.append(loss.item())
         result.steps_done = step

@@ -224,7 +224,6 @@ for ax in axes:
 axes[0].set_ylabel("x[1]")
 fig.suptitle("C4: DDIM with eta = 1 has DDPM's randomness; eta = 0 has none, eta = 0.5 less")
 plt.tight_layout(rect=(0, 0, 1, 0.92))
-plt.savefig("/tmp/lesson02_c4_eta.png", dpi=80)
 plt.show()
 
 ed_whole = energy_distance(eta1_samples, ddpm_samples)
@@ -274,7 +273,6 @@ ax.set_ylabel("energy distance to data (log; values < 1e-4 drawn at 1e-4)")
 ax.set_title("C4: sample quality versus steps, DDPM (eta=1) and DDIM (eta=0)")
 ax.legend(fontsize=8)
 plt.tight_layout()
-plt.savefig("/tmp/lesson02_c4_steps.png", dpi=80)
 plt.show()
 
 for model_name in ("exact", "net"):
@@ -462,7 +460,6 @@ axes[2].set_title("marginals agree at every checked time")
 axes[2].legend(fontsize=8)
 fig.suptitle("C5: same marginals, different paths (same 12 starting points on the left)")
 plt.tight_layout(rect=(0, 0, 1, 0.94))
-plt.savefig("/tmp/lesson02_c5_paths.png", dpi=80)
 plt.show()
 
 print(f"mean |x_SDE - x_ODE| at the end, same start: {paired:.3f}; between unrelated samples: {shuffled:.3f}")
@@ -509,7 +506,6 @@ for ax, pts, name in ((axes[0], data, "data"), (axes[1], sde_net.final, "reverse
     ax.legend(loc="upper right", markerscale=4, fontsize=8)
 axes[0].set_ylabel("x[1]")
 plt.tight_layout()
-plt.savefig("/tmp/lesson02_net_sde_ode.png", dpi=80)
 plt.show()
 
 # %% [markdown]
@@ -579,7 +575,6 @@ ax.set_ylabel("x[1]")
 ax.set_title("C6: one DDPM step = DDIM to a further time + noise")
 ax.legend(fontsize=8, markerscale=2)
 plt.tight_layout()
-plt.savefig("/tmp/lesson02_c6_step.png", dpi=80)
 plt.show()
 
 print(f"means: DDPM {mean_a.numpy().round(4)}  DDIM+renoise {mean_b.numpy().round(4)}")
@@ -625,7 +620,6 @@ for ax, (churn, r) in zip(axes, runs.items()):
 axes[0].set_ylabel("x[1]")
 fig.suptitle("C6: churn sampler, 10 steps, same starting noise (churn 0 = DDIM, churn 1 = DDPM)")
 plt.tight_layout(rect=(0, 0, 1, 0.93))
-plt.savefig("/tmp/lesson02_c6_churn.png", dpi=80)
 plt.show()
 
 for churn, ed in ed_runs.items():

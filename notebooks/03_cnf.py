@@ -168,7 +168,6 @@ axes[2].loglog([4, 64], [errors["euler", 4], errors["euler", 4] / 16], "k:", lab
 axes[2].set(title="error of the integrated log-density", xlabel="solver steps", ylabel="max |error| (nats)")
 axes[2].legend()
 fig.tight_layout()
-fig.savefig("/tmp/lesson03_affine.png", dpi=80)
 plt.show()
 
 euler_slope = math.log(errors["euler", 64] / errors["euler", 4]) / math.log(16)
@@ -250,7 +249,6 @@ for noise, color in (("rademacher", "C0"), ("gaussian", "C1")):
 ax.set(title="variance of Hutchinson's divergence estimate (point 1)", xlabel="probes P", ylabel="variance")
 ax.legend()
 fig.tight_layout()
-fig.savefig("/tmp/lesson03_hutchinson.png", dpi=80)
 plt.show()
 
 print("exact divergence:", [f"{v:.5f}" for v in exact.tolist()])
@@ -364,7 +362,6 @@ for adjoint, marker in ((False, "o-"), (True, "s-")):
 ax.set(title="memory held for backward (rk4, 128 points)", xlabel="solver steps", ylabel="peak saved tensors (MB)")
 ax.legend()
 fig.tight_layout()
-fig.savefig("/tmp/lesson03_adjoint.png", dpi=80)
 plt.show()
 
 for method, steps in (("rk4", 4), ("rk4", 16), ("rk4", 32), ("dopri5", None)):
@@ -452,7 +449,6 @@ axes[3].axhline(nll_prior, color="gray", ls=":", label=f"N(0, I) on the data {nl
 axes[3].set(title="maximum-likelihood training", xlabel="step", ylabel="nats per point", ylim=(entropy - 0.5, nll_prior + 1))
 axes[3].legend()
 fig.tight_layout()
-fig.savefig("/tmp/lesson03_ml.png", dpi=80)
 plt.show()
 
 print(f"test NLL (dopri5, NFE {test_dopri.nfe}): {nll:.3f} +- {nll_se:.3f} nats | rk4 8 steps: {nll_rk4:.3f}")

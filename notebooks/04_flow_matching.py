@@ -163,7 +163,6 @@ for col, (name, path) in enumerate(paths.items()):
     bottom.set(title=f"{name}: speed $|u_t(x_t\\mid$data$)|$ along them", xlabel="t (0 = noise, 1 = data)",
                ylabel="speed")
 fig.tight_layout()
-fig.savefig("/tmp/04_conditional_paths.png", dpi=80)
 plt.show()
 
 # proves C12: for VE, VP and OT the target field u_t(x | data) is the time derivative of the flow map
@@ -302,7 +301,6 @@ ax.set(title="Monte Carlo average of conditional fields vs exact field", xlabel=
        ylabel="relative RMS error")
 ax.legend()
 fig.tight_layout()
-fig.savefig("/tmp/04_marginal_field.png", dpi=80)
 plt.show()
 
 # proves C10 (first half): the marginal field is the posterior-weighted average of conditional fields.
@@ -419,7 +417,6 @@ ax.quiver(*grid.T, *v_learned.T, color="tab:red", angles="xy", scale_units="xy",
 ax.set(title=f"fields at t = {tq}", xlabel="$x_1$", ylabel="$x_2$", aspect="equal", xlim=(-4.5, 4.5), ylim=(-4.5, 4.5))
 ax.legend(loc="lower right")
 fig.tight_layout()
-fig.savefig("/tmp/04_learned_field.png", dpi=80)
 plt.show()
 
 # proves C10 (second half): the CFM-trained field approaches the exact marginal field. Averaged over t its
@@ -510,7 +507,6 @@ ax.set(title="parameter gradients on a fixed batch of N samples", xlabel="N",
        ylabel=r"$\|g - g_{FM}\| \,/\, \|g_{FM}\|$")
 ax.legend()
 fig.tight_layout()
-fig.savefig("/tmp/04_gradients.png", dpi=80)
 plt.show()
 
 # proves C11: the CFM and FM gradients agree up to Monte Carlo noise: the gap shrinks like 1/sqrt(N) and at
@@ -598,7 +594,6 @@ ax.set(xscale="log", ylim=(best_track - 0.2, best_track + 2.5), title="test NLL 
        xlabel="training seconds (log scale)", ylabel="nats per point")
 ax.legend(fontsize=8)
 fig.tight_layout()
-fig.savefig("/tmp/04_cfm_vs_cnf.png", dpi=80)
 plt.show()
 
 # proves C13: CFM trains a CNF without simulation, far faster than maximum likelihood. Per step it is over

@@ -148,7 +148,6 @@ for ax, traj, title in [(axes[0], conditional, "conditional OT paths (independen
     ax.legend(loc="lower left", fontsize=8)
 fig.suptitle(f"straightness: conditional {straightness(conditional):.1e}, marginal {s_marginal:.2f}")
 fig.tight_layout()
-fig.savefig("/tmp/05_conditional_vs_marginal.png", dpi=80)
 plt.show()
 
 # proves C14: conditional OT paths are straight at constant speed (straightness 0 up to float64
@@ -260,7 +259,6 @@ for ax, name in zip(axes[2:], ["I-CFM", "OT-CFM"]):
            xlabel="$x_1$", ylabel="$x_2$", aspect="equal")
     ax.legend(loc="lower left", fontsize=8)
 fig.tight_layout()
-fig.savefig("/tmp/05_couplings.png", dpi=80)
 plt.show()
 
 # proves C15: with everything else equal, minibatch OT pairs cost less to transport, the learned flow
@@ -321,7 +319,6 @@ for r, (name, model) in enumerate([("1-RF (I-CFM)", icfm), ("2-RF (reflow)", ref
 for ax in axes.flat:
     ax.set(xlabel="$x_1$", ylabel="$x_2$", aspect="equal", xlim=(-8, 8), ylim=(-8, 8))
 fig.tight_layout()
-fig.savefig("/tmp/05_reflow.png", dpi=80)
 plt.show()
 
 # proves C16: after one reflow, the flow is straighter and 1- and 2-step Euler samples are much closer
@@ -414,7 +411,6 @@ for ax, name in zip(axes, FIELDS):
     ax.set(title=f"{name} path, exact marginal field", xlabel="NFE", ylabel="W2 to the exact flow's samples")
     ax.legend(fontsize=8)
 fig.tight_layout()
-fig.savefig("/tmp/05_nfe_vs_quality.png", dpi=80)
 plt.show()
 
 needed = {(p, m): nfe_at(NFES, curves[p, m], EPS) for p in FIELDS for m in NFE_PER_STEP}
@@ -474,7 +470,6 @@ for ax, title in zip(axes, ["source and target", "OT-CFM trajectories", "result 
     ax.set(title=title, xlabel="$x_1$", ylabel="$x_2$", aspect="equal")
     ax.legend(loc="lower left", fontsize=8)
 fig.tight_layout()
-fig.savefig("/tmp/05_moons_to_8gaussians.png", dpi=80)
 plt.show()
 
 # proves C19: starting from moons, not from a Gaussian, the flow's samples are within a small multiple of

@@ -60,7 +60,6 @@ fig, ax = plt.subplots(figsize=(8, 2.2))
 ax.imshow(tile(train_set.images[torch.arange(0, 4000, 100)[:40]], nrow=20), cmap="gray_r")
 ax.set_title(f"real digits ({train_set.source} source), pixel range [{train_set.images.min():.0f}, {train_set.images.max():.0f}]")
 ax.axis("off")
-plt.savefig("/tmp/07_data.png", dpi=80, bbox_inches="tight")
 plt.show()
 
 # %% [markdown]
@@ -132,7 +131,6 @@ quick = generate(ema_model.cpu(), "cfm", torch.randn(20, 1, 28, 28), nfe=8, cond
 ax1.imshow(tile(quick, nrow=10), cmap="gray_r")
 ax1.set_title(f"our {size} model, 8 Euler steps, classes 0..9")
 ax1.axis("off")
-plt.savefig("/tmp/07_train.png", dpi=80, bbox_inches="tight")
 plt.show()
 
 # %% [markdown]
@@ -182,7 +180,6 @@ for ax, (name, net) in zip(axes, (("DDPM + DDIM (clipped)", ddpm_model), ("flow 
     ax.set_yticks([14 + 29 * i for i in range(len(nfes))], [f"NFE {n}" for n in nfes])
     ax.set_xticks([])
     ax.set_title(name)
-plt.savefig("/tmp/07_grids.png", dpi=80, bbox_inches="tight")
 plt.show()
 
 # %% [markdown]
@@ -233,18 +230,20 @@ for i, n in enumerate(nfes):
     print(f"{n:>4} | {fd_d:>8.1f} {acc_d:>5.2f} | {fd_k:>12.1f} {acc_k:>5.2f} | {fd_c:>8.1f} {acc_c:>5.2f}")
 
 # %% [markdown]
-# Unclipped DDIM from this DDPM model is far off, whatever the number of steps. The reason is the first
-# step: from pure noise DDIM must estimate the data as $(x_t - \sigma_t\hat\epsilon)/\alpha_t$ with
-# $\alpha_t = \sqrt{\bar\alpha_T} \approx 0.006$, so the network's noise error (an RMSE of a few
-# hundredths here) is multiplied by about 150, and the next state lands far outside anything seen in
-# training. Clipping the data prediction to $[-1, 1]$ stops that, and is what DDPM samplers do in
-# practice; we compare the flow model with the clipped sampler, DDPM's best.
+# Unclipped DDIM from this DDPM model is far off at a few steps and only catches up at many. The reason
+# is the first step: from pure noise DDIM must estimate the data as $(x_t - \sigma_t\hat\epsilon)/\alpha_t$
+# with $\alpha_t = \sqrt{\bar\alpha_T} \approx 0.006$, so the network's noise error is multiplied by
+# about 150, and with few steps the next state lands far outside anything seen in training. Clipping the
+# data prediction to $[-1, 1]$ stops that, and is what DDPM samplers do in practice; we compare the flow
+# model with the clipped sampler, DDPM's best.
 
 # %% [markdown]
-# **Claim C27.** Pick a quality target: within a factor 1.5 of the FD the (clipped) DDPM model reaches at
-# the largest NFE we try, a quality DDPM itself attains. The gaps between the curves are many times the
-# real-vs-real floor, which bounds the sampling noise of an FD on this number of digits. For each model, find the smallest NFE that meets the target.
-# The flow-matching model should need fewer evaluations, and be better at every small budget.
+# **Claim C27.** Pick a quality target that DDPM itself attains: 1.5 times the FD the (clipped) DDPM
+# model reaches at the largest NFE we try. For each model, read off the number of evaluations at which
+# its curve crosses the target, interpolating between the grid points on the log-log plot (where the
+# curves are nearly straight), so two models are not declared equal just because both cross between
+# the same two grid points. The flow-matching model should need clearly fewer evaluations (we ask for at
+# most 80% of DDPM's) and give the better digits at every budget up to 8 NFE.
 
 # %%
 # proves C27
@@ -255,8 +254,16 @@ target = 1.5 * fd_ddpm[-1]
 
 
 def nfe_to_reach(fds):
-    hits = [n for n, fd in zip(nfes, fds) if fd <= target]
-    return hits[0] if hits else float("inf")
+    """The NFE where the FD curve first crosses the target, interpolated linearly in log NFE and log FD."""
+    hits = [i for i, fd in enumerate(fds) if fd <= target]
+    if not hits:
+        return float("inf")
+    i = hits[0]
+    if i == 0:
+        return float(nfes[0])
+    a, b = np.log([fds[i - 1], fds[i]])
+    frac = (a - np.log(target)) / (a - b)
+    return float(np.exp(np.log(nfes[i - 1]) + frac * (np.log(nfes[i]) - np.log(nfes[i - 1]))))
 
 
 need_ddpm, need_cfm = nfe_to_reach(fd_ddpm), nfe_to_reach(fd_cfm)
@@ -265,14 +272,15 @@ ax.plot(nfes, fd_raw, "x:", color="tab:blue", alpha=0.6, label="DDPM + DDIM, unc
 ax.plot(nfes, fd_ddpm, "o-", color="tab:blue", label="DDPM + DDIM, clipped")
 ax.plot(nfes, fd_cfm, "s-", color="tab:orange", label="flow matching + Euler")
 ax.axhline(target, color="gray", ls="--", label=f"target FD = {target:.1f}")
+ax.plot([need_ddpm, need_cfm], [target, target], "v", color="gray", ms=9, label="where each curve crosses it")
 ax.axhline(floor, color="k", ls=":", label=f"real vs real ({n_eval} digits)")
 ax.set(xscale="log", yscale="log", xlabel="network evaluations (NFE)", ylabel="classifier Fréchet distance",
        title="sample quality vs number of steps")
 ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1))
-plt.savefig("/tmp/07_curve.png", dpi=80, bbox_inches="tight")
 plt.show()
-print(f"NFE needed to reach FD <= {target:.2f}: DDPM {need_ddpm}, flow matching {need_cfm}")
-assert need_cfm < need_ddpm
+print(f"NFE needed to reach FD <= {target:.2f}: DDPM {need_ddpm:.1f}, flow matching {need_cfm:.1f} "
+      f"(ratio {need_cfm / need_ddpm:.2f})")
+assert need_cfm <= 0.8 * need_ddpm, "flow matching should need clearly fewer evaluations"
 small = [i for i, n in enumerate(nfes) if n <= 8]
 assert (fd_cfm[small] < fd_ddpm[small]).all(), "flow matching should win at every NFE <= 8"
 
@@ -308,7 +316,6 @@ ax.imshow(tile(torch.cat(states + guesses), nrow=len(states)), cmap="gray_r")
 ax.set_xticks([14 + 29 * i for i in range(len(states))], [f"t={t:.2f}" for t in path.ts[:-1].tolist()])
 ax.set_yticks([14, 43], ["x_t", "x-prediction"])
 ax.set_title("one digit along the flow: the state and the model's guess of the final image")
-plt.savefig("/tmp/07_path.png", dpi=80, bbox_inches="tight")
 plt.show()
 
 # %% [markdown]
@@ -322,21 +329,30 @@ plt.show()
 # dimension: $\text{bpd} = -(\log p + D \log(2/256)) / (D \log 2)$ for $D = 784$ pixels in $[-1, 1]$.
 # On a CPU we use Hutchinson's divergence estimator (one probe) and a fixed-step midpoint solver on a
 # few held-out digits; a uniform density on $[-1,1]^{784}$ would score exactly 8 bits/dim.
+#
+# How many solver steps? Near $t = 1$ the learned field pulls every nearby point onto a digit, so the
+# divergence is large and negative there and a coarse grid misses much of its integral. Rather than
+# trust one setting, we compute the estimate at several step counts and watch it settle.
 
 # %%
 from lessons.cnf import bits_per_dim, dequantize, log_likelihood
 from lessons.mnist import to_display
 
-n_bpd, bpd_steps = by_budget(fast=(16, 8), full=(128, 32))
+n_bpd, step_counts = by_budget(fast=(16, [8, 32, 64]), full=(64, [32, 128, 256]))
 pixels = to_display(test_set.images[:n_bpd])  # k / 255 in [0, 1]
 dequantized = 2 * dequantize(pixels, generator=torch.Generator().manual_seed(0)) - 1  # back to [-1, 1]
-with torch.no_grad():
-    ll = log_likelihood(lambda x, t: cfm_model(x=x, t=t), dequantized, method="midpoint", steps=bpd_steps,
-                        exact=False, generator=torch.Generator().manual_seed(0))
-bpd = bits_per_dim(ll.log_prob, num_dims=784, data_range=2.0)
-print(f"flow model: {bpd.mean():.2f} ± {bpd.std() / n_bpd ** 0.5:.2f} bits/dim on {n_bpd} held-out digits "
-      f"({ll.nfe} evaluations of the augmented ODE)")
-assert torch.isfinite(bpd).all() and bpd.mean() < 8.0  # better than a uniform density
+estimates = []
+for bpd_steps in step_counts:
+    with torch.no_grad():
+        ll = log_likelihood(lambda x, t: cfm_model(x=x, t=t), dequantized, method="midpoint", steps=bpd_steps,
+                            exact=False, generator=torch.Generator().manual_seed(0))
+    bpd = bits_per_dim(ll.log_prob, num_dims=784, data_range=2.0)
+    estimates.append(bpd.mean().item())
+    print(f"{bpd_steps:>4} midpoint steps ({ll.nfe:>3} evaluations): {bpd.mean():.2f} ± {bpd.std() / n_bpd ** 0.5:.2f} "
+          f"bits/dim on {n_bpd} held-out digits")
+assert all(torch.isfinite(torch.tensor(estimates))) and max(estimates) < 8.0  # better than a uniform density
+changes = [abs(a - b) for a, b in zip(estimates, estimates[1:])]
+assert changes[-1] < changes[0], "the estimate should settle as the solver steps grow"
 
 print(f"lesson CPU time so far: {time.process_time() - lesson_start:.0f} s")
 
@@ -346,7 +362,9 @@ print(f"lesson CPU time so far: {time.process_time() - lesson_start:.0f} s")
 #    How does its FD curve compare with $\eta = 0$ at 8 and at 32 steps?
 # 2. Replace Euler by the midpoint method for the flow model (`solve_ode(..., method="midpoint")`, two
 #    evaluations per step). At equal NFE, is it better?
-# 3. Compute bits/dim with more solver steps (or `method="dopri5"`). How much does the estimate move?
+# 3. Continue the bits/dim table to 512 steps, and try `method="dopri5"` with a tolerance of 1e-3.
+#    Where does the estimate settle? Our model never saw dequantized digits in training: retrain it on
+#    `dequantize`d pixels and compare (likelihood papers do so).
 # 4. With a GPU, train both models at `--size full` for 20k steps and redo the table. Does the gap at 8 NFE shrink?
 #
 # ## What to remember

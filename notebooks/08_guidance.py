@@ -141,7 +141,6 @@ for ax, w, grid in zip(axes, scales, grids):
     ax.set_title(f"w = {w}")
     ax.axis("off")
 fig.suptitle("same noise, same labels (0..9 in each row pair), growing guidance")
-plt.savefig("/tmp/08_grids.png", dpi=80, bbox_inches="tight")
 plt.show()
 
 # %% [markdown]
@@ -170,7 +169,6 @@ ax2.plot(scales, div, "s--", color="tab:red", label="diversity within a class")
 ax2.axhline(real_diversity, color="tab:red", ls=":", label="diversity of real digits")
 ax2.set_ylabel("mean feature distance within a class")
 fig.legend(loc="center right", bbox_to_anchor=(0.88, 0.5))
-plt.savefig("/tmp/08_tradeoff.png", dpi=80, bbox_inches="tight")
 plt.show()
 print(f"accuracy {acc[0]:.3f} -> {acc[-1]:.3f} (standard error {acc_se:.3f}); "
       f"diversity {div[0]:.2f} -> {div[-1]:.2f} (data-vs-data spread {div_noise:.2f})")

@@ -32,7 +32,7 @@ from lessons.training import train
 
 METHODS = ("ddpm", "icfm", "otcfm", "reflow")
 MODEL = {"dim": 2, "hidden": 96, "depth": 3, "time_dim": 32, "activation": "silu"}
-TARGET, BATCH, LR, DATA_SIZE = "8gaussians", 256, 2e-3, 20_000
+TARGET, BATCH, LR, LR_SCHEDULE, DATA_SIZE = "8gaussians", 256, 2e-3, "cosine", 20_000
 
 
 def train_ddpm(steps):
@@ -43,7 +43,8 @@ def train_ddpm(steps):
     def next_batch():
         return data[torch.randint(0, DATA_SIZE, (BATCH,), generator=gen)]
 
-    train(model, lambda m, batch: ddpm.loss(m, batch), next_batch, steps, lr=LR, device="cpu", progress=False)
+    train(model, lambda m, batch: ddpm.loss(m, batch), next_batch, steps, lr=LR, lr_schedule=LR_SCHEDULE, device="cpu",
+          progress=False)
     return model, {"prediction": "eps", "schedule": "ddpm", "ddpm_steps": 1000, "beta_start": 1e-4, "beta_end": 0.02}
 
 
@@ -57,7 +58,7 @@ def train_flow(steps, coupling, data, source=None, init=None, seed=2_000):
         return cfm_loss(m, path, data=batch[1], noise=batch[0])
 
     next_batch = pair_batches(data, BATCH, coupling, source=source, seed=seed)
-    train(model, loss, next_batch, steps, lr=LR, device="cpu", seed=seed, progress=False)
+    train(model, loss, next_batch, steps, lr=LR, lr_schedule=LR_SCHEDULE, device="cpu", seed=seed, progress=False)
     return model, {"prediction": "velocity", "schedule": "linear", "sigma_min": 0.0, "coupling": coupling}
 
 
@@ -99,7 +100,7 @@ def main():
         quality = w2(sample(model, info, 1000, seed=5), reference)
         baseline = w2(sample_target(TARGET, 1000, seed=98), reference)
         settings = {"method": method, "target": TARGET, "model": MODEL, "train_steps": steps, "batch": BATCH,
-                    "lr": LR, "budget": budget(), **info,
+                    "lr": LR, "lr_schedule": LR_SCHEDULE, "budget": budget(), **info,
                     "metrics": {"w2_to_target": round(quality, 4), "w2_data_vs_data": round(baseline, 4)}}
         digest = save_checkpoint(args.out / f"{method}.pt", model.state_dict(), settings)
         print(f"{method:7s} W2 {quality:.3f} (data vs data {baseline:.3f})  "

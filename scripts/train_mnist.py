@@ -26,6 +26,7 @@ def main(argv=None):
     parser.add_argument("--out", required=True)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default="cosine")
     parser.add_argument("--p-uncond", type=float, default=0.1, help="label dropout probability (with --classes)")
     parser.add_argument("--ema-decay", type=float, default=0.999)
     parser.add_argument("--seed", type=int, default=0)
@@ -42,11 +43,11 @@ def main(argv=None):
     start_cpu = time.process_time()
     ema, result = train_image_model(model, args.method, data, args.steps, batch_size=args.batch_size, lr=args.lr,
                                     classes=args.classes, p_uncond=args.p_uncond, ema_decay=args.ema_decay,
-                                    device=device, seed=args.seed, use_compile=False if args.no_compile else None)
+                                    lr_schedule=args.lr_schedule, device=device, seed=args.seed, use_compile=False if args.no_compile else None)
     cpu_seconds = time.process_time() - start_cpu
     settings = {
         "method": args.method, "classes": args.classes, "p_uncond": args.p_uncond if args.classes else 0.0,
-        "size": args.size, "steps": result.steps_done, "batch_size": args.batch_size, "lr": args.lr,
+        "size": args.size, "steps": result.steps_done, "batch_size": args.batch_size, "lr": args.lr, "lr_schedule": args.lr_schedule,
         "ema_decay": args.ema_decay, "seed": args.seed, "data": data.description, "device": describe_device(device),
         "train_seconds": round(result.seconds, 1), "train_cpu_seconds": round(cpu_seconds, 1),
         "final_loss": sum(result.losses[-100:]) / len(result.losses[-100:]),

@@ -75,3 +75,17 @@ def test_shipped_classifier_is_accurate_on_held_out_digits():
     assert acc > 0.95  # chance is 0.1
     with pytest.raises(ValueError, match="28, 28"):
         DigitClassifier()(torch.zeros(2, 784))
+
+
+@pytest.mark.parametrize("name, method, clip", [("cfm_small", "cfm", False), ("ddpm_small", "ddpm", True)])
+def test_shipped_generators_draw_recognizable_digits_at_8_evaluations(name, method, clip):
+    from lessons.image_training import generate, load_image_model
+    from lessons.mnist import MNIST_CHECKPOINTS
+
+    model, settings = load_image_model(MNIST_CHECKPOINTS / f"{name}.pt")  # checksum verified
+    assert settings["method"] == method and settings["classes"] and settings["size"] == "small"
+    labels = torch.arange(100) % 10
+    noise = torch.randn(100, 1, 28, 28, generator=torch.Generator().manual_seed(11))
+    samples = generate(model, method, noise, nfe=8, cond=labels, clip=clip).final
+    _, predicted = classify(load_classifier(), samples)
+    assert float((predicted == labels).float().mean()) > 0.8  # the classifier reads the asked-for digit

@@ -123,3 +123,30 @@ def test_bad_steps_or_lr_raise(kwargs, match):
     model, loss_fn, next_batch = _setup()
     with pytest.raises(ValueError, match=match):
         train(model, loss_fn, next_batch, progress=False, **kwargs)
+
+
+class _Scalar(torch.nn.Module):
+    """One weight w with loss = w: Adam's bias-corrected step is then exactly lr (gradient 1 at every step)."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros((), dtype=torch.float64))
+
+
+@pytest.mark.parametrize("schedule, steps, total", [
+    ("constant", 10, 10.0),
+    # sum over n = 0..9 of (1 + cos(pi n / 10)) / 2: the cosines cancel in pairs except n = 0 and n = 5
+    ("cosine", 10, 5.5),
+    ("cosine", 7, 3.5 + 0.5 * sum(math.cos(math.pi * n / 7) for n in range(7))),
+])
+def test_learning_rate_schedule_moves_the_weight_by_the_summed_rates(schedule, steps, total):
+    model, lr = _Scalar(), 1e-3
+    train(model, lambda m, batch: m.w + 0 * batch.sum(), lambda: torch.zeros(1), steps=steps, lr=lr,
+          grad_clip=None, progress=False, lr_schedule=schedule)
+    assert float(model.w) == pytest.approx(-lr * total, rel=1e-6)
+
+
+def test_unknown_learning_rate_schedule_is_named_in_the_error():
+    model, loss_fn, next_batch = _setup()
+    with pytest.raises(ValueError, match="learning-rate schedule"):
+        train(model, loss_fn, next_batch, steps=5, progress=False, lr_schedule="step")

@@ -105,7 +105,7 @@ class SamplerExplorer(Explorer):
             traj = sample_method(self.models, "DDIM", self.noise, steps, stochasticity=amount, use_churn=mode == "churn")
             deterministic = self.dial_result(mode, 0.0, steps)["final"] if amount else traj.final
             self._cache[key] = {"final": traj.final, "paths": paths_xy(traj.xs[:, : self.n_lines].numpy()),
-                                "w2": w2(traj.final, self.reference),
+                                "w2": w2(traj.final, self.reference, solver="emd"),
                                 "moved": float((traj.final - deterministic).norm(dim=1).mean())}
         return self._cache[key]
 
@@ -126,11 +126,11 @@ class SamplerExplorer(Explorer):
                 same = self.rescaling_result(0.0, steps)
                 w2_ddim = same["w2_ddim"]
             else:
-                same, w2_ddim = {"ddim": ddim_final, "euler": euler_final}, w2(ddim_final, self.reference)
+                same, w2_ddim = {"ddim": ddim_final, "euler": euler_final}, w2(ddim_final, self.reference, solver="emd")
             self._cache[key] = {"ddim": ddim_final, "euler": euler_final, "w2_ddim": w2_ddim,
                                 "ddim_moved": float((ddim_final - same["ddim"]).norm(dim=1).max()),
                                 "euler_moved": float((euler_final - same["euler"]).norm(dim=1).mean()),
-                                "w2_euler": w2(euler_final, self.reference)}
+                                "w2_euler": w2(euler_final, self.reference, solver="emd")}
         return self._cache[key]
 
     def _update_all(self) -> None:

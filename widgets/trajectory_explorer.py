@@ -48,7 +48,7 @@ class TrajectoryExplorer(Explorer):
         self.models = models if models is not None else PretrainedModels()
         self.noise = torch.randn(n_samples, 2, generator=torch.Generator().manual_seed(seed))
         self.reference = sample_target("8gaussians", n_samples, seed=seed + 1)
-        self.baseline = w2(sample_target("8gaussians", n_samples, seed=seed + 2), self.reference)
+        self.baseline = w2(sample_target("8gaussians", n_samples, seed=seed + 2), self.reference, solver="emd")
         self.n_lines, self.precompute, self.n_shown = n_lines, precompute, min(n_samples, 300)
         self._cache, self._warm_key = {}, None
         methods = list(METHODS)
@@ -88,7 +88,7 @@ class TrajectoryExplorer(Explorer):
             per_path = straightness_per_sample(traj).double()
             relative = (per_path / ((xs[-1] - xs[0]) ** 2).sum(-1).clamp_min(1e-9)).numpy()
             finals = traj.final
-            quality = w2(finals, self.reference) if torch.isfinite(finals).all() else float("nan")
+            quality = w2(finals, self.reference, solver="emd") if torch.isfinite(finals).all() else float("nan")
             lines = bend_bins(xs[:, : self.n_lines].numpy(), relative[: self.n_lines])
             self._cache[key] = {"lines": lines, "start": xs[0, : self.n_lines].numpy(), "end": xs[-1].numpy(), "w2": quality, "straightness": straightness(traj),
                                 "nfe": traj.nfe, "solver": key[1]}
