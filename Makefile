@@ -71,7 +71,7 @@ bench-quick: setup
 	$(PY) benchmarks/flows_2d.py --quick
 
 sync:
-	$(VENV)/bin/jupytext --to ipynb notebooks/*.py
+	$(VENV)/bin/jupytext --update --to ipynb notebooks/*.py
 
 clean:
 	rm -rf build _book .pytest_cache
