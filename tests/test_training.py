@@ -143,7 +143,7 @@ def test_learning_rate_schedule_moves_the_weight_by_the_summed_rates(schedule, s
     model, lr = _Scalar(), 1e-3
     train(model, lambda m, batch: m.w + 0 * batch.sum(), lambda: torch.zeros(1), steps=steps, lr=lr,
           grad_clip=None, progress=False, lr_schedule=schedule)
-    assert float(model.w) == pytest.approx(-lr * total, rel=1e-6)
+    assert model.w.item() == pytest.approx(-lr * total, rel=1e-6)
 
 
 def test_unknown_learning_rate_schedule_is_named_in_the_error():
