@@ -45,7 +45,6 @@ lesson: setup
 	$(VENV)/bin/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 \
 		--output-dir build/executed notebooks/$(N)_*.ipynb
 
-# Regenerate every .ipynb from its reviewed .py source (no outputs).
 # The lecture app (Voila), bound to this machine only.
 app: setup
 	$(VENV)/bin/voila notebooks/app.ipynb --Voila.ip=127.0.0.1 --port=8866
@@ -70,6 +69,7 @@ benchmarks: setup
 bench-quick: setup
 	$(PY) benchmarks/flows_2d.py --quick
 
+# Regenerate every .ipynb from its reviewed .py source (no outputs), keeping cell ids.
 sync:
 	$(VENV)/bin/jupytext --update --to ipynb notebooks/*.py
 

@@ -33,7 +33,7 @@ class SavedTensorMeter:
     """
 
     def __init__(self):
-        self.live_bytes, self.peak_bytes, self.saves = 0, 0, 0
+        self.live_bytes, self.peak_bytes = 0, 0
         self._storages = {}  # storage key -> [bytes, number of saved references]
         self._hooks = None
 
@@ -58,7 +58,6 @@ class SavedTensorMeter:
             self.live_bytes += entry[0]
             self.peak_bytes = max(self.peak_bytes, self.live_bytes)
         entry[1] += 1
-        self.saves += 1
         # keep a detached alias: holding the tensor itself (with its grad_fn) would make a reference
         # cycle through autograd's C++ graph that Python's garbage collector cannot break
         return _Held(self, tensor.detach(), key)

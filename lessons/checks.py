@@ -21,6 +21,14 @@ def check_time(t: torch.Tensor, batch: int | None = None) -> torch.Tensor:
     return t
 
 
+def check_grid(ts: torch.Tensor) -> torch.Tensor:
+    """Check that ts is an increasing grid of at least two times in [0, 1] (noise first); return it."""
+    check_time(ts)
+    if len(ts) < 2 or not (ts[1:] > ts[:-1]).all():
+        raise ValueError("ts must be an increasing grid of at least two times (noise at ts[0], data at ts[-1]).")
+    return ts
+
+
 def check_positive_int(value, name: str) -> int:
     """Check that value is a positive integer (a step count, a batch size); return it."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:

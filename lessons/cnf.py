@@ -15,7 +15,6 @@ from torch import nn
 
 from lessons.checks import check_positive_int, choose
 from lessons.divergence import (  # noqa: F401  (re-exported: lessons.cnf.divergence_exact, ...)
-    PROBES,
     divergence_exact,
     divergence_hutchinson,
     draw_probes,

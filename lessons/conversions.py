@@ -68,7 +68,7 @@ def change_schedule(model, source: Schedule, target: Schedule, prediction: str =
 
     def changed(x, t, cond=None):
         c = target(check_time(t, batch=x.shape[0]))
-        t_src = time_at_log_snr(source, target.log_snr(t))
+        t_src = time_at_log_snr(source, c.log_snr())
         c_src = source(t_src)
         k = ((c_src.alpha + c_src.sigma) / (c.alpha + c.sigma)).reshape((-1,) + (1,) * (x.ndim - 1))
         data, noise = to_data_and_noise(model(x=k * x, t=t_src, cond=cond), prediction, k * x, c_src)

@@ -106,3 +106,12 @@ class DiscreteVPSchedule(Schedule):
 
     def __repr__(self) -> str:
         return f"DiscreteVPSchedule(num_steps={self.num_steps})"
+
+
+def ddim_times(ddpm: DDPM, steps: int) -> torch.Tensor:
+    """An evenly spaced sub-sequence of DDPM's steps k = T ... 0 as course times t = 1 - k / T, (steps+1,)."""
+    check_positive_int(steps, "the number of sampling steps")
+    if steps > ddpm.num_steps:
+        raise ValueError(f"DDIM can take at most T = {ddpm.num_steps} steps on DDPM's grid, got {steps}.")
+    k = torch.linspace(ddpm.num_steps, 0, steps + 1).round().long()
+    return ddpm.t_of(k)

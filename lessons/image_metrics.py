@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from lessons.checkpoints import load_checkpoint, save_checkpoint
-from lessons.checks import check_points, check_positive_int
+from lessons.checks import check_points
+from lessons.metrics import mean_pairwise_distance
 from lessons.mnist import MNIST, MNIST_CHECKPOINTS, Batches
 from lessons.training import train
 
@@ -103,18 +104,6 @@ def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> floa
         raise ValueError("each feature set needs at least two rows to estimate a covariance.")
     a, b = features_a.double(), features_b.double()
     return frechet_gaussian(a.mean(0), torch.cov(a.T), b.mean(0), torch.cov(b.T))
-
-
-def classifier_fd(classifier: DigitClassifier, images: torch.Tensor, reference: torch.Tensor) -> float:
-    """Frechet distance between two image sets (B, 1, 28, 28) in the classifier's feature space."""
-    return frechet_distance(classify(classifier, images)[0], classify(classifier, reference)[0])
-
-
-def mean_pairwise_distance(x: torch.Tensor) -> float:
-    """Mean Euclidean distance between distinct rows of x (B, ...): sum_{i != j} |x_i - x_j| / (B (B - 1))."""
-    check_positive_int(x.shape[0] - 1, "the number of samples minus one")
-    flat = x.flatten(1).double()
-    return float(torch.cdist(flat, flat).sum() / (flat.shape[0] * (flat.shape[0] - 1)))
 
 
 def class_diversity(x: torch.Tensor, labels: torch.Tensor) -> float:

@@ -16,7 +16,7 @@ import torch
 
 from lessons.checks import check_positive_int, choose
 from lessons.checkpoints import load_checkpoint, save_checkpoint
-from lessons.ddpm import DDPM, DiscreteVPSchedule
+from lessons.ddpm import DDPM, DiscreteVPSchedule, ddim_times
 from lessons.device import pick_device
 from lessons.flow_matching import cfm_loss
 from lessons.guidance import ClassifierFreeGuidance
@@ -119,7 +119,6 @@ def train_image_model(model: UNet, method: str, data: MNIST, steps: int, batch_s
     device = pick_device(device) if not isinstance(device, torch.device) else device
     if classes and not model.num_classes:
         raise ValueError("classes=True needs a U-Net built with num_classes (e.g. unet_config(size, num_classes=10)).")
-    torch.manual_seed(seed)
     model.to(device=device, memory_format=memory_format_for(device))
     ema = EMA(model, ema_decay)
     loss_fn = make_loss(method, compiled_forward(model, device, use_compile), model.num_classes, p_uncond)
@@ -133,15 +132,6 @@ def train_image_model(model: UNet, method: str, data: MNIST, steps: int, batch_s
                    seed=seed, device=device, progress=progress, callback=each_step, callback_every=1,
                    lr_schedule=lr_schedule)
     return ema.model, result
-
-
-def ddim_times(ddpm: DDPM, steps: int) -> torch.Tensor:
-    """An evenly spaced sub-sequence of DDPM's steps k = T ... 0 as course times t = 1 - k / T, (steps+1,)."""
-    check_positive_int(steps, "the number of sampling steps")
-    if steps > ddpm.num_steps:
-        raise ValueError(f"DDIM can take at most T = {ddpm.num_steps} steps on DDPM's grid, got {steps}.")
-    k = torch.linspace(ddpm.num_steps, 0, steps + 1).round().long()
-    return ddpm.t_of(k)
 
 
 def clip_data_prediction(model, schedule, low: float = -1.0, high: float = 1.0):

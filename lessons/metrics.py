@@ -4,7 +4,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from lessons.checks import check_points, choose
+from lessons.checks import check_points, check_positive_int, choose
 from lessons.trajectory import Trajectory
 
 
@@ -13,7 +13,7 @@ def w2(a: torch.Tensor, b: torch.Tensor, solver: str = "assignment") -> float:
 
     With equal uniform weights the optimal plan is a permutation, so scipy's assignment is exact:
     W2 = sqrt(min over permutations of mean ||a_i - b_perm(i)||^2). solver='emd' solves the same
-    linear program with POT's network simplex (ot.emd2), much faster beyond a few thousand points.
+    linear program with POT's network simplex (ot.emd2): about 3x faster at 500 points, far more beyond.
     """
     choose(solver, ("assignment", "emd"), "W2 solver")
     check_points(a, "a")
@@ -29,6 +29,13 @@ def w2(a: torch.Tensor, b: torch.Tensor, solver: str = "assignment") -> float:
     return float(cost[rows, cols].mean().sqrt())
 
 
+def mean_pairwise_distance(x: torch.Tensor) -> float:
+    """Mean Euclidean distance between distinct rows of x (B, ...): sum_{i != j} |x_i - x_j| / (B (B - 1))."""
+    check_positive_int(x.shape[0] - 1, "the number of samples minus one")
+    flat = x.flatten(1).double()
+    return float(torch.cdist(flat, flat).sum() / (flat.shape[0] * (flat.shape[0] - 1)))
+
+
 def energy_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     """Energy distance 2 E|A - B| - E|A - A'| - E|B - B'| (Szekely), >= 0, zero iff same law.
 
@@ -39,12 +46,7 @@ def energy_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     if min(a.shape[0], b.shape[0]) < 2:
         raise ValueError("the energy distance needs at least 2 points in each set (it averages over pairs).")
     a, b = a.double().cpu(), b.double().cpu()
-
-    def mean_offdiag(x):
-        n = x.shape[0]
-        return torch.cdist(x, x).sum() / (n * (n - 1))
-
-    return float(2 * torch.cdist(a, b).mean() - mean_offdiag(a) - mean_offdiag(b))
+    return float(2 * torch.cdist(a, b).mean() - mean_pairwise_distance(a) - mean_pairwise_distance(b))
 
 
 def straightness(traj: Trajectory) -> float:

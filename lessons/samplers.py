@@ -14,16 +14,10 @@ import math
 
 import torch
 
-from lessons.checks import check_time
+from lessons.checks import check_grid
 from lessons.conversions import to_data_and_noise
 from lessons.schedules import Schedule
 from lessons.trajectory import Trajectory
-
-
-def _check_grid(ts: torch.Tensor) -> None:
-    check_time(ts)
-    if len(ts) < 2 or not (ts[1:] > ts[:-1]).all():
-        raise ValueError("ts must be an increasing grid of at least two times (noise at ts[0], data at ts[-1]).")
 
 
 def _coefs(schedule: Schedule, t: float, like: torch.Tensor):
@@ -40,7 +34,7 @@ def _randn(like: torch.Tensor, generator):
 def ddim(model, noise: torch.Tensor, schedule: Schedule, ts: torch.Tensor, eta: float = 0.0,
          prediction: str = "eps", cond=None, generator: torch.Generator | None = None) -> Trajectory:
     """Sample from x = noise at ts[0] along the increasing grid ts (noise -> data); (len(ts), B, ...)."""
-    _check_grid(ts)
+    check_grid(ts)
     if eta < 0:
         raise ValueError(f"eta must be >= 0 (0 is deterministic DDIM, 1 is DDPM), got {eta}.")
     x, xs, batch = noise, [noise], noise.shape[0]
@@ -75,7 +69,7 @@ def churn_sampler(model, noise: torch.Tensor, schedule: Schedule, ts: torch.Tens
       x_s = alpha_s (data_hat + rho_u noise_hat) + sqrt(sigma_s^2 - (alpha_s rho_u)^2) z.
     Only rho_u = sigma_u / alpha_u matters, so u itself is never needed. One network call per step.
     """
-    _check_grid(ts)
+    check_grid(ts)
     if not churn >= 0:
         raise ValueError(f"churn must be >= 0 (0 is deterministic DDIM, 1 is DDPM), got {churn}.")
     x, xs, batch = noise, [noise], noise.shape[0]
@@ -83,7 +77,7 @@ def churn_sampler(model, noise: torch.Tensor, schedule: Schedule, ts: torch.Tens
         t_vec = torch.full((batch,), t, dtype=x.dtype, device=x.device)
         c_t = schedule(t_vec)
         data_hat, noise_hat = to_data_and_noise(model(x=x, t=t_vec, cond=cond), prediction, x, c_t)
-        (a_t, s_t), (a_s, s_s) = _coefs(schedule, t, x), _coefs(schedule, s, x)
+        (a_t, s_t), (a_s, s_s) = (c_t.alpha[0].item(), c_t.sigma[0].item()), _coefs(schedule, s, x)
         rho_s = s_s / a_s
         rho_u = churn_ratio(s_t / a_t if a_t > 0 else math.inf, rho_s, churn)
         x = a_s * (data_hat + rho_u * noise_hat)  # DDIM to u, scaled back to the signal level of s

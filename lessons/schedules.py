@@ -25,6 +25,10 @@ class ScheduleOutput:
         shape = (-1,) + (1,) * (x.ndim - 1)
         return ScheduleOutput(*(v.reshape(shape) for v in (self.alpha, self.sigma, self.d_alpha, self.d_sigma)))
 
+    def log_snr(self) -> torch.Tensor:
+        """lambda = log(alpha^2 / sigma^2), the shape of alpha."""
+        return 2 * (torch.log(self.alpha) - torch.log(self.sigma))
+
 
 class Schedule:
     """Base class: subclasses implement ``_coefficients(t)``; calling checks t first."""
@@ -39,8 +43,7 @@ class Schedule:
 
     def log_snr(self, t: torch.Tensor) -> torch.Tensor:
         """lambda(t) = log(alpha^2 / sigma^2), (B,); increases from noise (t=0) to data (t=1)."""
-        out = self(t)
-        return 2 * (torch.log(out.alpha) - torch.log(out.sigma))
+        return self(t).log_snr()
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v}" for k, v in vars(self).items())

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lessons.checks import check_points, check_time
+from lessons.checks import check_grid, check_points, check_time
 from lessons.conversions import convert
 from lessons.mixture import GaussianMixture
 from lessons.schedules import Schedule
@@ -66,9 +66,7 @@ def reverse_sde(model, noise: torch.Tensor, schedule: Schedule, ts: torch.Tensor
     noise is the state at ts[0] (standard noise for VP; for VE, multiply it by sigma(0)).
     Each step evaluates the network once, at the left end of the step, so ts may end at t = 1.
     """
-    check_time(ts)
-    if len(ts) < 2 or not (ts[1:] > ts[:-1]).all():
-        raise ValueError("ts must be an increasing grid of at least two times (noise at ts[0], data at ts[-1]).")
+    check_grid(ts)
     x, xs, batch = noise, [noise], noise.shape[0]
     shape = (-1,) + (1,) * (x.ndim - 1)
     for t, s in zip(ts[:-1].tolist(), ts[1:].tolist()):

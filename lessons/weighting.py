@@ -56,7 +56,7 @@ def weighted_eps_loss(eps_model, schedule: Schedule, weighting, data: torch.Tens
     c = coef.expand_like(data)
     x_t = c.alpha * data + c.sigma * noise
     err = (eps_model(x=x_t, t=t, cond=cond) - noise).flatten(1).pow(2).mean(1)  # (B,)
-    return weighting(schedule.log_snr(t)) * d_log_snr(coef) * err
+    return weighting(coef.log_snr()) * d_log_snr(coef) * err
 
 
 def logit_normal_times(batch: int, mean: float = 0.0, std: float = 1.0, generator: torch.Generator | None = None,

@@ -37,7 +37,7 @@ import torch
 
 from lessons.budget import budget, by_budget
 from lessons.data2d import sample_target, target_density
-from lessons.ddpm import DDPM, DiscreteVPSchedule
+from lessons.ddpm import DDPM, DiscreteVPSchedule, ddim_times
 from lessons.metrics import energy_distance
 from lessons.models import MLP
 from lessons.sde import ExactEps
@@ -141,8 +141,8 @@ def my_ddim(model, noise, ts, eta, generator):
 
 
 def ddpm_grid(k_steps):
-    """k_steps + 1 times t = 1 - k/T on an evenly spaced sub-sequence of DDPM's steps."""
-    return ddpm.t_of(torch.linspace(ddpm.num_steps, 0, k_steps + 1).round().long())
+    """k_steps + 1 times t = 1 - k/T on an evenly spaced sub-sequence of DDPM's steps (lessons.ddpm.ddim_times)."""
+    return ddim_times(ddpm, k_steps)
 
 
 # %%

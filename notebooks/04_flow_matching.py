@@ -456,10 +456,10 @@ def three_gradients(model, data, noise, t):
     """Gradients of the CFM loss, the FM loss and a wrong-target loss on one batch."""
     x_t = path.sample(noise, data, t).x_t
     by_hand_fm = F.mse_loss(model(x=x_t, t=t), marginal_velocity(mixture, path, x_t, t))
-    assert torch.allclose(by_hand_fm, fm_loss(model, path, mixture, data, noise, t))
+    fm = fm_loss(model, path, mixture, data, noise, t)
+    assert torch.allclose(by_hand_fm, fm)
     wrong = F.mse_loss(model(x=x_t, t=t), path.sample(noise, data.roll(1, 0), t).velocity)
-    return (flat_grad(cfm_loss(model, path, data, noise, t), model),
-            flat_grad(fm_loss(model, path, mixture, data, noise, t), model), flat_grad(wrong, model))
+    return flat_grad(cfm_loss(model, path, data, noise, t), model), flat_grad(fm, model), flat_grad(wrong, model)
 
 
 g_batch = torch.Generator().manual_seed(3)
@@ -484,8 +484,9 @@ print(f"at N = {N_MAX}: gap {rel_gap['cfm'][-1]:.4f}, Monte Carlo noise level {p
 # the losses differ by the same constant for very different networks
 loss_rows = []
 with torch.no_grad():
-    x_big = path.sample(big_noise, big_data, big_t).x_t
-    u_cond, u_marg = path.sample(big_noise, big_data, big_t).velocity, marginal_velocity(mixture, path, x_big, big_t)
+    big = path.sample(big_noise, big_data, big_t)
+    x_big, u_cond = big.x_t, big.velocity
+    u_marg = marginal_velocity(mixture, path, x_big, big_t)
     constant = F.mse_loss(u_cond, u_marg).item()  # E|u(x_t | data) - u(x_t)|^2 / 2 (the MSE averages 2 coordinates)
     for name, model in [("untrained", untrained), ("CFM-trained", cfm_model)]:
         cfm_value = cfm_loss(model, path, big_data, big_noise, big_t).item()

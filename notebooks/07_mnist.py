@@ -216,7 +216,7 @@ assert abs(by_hand - floor) < 1e-6 * max(1.0, floor)
 # %%
 eval_noise = torch.randn(n_eval, 1, 28, 28, generator=torch.Generator().manual_seed(2))
 eval_labels = torch.arange(n_eval) % 10
-reference_feats = classify(classifier, reference)[0]
+reference_feats = fb  # the held-out digits' features, computed above
 curves = {"ddpm": [], "ddpm_clip": [], "cfm": []}
 for key, method, net, clip in (("ddpm", "ddpm", ddpm_model, False), ("ddpm_clip", "ddpm", ddpm_model, True),
                                ("cfm", "cfm", cfm_model, False)):

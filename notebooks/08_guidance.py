@@ -118,9 +118,10 @@ scales = by_budget(fast=[0.0, 0.5, 1.0, 2.0, 4.0], full=[0.0, 0.5, 1.0, 2.0, 3.0
 n_eval, nfe = by_budget(fast=(200, 8), full=(1000, 16))
 noise = torch.randn(n_eval, 1, 28, 28, generator=torch.Generator().manual_seed(0))
 labels = torch.arange(n_eval) % 10
-reference = test_set.images[torch.randperm(len(test_set), generator=torch.Generator().manual_seed(0))[:n_eval]]
+pick = torch.randperm(len(test_set), generator=torch.Generator().manual_seed(0))[:n_eval]
+reference = test_set.images[pick]
 ref_feats, _ = classify(classifier, reference)
-real_diversity = class_diversity(ref_feats, test_set.labels[torch.randperm(len(test_set), generator=torch.Generator().manual_seed(0))[:n_eval]])
+real_diversity = class_diversity(ref_feats, test_set.labels[pick])
 
 rows, grids = [], []
 for w in scales:

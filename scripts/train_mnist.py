@@ -14,6 +14,7 @@ import torch
 from lessons.device import describe_device, pick_device
 from lessons.image_training import METHODS, save_image_model, train_image_model
 from lessons.mnist import SOURCES, load_mnist
+from lessons.training import LR_SCHEDULES
 from lessons.unet import SIZES, UNet, count_parameters, unet_config
 
 
@@ -26,7 +27,7 @@ def main(argv=None):
     parser.add_argument("--out", required=True)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default="cosine")
+    parser.add_argument("--lr-schedule", choices=tuple(LR_SCHEDULES), default="cosine")
     parser.add_argument("--p-uncond", type=float, default=0.1, help="label dropout probability (with --classes)")
     parser.add_argument("--ema-decay", type=float, default=0.999)
     parser.add_argument("--seed", type=int, default=0)

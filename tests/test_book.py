@@ -6,7 +6,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from app_harness import chromium_page
+from app_harness import PLOTS, chromium_page
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 import build_book  # noqa: E402
@@ -47,13 +47,12 @@ def test_book_pages_open_and_their_figures_render(tmp_path):
         browser_page.goto((out / "index.html").as_uri())
         browser_page.click("text=99 A tiny lesson")
         browser_page.wait_for_function(
-            "() => document.querySelectorAll('.js-plotly-plot').length >= 2 && "
-            "Array.from(document.querySelectorAll('.js-plotly-plot')).every(g => g.querySelector('.main-svg'))",
+            f"() => {PLOTS}.length >= 2 && {PLOTS}.every(g => g.querySelector('.main-svg'))",
             timeout=60_000)
         assert browser_page.locator("img").count() >= 1  # the matplotlib figure
-        traces = browser_page.evaluate("Array.from(document.querySelectorAll('.js-plotly-plot')).map(g => g.data.length)")
+        traces = browser_page.evaluate(f"{PLOTS}.map(g => g.data.length)")
         assert traces[0] == 1 and traces[1] == 11  # the plotly figure, then the explorer's 11 traces
-        marker_t = browser_page.evaluate("document.querySelectorAll('.js-plotly-plot')[1].data[5].x[0]")
+        marker_t = browser_page.evaluate(f"{PLOTS}[1].data[5].x[0]")
         assert marker_t == pytest.approx(0.25)  # drawn as last shown
         assert browser_page.locator("text=Interactive in the notebook").count() == 1
         assert errors == [] and outside == []

@@ -6,16 +6,12 @@ import torch
 
 from lessons.ddpm import DDPM
 from lessons.models import MLP
-
-
-def _alpha_bars(T, beta_start, beta_end):
-    betas = np.linspace(beta_start, beta_end, T)
-    return betas, np.concatenate([[1.0], np.cumprod(1 - betas)])
+from model_helpers import alpha_bars
 
 
 def _exact_eps(ddpm, mean, std):
     """E[noise | x_k] for data ~ N(mean, std^2 I): sqrt(1 - abar) (x - sqrt(abar) mean) / (abar std^2 + 1 - abar)."""
-    abars = torch.from_numpy(_alpha_bars(ddpm.num_steps, ddpm.betas[0].item(), ddpm.betas[-1].item())[1])
+    abars = torch.from_numpy(alpha_bars(ddpm.num_steps, ddpm.betas[0].item(), ddpm.betas[-1].item())[1])
 
     def model(x, t, cond=None):
         k = torch.round((1 - t.double()) * ddpm.num_steps).long()  # invert t = 1 - k / T
@@ -27,7 +23,7 @@ def _exact_eps(ddpm, mean, std):
 
 def test_alpha_bars_and_marginal_by_hand():
     ddpm = DDPM(num_steps=50, beta_start=1e-3, beta_end=0.1)
-    betas, abars = _alpha_bars(50, 1e-3, 0.1)
+    betas, abars = alpha_bars(50, 1e-3, 0.1)
     assert np.allclose(ddpm.betas.numpy(), betas) and np.allclose(ddpm.alpha_bars.numpy(), abars)
     assert ddpm.beta(1) == pytest.approx(1e-3) and ddpm.beta(50) == pytest.approx(0.1)
     data, noise = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
@@ -44,7 +40,7 @@ def test_closed_form_marginal_matches_the_forward_chain(k):
     n = 20_000
     data = torch.tensor([2.0, -1.0, 0.5], dtype=torch.float64).repeat(n, 1)  # one data point per column
     x_k = ddpm.forward_chain(data, k, generator=torch.Generator().manual_seed(k))
-    abar = _alpha_bars(100, 1e-3, 0.05)[1][k]
+    abar = alpha_bars(100, 1e-3, 0.05)[1][k]
     mean, var = abar**0.5 * data[0], 1 - abar
     assert (x_k.mean(0) - mean).abs().max() < 5 * (var / n) ** 0.5
     assert (x_k.var(0) - var).abs().max() < 5 * var * (2 / n) ** 0.5
@@ -60,7 +56,7 @@ def test_loss_of_the_exact_eps_is_the_posterior_variance():
     mean, std = torch.tensor([1.0, -2.0]), 0.5
     model = _exact_eps(ddpm, mean, std)
     losses = torch.stack([ddpm.loss(model, mean + std * torch.randn(4096, 2)) for _ in range(8)])
-    abars = _alpha_bars(100, 1e-3, 0.2)[1][1:]
+    abars = alpha_bars(100, 1e-3, 0.2)[1][1:]
     expected = np.mean(abars * std**2 / (abars * std**2 + 1 - abars))
     assert losses.mean().item() == pytest.approx(expected, rel=0.05)
     assert torch.isfinite(losses).all()
@@ -86,7 +82,7 @@ def test_loss_decreases_when_training_a_small_mlp():
 
 def _propagate_law(ddpm, mean, std):
     """Mean and variance (per dimension) of ancestral sampling's output with the exact eps, in x0-form."""
-    betas, abars = _alpha_bars(ddpm.num_steps, ddpm.betas[0].item(), ddpm.betas[-1].item())
+    betas, abars = alpha_bars(ddpm.num_steps, ddpm.betas[0].item(), ddpm.betas[-1].item())
     mu, var = 0.0, 1.0
     for k in range(ddpm.num_steps, 0, -1):
         gain = abars[k] ** 0.5 * std**2 / (abars[k] * std**2 + 1 - abars[k])  # x0_hat = mean + gain (x - sqrt(abar) mean)

@@ -18,13 +18,7 @@ from lessons.schedules import (
 )
 from lessons.sde import SDECoefficients, sde_coefficients
 from lessons.sde_conversion import SDESchedule
-
-T = torch.linspace(0.03, 0.97, 41, dtype=torch.float64)
-
-
-def central_difference(fn, t, h=1e-6):
-    return (fn(t + h) - fn(t - h)) / (2 * h)
-
+from model_helpers import INTERIOR, central_difference, gaussian_eps_model
 
 def _custom_scale(t):  # c = 1 + t (1 - t), dc/dt = 1 - 2 t
     return 1 + t * (1 - t), 1 - 2 * t
@@ -35,9 +29,9 @@ def _custom_scale(t):  # c = 1 + t (1 - t), dc/dt = 1 - 2 t
                                    TruncatedSchedule(CosineSchedule(), 0.1, 0.8), TruncatedSchedule(VPSchedule(), 0.0, 0.9)],
                          ids=repr)
 def test_derivatives_match_finite_differences(sched):
-    out = sched(T)
-    assert torch.allclose(out.d_alpha, central_difference(lambda t: sched(t).alpha, T), rtol=1e-6, atol=1e-7)
-    assert torch.allclose(out.d_sigma, central_difference(lambda t: sched(t).sigma, T), rtol=1e-6, atol=1e-7)
+    out = sched(INTERIOR)
+    assert torch.allclose(out.d_alpha, central_difference(lambda t: sched(t).alpha, INTERIOR), rtol=1e-6, atol=1e-7)
+    assert torch.allclose(out.d_sigma, central_difference(lambda t: sched(t).sigma, INTERIOR), rtol=1e-6, atol=1e-7)
 
 
 def test_variance_preserving_rescale_of_linear_by_hand():
@@ -52,12 +46,12 @@ def test_variance_preserving_rescale_of_linear_by_hand():
 @pytest.mark.parametrize("base", [LinearSchedule(), CosineSchedule()], ids=repr)
 def test_rescaling_keeps_the_log_snr(base):
     for sched in (RescaledSchedule(base), RescaledSchedule(base, _custom_scale)):
-        assert torch.allclose(sched.log_snr(T), base.log_snr(T), atol=1e-12)
+        assert torch.allclose(sched.log_snr(INTERIOR), base.log_snr(INTERIOR), atol=1e-12)
 
 
 def test_truncated_schedule_is_the_base_on_a_sub_interval():
     base, sched = CosineSchedule(), TruncatedSchedule(CosineSchedule(), 0.2, 0.7)
-    assert torch.allclose(sched(T).alpha, base(0.2 + 0.5 * T).alpha)
+    assert torch.allclose(sched(INTERIOR).alpha, base(0.2 + 0.5 * INTERIOR).alpha)
     assert torch.allclose(sched.log_snr(torch.tensor([0.0, 1.0], dtype=torch.float64)),
                           base.log_snr(torch.tensor([0.2, 0.7], dtype=torch.float64)))
 
@@ -86,25 +80,15 @@ def test_bad_parameters_raise(build):
         build()
 
 
-def _gaussian_eps_model(schedule, s=1.5):
-    """The ideal eps for data ~ N(0, s^2 I) on schedule: E[noise | x_t] = sigma x / (alpha^2 s^2 + sigma^2)."""
-
-    def model(x, t, cond=None):
-        c = schedule(t)
-        return (c.sigma / (c.alpha**2 * s**2 + c.sigma**2))[:, None] * x
-
-    return model
-
-
 @pytest.mark.parametrize("output", ["eps", "data", "velocity"])
 def test_change_schedule_turns_the_ideal_model_of_one_schedule_into_the_other(output):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(64, 2, generator=g, dtype=torch.float64) * 2
     t = torch.rand(64, generator=g, dtype=torch.float64) * 0.98 + 0.01
     source, target = CosineSchedule(), RescaledSchedule(LinearSchedule(), _custom_scale)
-    changed = change_schedule(_gaussian_eps_model(source), source, target, "eps", output)
+    changed = change_schedule(gaussian_eps_model(source), source, target, "eps", output)
     c = target(t)
-    eps = _gaussian_eps_model(target)(x=x, t=t)  # the ideal model written directly for target
+    eps = gaussian_eps_model(target)(x=x, t=t)  # the ideal model written directly for target
     data = (x - c.sigma[:, None] * eps) / c.alpha[:, None]
     expected = {"eps": eps, "data": data, "velocity": c.d_alpha[:, None] * data + c.d_sigma[:, None] * eps}[output]
     assert torch.allclose(changed(x=x, t=t), expected, atol=1e-9)
@@ -115,14 +99,14 @@ def test_ddim_is_invariant_to_rescaling():
     noise = torch.randn(32, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     ts = torch.linspace(0.02, 1, 9, dtype=torch.float64)
     base, rescaled = CosineSchedule(), RescaledSchedule(CosineSchedule(), _custom_scale)
-    a = ddim(_gaussian_eps_model(base), noise, base, ts)
-    b = ddim(_gaussian_eps_model(rescaled), noise * _custom_scale(ts[:1])[0], rescaled, ts)
+    a = ddim(gaussian_eps_model(base), noise, base, ts)
+    b = ddim(gaussian_eps_model(rescaled), noise * _custom_scale(ts[:1])[0], rescaled, ts)
     assert torch.allclose(b.xs, a.xs * _custom_scale(ts)[0][:, None, None], atol=1e-10)
 
 
 def test_change_schedule_bad_kind():
     with pytest.raises(ValueError, match="prediction type"):
-        change_schedule(_gaussian_eps_model(LinearSchedule()), LinearSchedule(), CosineSchedule(), "noise")
+        change_schedule(gaussian_eps_model(LinearSchedule()), LinearSchedule(), CosineSchedule(), "noise")
 
 
 def test_sde_schedule_recovers_vp_from_its_betas():

@@ -2,7 +2,6 @@
 
 import math
 
-import numpy as np
 import pytest
 import torch
 
@@ -15,6 +14,7 @@ from lessons.schedules import (
     ddpm_step_to_t,
     make_schedule,
 )
+from model_helpers import INTERIOR, alpha_bars, central_difference
 
 ALL = {
     "linear": LinearSchedule(),
@@ -24,13 +24,6 @@ ALL = {
     "vp_small": VPSchedule(beta_min=0.5, beta_max=5.0),
     "ve": VESchedule(sigma_min=0.02, sigma_max=5.0),
 }
-INTERIOR = torch.linspace(0.03, 0.97, 41, dtype=torch.float64)
-
-
-def central_difference(fn, t, h=1e-6):
-    return (fn(t + h) - fn(t - h)) / (2 * h)
-
-
 def test_end_points_of_each_family():
     zero, one = torch.zeros(1, dtype=torch.float64), torch.ones(1, dtype=torch.float64)
     for sched, sigma_min in ((LinearSchedule(), 0.0), (LinearSchedule(0.05), 0.05)):
@@ -143,13 +136,9 @@ def test_ddpm_step_to_t():
         ddpm_step_to_t(1, 0)
 
 
-def _alpha_bars_numpy(T=1000, beta_start=1e-4, beta_end=0.02):
-    return np.concatenate([[1.0], np.cumprod(1 - np.linspace(beta_start, beta_end, T))])
-
-
 def test_vp_schedule_approximates_ddpm_alpha_bars():
     """Continuous VP(0.1, 20) and DDPM's 1000 linear betas give the same alphas at t = 1 - k / T."""
-    abar = torch.from_numpy(_alpha_bars_numpy())
+    abar = torch.from_numpy(alpha_bars()[1])
     t = 1 - torch.arange(1001, dtype=torch.float64) / 1000
     vp = VPSchedule(beta_min=0.1, beta_max=20.0)(t)
     assert (vp.alpha - abar.sqrt()).abs().max() < 1e-2
@@ -159,7 +148,7 @@ def test_vp_schedule_approximates_ddpm_alpha_bars():
 
 def test_discrete_vp_schedule_exact_on_the_grid():
     ddpm = DDPM(num_steps=50, beta_start=2e-3, beta_end=0.3)
-    abar = torch.from_numpy(_alpha_bars_numpy(50, 2e-3, 0.3))
+    abar = torch.from_numpy(alpha_bars(50, 2e-3, 0.3)[1])
     sched = DiscreteVPSchedule(ddpm)
     out = sched(1 - torch.arange(51, dtype=torch.float64) / 50)
     assert torch.allclose(out.alpha**2, abar, rtol=1e-12, atol=1e-15)

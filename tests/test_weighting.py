@@ -18,6 +18,7 @@ from lessons.weighting import (
     logit_normal_times,
     weighted_eps_loss,
 )
+from model_helpers import gaussian_eps_model
 
 T = torch.linspace(0.03, 0.97, 33, dtype=torch.float64)
 
@@ -85,21 +86,13 @@ def test_implied_weighting_integrates_to_the_time_average():
     assert integrate.quad(w_of_lambda, lam_lo, lam_hi)[0] == pytest.approx(integrate.quad(in_time, lo, hi)[0], rel=1e-7)
 
 
-def _gaussian_eps_model(schedule, s):
-    def model(x, t, cond=None):
-        c = schedule(t)
-        return (c.sigma / (c.alpha**2 * s**2 + c.sigma**2))[:, None] * x
-
-    return model
-
-
 def test_weighted_loss_under_linear_is_the_flow_matching_loss():
     g = torch.Generator().manual_seed(1)
     lin, s = LinearSchedule(), 1.5
     data = s * torch.randn(200, 2, generator=g, dtype=torch.float64)
     noise = torch.randn(200, 2, generator=g, dtype=torch.float64)
     t = torch.rand(200, generator=g, dtype=torch.float64) * 0.98 + 0.01
-    model = _gaussian_eps_model(lin, s)
+    model = gaussian_eps_model(lin, s)
     loss = weighted_eps_loss(model, lin, fm_weighting, data, t=t, noise=noise)
     c = lin(t).expand_like(data)
     x_t = c.alpha * data + c.sigma * noise
@@ -115,7 +108,7 @@ def test_weighted_loss_depends_only_on_the_log_snr_end_points():
     g = torch.Generator().manual_seed(2)
     for sched in (LinearSchedule(), CosineSchedule()):
         data = s * torch.randn(n, 2, generator=g, dtype=torch.float64)
-        loss = weighted_eps_loss(_gaussian_eps_model(sched, s), sched, fm_weighting, data,
+        loss = weighted_eps_loss(gaussian_eps_model(sched, s), sched, fm_weighting, data,
                                  t=torch.rand(n, generator=g, dtype=torch.float64),
                                  noise=torch.randn(n, 2, generator=g, dtype=torch.float64))
         assert abs(loss.mean().item() - exact) < 4 * loss.std().item() / n**0.5, repr(sched)

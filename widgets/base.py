@@ -126,12 +126,24 @@ class Explorer:
         return self.widget._repr_mimebundle_(**kwargs)
 
 
+def paths_xy(xs: np.ndarray):
+    """(x, y) of the polylines of xs (S+1, B, 2), NaN between paths, for one plotly trace."""
+    paths = xs.transpose(1, 0, 2)
+    flat = np.concatenate([paths, np.full((paths.shape[0], 1, 2), np.nan)], axis=1).reshape(-1, 2)
+    return flat[:, 0], flat[:, 1]
+
+
+def density_image(name: str, centers: np.ndarray, alpha: float = 1.0, sigma: float = 0.0) -> np.ndarray:
+    """The density of alpha * data + sigma * noise for target ``name`` on the square grid centers x centers."""
+    gx, gy = np.meshgrid(centers, centers)
+    grid = torch.tensor(np.stack([gx.ravel(), gy.ravel()], 1), dtype=torch.float32)
+    return target_density(name).log_prob(grid, alpha, sigma).exp().reshape(len(centers), len(centers)).numpy()
+
+
 def target_backdrop(fig, cols, view: float, pixels: int = 90) -> None:
     """The 8-gaussians density as a light grey image behind each panel: cheap to redraw, unlike points."""
     centers = np.linspace(-view, view, pixels)
-    gx, gy = np.meshgrid(centers, centers)
-    grid = torch.tensor(np.stack([gx.ravel(), gy.ravel()], 1), dtype=torch.float32)
-    density = target_density("8gaussians").log_prob(grid).exp().reshape(pixels, pixels).numpy()
+    density = density_image("8gaussians", centers)
     z = np.round(density / density.max(), 3)
     for col in cols:
         fig.add_heatmap(x=centers.round(3), y=centers.round(3), z=z, showscale=False, hoverinfo="skip", name="target",

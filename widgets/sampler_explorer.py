@@ -1,7 +1,6 @@
 """Sampler explorer: the eta / churn dial from DDIM to DDPM, and a rescaling that DDIM ignores but Euler does not."""
 
 import ipywidgets as w
-import numpy as np
 import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
@@ -12,7 +11,8 @@ from lessons.metrics import w2
 from lessons.samplers import ddim
 from lessons.schedules import LinearSchedule, RescaledSchedule
 from lessons.solvers import solve_ode
-from widgets.base import METHOD_COLORS, MUTED, Explorer, control_style, side_by_side_squares, target_backdrop
+from widgets.base import (METHOD_COLORS, MUTED, Explorer, control_style, paths_xy, side_by_side_squares,
+                          target_backdrop)
 from widgets.plotly_view import PlotlyView
 from widgets.models2d import PretrainedModels, sample_method
 
@@ -40,13 +40,6 @@ def rescaled(model, base, scale, output: str):
         return from_data_and_noise(data, noise, output, scaled(t))
 
     return changed
-
-
-def paths_xy(xs: np.ndarray):
-    """(x, y) of the polylines of xs (S+1, B, 2), NaN between paths, for one plotly trace."""
-    paths = xs.transpose(1, 0, 2)
-    flat = np.concatenate([paths, np.full((paths.shape[0], 1, 2), np.nan)], axis=1).reshape(-1, 2)
-    return flat[:, 0], flat[:, 1]
 
 
 class SamplerExplorer(Explorer):

@@ -8,10 +8,10 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from lessons.data2d import TARGETS, sample_target, target_density
+from lessons.data2d import TARGETS, sample_target
 from lessons.ddpm import DDPM, DiscreteVPSchedule
 from lessons.schedules import make_schedule
-from widgets.base import LAYOUT, MUTED, Explorer, control_style, style_axes
+from widgets.base import LAYOUT, MUTED, Explorer, control_style, density_image, style_axes
 from widgets.plotly_view import PlotlyView
 
 # family -> (label, [(parameter, default)]); 'ddpm' is DDPM's discrete linear betas (T = 1000)
@@ -127,7 +127,7 @@ class ScheduleExplorer(Explorer):
         schedule = build_schedule(self.family.value, **self.current_params())
         ts = torch.linspace(0, 1, GRID_T, dtype=torch.float64)
         c = schedule(ts)
-        log_snr = 2 * (torch.log(c.alpha) - torch.log(c.sigma))
+        log_snr = c.log_snr()
         if not (torch.isfinite(c.alpha).all() and (c.sigma >= 0).all()):
             raise ValueError("this schedule gives alpha or sigma that are not finite numbers.")
         self.schedule = schedule
@@ -157,10 +157,7 @@ class ScheduleExplorer(Explorer):
         edges = np.linspace(-half, half, PIXELS + 1)
         centers = 0.5 * (edges[1:] + edges[:-1])
         if self.target.value in ("8gaussians", "mixture") and sigma > 0:
-            gx, gy = np.meshgrid(centers, centers)
-            grid = torch.tensor(np.stack([gx.ravel(), gy.ravel()], 1), dtype=torch.float32)
-            density = target_density(self.target.value).log_prob(grid, alpha, sigma).exp().reshape(PIXELS, PIXELS)
-            z, how = density.numpy(), "exact density"
+            z, how = density_image(self.target.value, centers, alpha, sigma), "exact density"
         else:
             x_t = (alpha * data + sigma * noise).numpy()
             z, _, _ = np.histogram2d(x_t[:, 1], x_t[:, 0], bins=[edges, edges], density=True)

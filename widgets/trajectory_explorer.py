@@ -9,10 +9,10 @@ import torch
 from plotly.subplots import make_subplots
 
 from lessons.data2d import sample_target
-from lessons.metrics import straightness, straightness_per_sample, w2
+from lessons.metrics import straightness_per_sample, w2
 from lessons.solvers import METHODS as SOLVERS
-from widgets.base import (BEND_COLORS, METHOD_COLORS, MUTED, Explorer, control_style, side_by_side_squares,
-                          target_backdrop)
+from widgets.base import (BEND_COLORS, METHOD_COLORS, MUTED, Explorer, control_style, paths_xy,
+                          side_by_side_squares, target_backdrop)
 from widgets.plotly_view import PlotlyView
 from widgets.models2d import METHODS, SAMPLERS, PretrainedModels, sample_method
 
@@ -25,13 +25,7 @@ VIEW = 8.0  # the 8-gaussians target sits on a circle of radius 5
 def bend_bins(xs: np.ndarray, relative_bend: np.ndarray):
     """Polylines of the paths in each bend bin: [(x, y)] with NaN between paths; xs (S+1, B, 2)."""
     which = np.digitize(relative_bend, BEND_EDGES)
-    lines = []
-    for b in range(len(BEND_LABELS)):
-        paths = xs[:, which == b, :].transpose(1, 0, 2)  # (n, S+1, 2)
-        gap = np.full((paths.shape[0], 1, 2), np.nan)
-        flat = np.concatenate([paths, gap], axis=1).reshape(-1, 2)
-        lines.append((flat[:, 0], flat[:, 1]))
-    return lines
+    return [paths_xy(xs[:, which == b]) for b in range(len(BEND_LABELS))]
 
 
 class TrajectoryExplorer(Explorer):
@@ -85,12 +79,12 @@ class TrajectoryExplorer(Explorer):
         if key not in self._cache:
             traj = sample_method(self.models, method, self.noise, steps, solver)
             xs = traj.xs.double()
-            per_path = straightness_per_sample(traj).double()
-            relative = (per_path / ((xs[-1] - xs[0]) ** 2).sum(-1).clamp_min(1e-9)).numpy()
+            per_path = straightness_per_sample(traj)
+            relative = (per_path.double() / ((xs[-1] - xs[0]) ** 2).sum(-1).clamp_min(1e-9)).numpy()
             finals = traj.final
             quality = w2(finals, self.reference, solver="emd") if torch.isfinite(finals).all() else float("nan")
             lines = bend_bins(xs[:, : self.n_lines].numpy(), relative[: self.n_lines])
-            self._cache[key] = {"lines": lines, "start": xs[0, : self.n_lines].numpy(), "end": xs[-1].numpy(), "w2": quality, "straightness": straightness(traj),
+            self._cache[key] = {"lines": lines, "start": xs[0, : self.n_lines].numpy(), "end": xs[-1].numpy(), "w2": quality, "straightness": float(per_path.mean()),
                                 "nfe": traj.nfe, "solver": key[1]}
         return self._cache[key]
 
@@ -111,8 +105,7 @@ class TrajectoryExplorer(Explorer):
                     except Exception:  # a bad setting is reported when the user picks it
                         return
 
-        self._warm_thread = threading.Thread(target=work, daemon=True)
-        self._warm_thread.start()
+        threading.Thread(target=work, daemon=True).start()
 
     def _update(self) -> None:
         results = [self.result(m.value, self.solver.value, self.steps.value) for m in (self.left, self.right)]
