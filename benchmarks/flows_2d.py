@@ -33,10 +33,11 @@ from lessons.couplings import pair_batches, reflow_pairs  # noqa: E402
 from lessons.data2d import sample_target  # noqa: E402
 from lessons.ddpm import DDPM, DiscreteVPSchedule  # noqa: E402
 from lessons.flow_matching import cfm_loss, sample_times  # noqa: E402
-from lessons.metrics import normalized_path_energy, w2  # noqa: E402
+from lessons.metrics import normalized_path_energy  # noqa: E402
+from lessons.optimal_transport import w2  # noqa: E402
 from lessons.models import MLP  # noqa: E402
 from lessons.paths import GaussianPath  # noqa: E402
-from lessons.samplers import ddim  # noqa: E402
+from lessons.ddim import ddim  # noqa: E402
 from lessons.schedules import LinearSchedule, VPSchedule  # noqa: E402
 from lessons.solvers import solve_ode  # noqa: E402
 from lessons.training import train  # noqa: E402

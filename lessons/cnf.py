@@ -14,12 +14,7 @@ import torch
 from torch import nn
 
 from lessons.checks import check_positive_int, choose
-from lessons.divergence import (  # noqa: F401  (re-exported: lessons.cnf.divergence_exact, ...)
-    divergence_exact,
-    divergence_hutchinson,
-    draw_probes,
-    velocity_and_divergence,
-)
+from lessons.divergence import draw_probes, velocity_and_divergence
 from lessons.training import TrainResult, train
 
 FIXED_STEP = {"euler": "euler", "midpoint": "midpoint", "heun": "heun2", "rk4": "rk4"}  # ours -> torchdiffeq
@@ -133,28 +128,3 @@ def train_max_likelihood(model, next_batch, steps: int, method: str = "rk4", sol
         return -result.log_prob.mean()
 
     return train(model, loss_fn, next_batch, steps, **train_kwargs)
-
-
-def dequantize(pixels: torch.Tensor, scale: int = 256, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Uniform dequantization: pixels k / (scale - 1) in [0, 1] (as torchvision gives them) -> (k + u) / scale, u ~ U[0, 1)."""
-    check_positive_int(scale, "the number of pixel levels scale")
-    if pixels.min() < 0 or pixels.max() > 1:
-        raise ValueError("pixels must lie in [0, 1] (k / (scale - 1) for integer levels k).")
-    levels = torch.round(pixels * (scale - 1))
-    u = torch.rand(pixels.shape, generator=generator, dtype=pixels.dtype).to(pixels.device)
-    return (levels + u) / scale
-
-
-def bits_per_dim(log_prob: torch.Tensor, num_dims: int, scale: int = 256, data_range: float = 1.0) -> torch.Tensor:
-    """Bits per dimension of discrete data from a density on dequantized data, (B,).
-
-    With uniform dequantization each of the ``scale`` levels of a pixel fills a bin of width
-    data_range / scale in the model's coordinates (data_range = 1 for pixels in [0, 1], 2 for
-    [-1, 1]), and log P(levels) >= log p(dequantized) + D log(data_range / scale) (Jensen), so
-    bpd = -(log p + D log(data_range / scale)) / (D log 2), an upper bound on the discrete model's bpd.
-    """
-    check_positive_int(num_dims, "the number of dimensions")
-    check_positive_int(scale, "the number of pixel levels scale")
-    if not data_range > 0:
-        raise ValueError(f"data_range (the width of the pixel interval) must be positive, got {data_range}.")
-    return -(log_prob + num_dims * math.log(data_range / scale)) / (num_dims * math.log(2))

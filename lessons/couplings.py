@@ -5,12 +5,10 @@ minibatch OT (Tong et al. 2024): in each batch, the permutation minimising sum_i
 reflow (Liu et al. 2023): pairs (noise, ODE_model(noise)) produced by a trained flow.
 """
 
-import numpy as np
-import ot
 import torch
-from scipy.optimize import linear_sum_assignment
 
 from lessons.checks import check_points, check_positive_int, check_same_shape, choose
+from lessons.optimal_transport import ot_assignment
 from lessons.solvers import solve_ode
 
 COUPLINGS = ("independent", "ot", "paired")
@@ -22,22 +20,6 @@ def transport_cost(noise: torch.Tensor, data: torch.Tensor) -> float:
     check_same_shape(noise, data, "noise", "data")
     return float(((noise.double() - data.double()) ** 2).sum(1).mean())
 
-
-def ot_assignment(noise: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
-    """The permutation perm (B,) minimising sum_i ||noise_i - data_perm(i)||^2, exactly.
-
-    POT's network simplex (ot.emd) on uniform weights returns a vertex of the set of plans, a
-    permutation matrix / B; it is about twice as fast as scipy's assignment at B = 256, which is
-    kept as the fallback should the plan ever not be a permutation.
-    """
-    check_points(noise, "noise")
-    check_same_shape(noise, data, "noise", "data")
-    cost = (torch.cdist(noise.detach().double().cpu(), data.detach().double().cpu()) ** 2).numpy()  # (B, B)
-    plan = ot.emd(np.array([]), np.array([]), cost, numItermax=1_000_000)
-    cols = plan.argmax(1)
-    if np.unique(cols).size != cols.size:
-        cols = linear_sum_assignment(cost)[1]
-    return torch.as_tensor(cols, device=data.device)
 
 
 def couple(noise: torch.Tensor, data: torch.Tensor, coupling: str = "ot"):

@@ -1,16 +1,18 @@
-"""Sample quality for MNIST: a small digit classifier, the Frechet distance in its feature space, diversity.
+"""Image metrics for MNIST: a small digit classifier, the Frechet distance in its feature space, diversity, bits/dim.
 
 Frechet distance between Gaussians fitted to two feature sets (the idea of FID, with our own classifier):
   FD = |mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a^(1/2) S_b S_a^(1/2))^(1/2)),
 which is the squared 2-Wasserstein distance between N(mu_a, S_a) and N(mu_b, S_b).
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from lessons.checkpoints import load_checkpoint, save_checkpoint
-from lessons.checks import check_points
+from lessons.checks import check_points, check_positive_int
 from lessons.metrics import mean_pairwise_distance
 from lessons.mnist import MNIST, MNIST_CHECKPOINTS, Batches
 from lessons.training import train
@@ -114,3 +116,27 @@ def class_diversity(x: torch.Tensor, labels: torch.Tensor) -> float:
     if not groups:
         raise ValueError("class_diversity needs at least two samples of some class.")
     return sum(mean_pairwise_distance(g) for g in groups) / len(groups)
+
+def dequantize(pixels: torch.Tensor, scale: int = 256, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Uniform dequantization: pixels k / (scale - 1) in [0, 1] (as torchvision gives them) -> (k + u) / scale, u ~ U[0, 1)."""
+    check_positive_int(scale, "the number of pixel levels scale")
+    if pixels.min() < 0 or pixels.max() > 1:
+        raise ValueError("pixels must lie in [0, 1] (k / (scale - 1) for integer levels k).")
+    levels = torch.round(pixels * (scale - 1))
+    u = torch.rand(pixels.shape, generator=generator, dtype=pixels.dtype).to(pixels.device)
+    return (levels + u) / scale
+
+
+def bits_per_dim(log_prob: torch.Tensor, num_dims: int, scale: int = 256, data_range: float = 1.0) -> torch.Tensor:
+    """Bits per dimension of discrete data from a density on dequantized data, (B,).
+
+    With uniform dequantization each of the ``scale`` levels of a pixel fills a bin of width
+    data_range / scale in the model's coordinates (data_range = 1 for pixels in [0, 1], 2 for
+    [-1, 1]), and log P(levels) >= log p(dequantized) + D log(data_range / scale) (Jensen), so
+    bpd = -(log p + D log(data_range / scale)) / (D log 2), an upper bound on the discrete model's bpd.
+    """
+    check_positive_int(num_dims, "the number of dimensions")
+    check_positive_int(scale, "the number of pixel levels scale")
+    if not data_range > 0:
+        raise ValueError(f"data_range (the width of the pixel interval) must be positive, got {data_range}.")
+    return -(log_prob + num_dims * math.log(data_range / scale)) / (num_dims * math.log(2))

@@ -1,7 +1,7 @@
 """Training and sampling recipe for the image models of lessons 07 and 08: DDPM or CFM, EMA, GPU speed-ups.
 
 'ddpm': Ho et al.'s eps-prediction loss on the discrete schedule (lessons.ddpm), sampled by DDIM on
-  a sub-sequence of its steps (lessons.samplers.ddim with DiscreteVPSchedule).
+  a sub-sequence of its steps (lessons.ddim.ddim with DiscreteVPSchedule).
 'cfm':  conditional flow matching on the OT path x_t = t data + (1 - t) noise (lessons.flow_matching),
   sampled by Euler steps of the learned velocity (lessons.solvers.solve_ode).
 On CUDA the loss runs under bf16 autocast with channels_last tensors, and the forward pass is
@@ -9,7 +9,6 @@ compiled with torch.compile; on other devices these switch themselves off.
 """
 
 import contextlib
-import copy
 import warnings
 
 import torch
@@ -22,33 +21,14 @@ from lessons.flow_matching import cfm_loss
 from lessons.guidance import ClassifierFreeGuidance
 from lessons.mnist import MNIST, Batches
 from lessons.paths import GaussianPath
-from lessons.samplers import ddim
+from lessons.ddim import ddim
 from lessons.schedules import LinearSchedule
 from lessons.solvers import solve_ode
-from lessons.training import train
+from lessons.training import EMA, train
 from lessons.trajectory import Trajectory
 from lessons.unet import UNet, UNetConfig
 
 METHODS = ("ddpm", "cfm")
-
-
-class EMA:
-    """Exponential moving average of a model's weights: avg <- d avg + (1 - d) weights, d = min(decay, (1+n)/(10+n))."""
-
-    def __init__(self, model: torch.nn.Module, decay: float = 0.999):
-        if not 0 <= decay < 1:
-            raise ValueError(f"the EMA decay must be in [0, 1), got {decay}.")
-        self.model = copy.deepcopy(model).eval().requires_grad_(False)
-        self.decay, self.updates = decay, 0
-
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
-        self.updates += 1
-        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for avg, p in zip(self.model.parameters(), model.parameters()):
-            avg.lerp_(p.detach(), 1 - d)
-        for avg, b in zip(self.model.buffers(), model.buffers()):
-            avg.copy_(b)
 
 
 def autocast_for(device) -> contextlib.AbstractContextManager:

@@ -1,32 +1,9 @@
 """Distances between point clouds and the shape of trajectories."""
 
-import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
 from lessons.checks import check_points, check_positive_int, choose
 from lessons.trajectory import Trajectory
-
-
-def w2(a: torch.Tensor, b: torch.Tensor, solver: str = "assignment") -> float:
-    """Exact 2-Wasserstein distance between two equal-size point sets (B, D), by optimal assignment.
-
-    With equal uniform weights the optimal plan is a permutation, so scipy's assignment is exact:
-    W2 = sqrt(min over permutations of mean ||a_i - b_perm(i)||^2). solver='emd' solves the same
-    linear program with POT's network simplex (ot.emd2): about 3x faster at 500 points, far more beyond.
-    """
-    choose(solver, ("assignment", "emd"), "W2 solver")
-    check_points(a, "a")
-    check_points(b, "b", a.shape[1])
-    if a.shape[0] != b.shape[0]:
-        raise ValueError(f"W2 by assignment needs sets of equal size, got {a.shape[0]} and {b.shape[0]} points.")
-    cost = torch.cdist(a.double().cpu(), b.double().cpu()) ** 2
-    if solver == "emd":
-        import ot
-
-        return float(ot.emd2(np.array([]), np.array([]), cost.numpy(), numItermax=100_000_000)) ** 0.5
-    rows, cols = linear_sum_assignment(cost.numpy())
-    return float(cost[rows, cols].mean().sqrt())
 
 
 def mean_pairwise_distance(x: torch.Tensor) -> float:

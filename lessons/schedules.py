@@ -133,15 +133,6 @@ def make_schedule(name: str, **params) -> Schedule:
     return SCHEDULES[choose(name, SCHEDULES, "schedule")](**params)
 
 
-def ddpm_step_to_t(k, num_steps: int) -> torch.Tensor:
-    """Map DDPM's integer step k in {0, ..., T} (k = T is noise) to t = 1 - k / T (t = 0 is noise)."""
-    check_positive_int(num_steps, "the number of DDPM steps T")
-    k = torch.as_tensor(k)
-    if k.is_floating_point() or (k < 0).any() or (k > num_steps).any():
-        raise ValueError(f"DDPM steps must be whole numbers in 0..{num_steps}, got {k.tolist()}.")
-    return 1.0 - k.float() / num_steps
-
-
 class RescaledSchedule(Schedule):
     """alpha' = c(t) alpha, sigma' = c(t) sigma: the same log-SNR as ``base``, x_t scaled by c(t).
 

@@ -104,3 +104,23 @@ def train(model, loss_fn, next_batch, steps: int, lr: float = 1e-3, weight_decay
 def _grad_norm(model) -> float:
     norms = [p.grad.detach().norm() for p in model.parameters() if p.grad is not None]
     return float(torch.stack(norms).norm()) if norms else 0.0
+
+
+class EMA:
+    """Exponential moving average of a model's weights: avg <- d avg + (1 - d) weights, d = min(decay, (1+n)/(10+n))."""
+
+    def __init__(self, model: torch.nn.Module, decay: float = 0.999):
+        if not 0 <= decay < 1:
+            raise ValueError(f"the EMA decay must be in [0, 1), got {decay}.")
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay, self.updates = decay, 0
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for avg, p in zip(self.model.parameters(), model.parameters()):
+            avg.lerp_(p.detach(), 1 - d)
+        for avg, b in zip(self.model.buffers(), model.buffers()):
+            avg.copy_(b)
+

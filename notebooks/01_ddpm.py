@@ -41,7 +41,7 @@ print(f"budget: {budget()}  (set COURSE_BUDGET=fast for a quick run)")
 #
 # DDPM papers count steps $k = 0, \dots, T$ with $x_0$ the **data** and $x_T$ pure **noise**. Flow-matching
 # papers (and this course) use a continuous time $t \in [0, 1]$ with $t = 0$ **noise** and $t = 1$ **data**.
-# We translate once, here, and the library does it in one tested helper (`lessons.schedules.ddpm_step_to_t`).
+# We translate once, here, and the library does it in one tested helper (`lessons.ddpm.ddpm_step_to_t`).
 #
 # | DDPM paper | this course |
 # |---|---|
@@ -286,12 +286,12 @@ print(f"library and hand-written sampler agree; {trajectory.nfe} network evaluat
 
 # %% [markdown]
 # How good are the samples? We measure the exact 2-Wasserstein distance $W_2$ between 2,000 samples and 2,000
-# held-out target points (`lessons.metrics.w2`, an optimal assignment). Even two fresh draws *of the target itself*
+# held-out target points (`lessons.optimal_transport.w2`, an optimal assignment). Even two fresh draws *of the target itself*
 # are not at distance 0 with finitely many points, so that data-vs-data distance is the floor to compare with;
 # the prior (pure noise) gives the ceiling.
 
 # %%
-from lessons.metrics import w2
+from lessons.optimal_transport import w2
 
 test = sample_target("moons", 2000, seed=11)
 floor = w2(sample_target("moons", 2000, seed=12), test)

@@ -146,7 +146,7 @@ def ddpm_grid(k_steps):
 
 
 # %%
-from lessons.samplers import ddim  # noqa: E402  (the library's version, imported after deriving it)
+from lessons.ddim import ddim  # noqa: E402  (the library's version, imported after deriving it)
 
 noise = torch.randn(N, 2, generator=torch.Generator().manual_seed(1))
 ts50 = ddpm_grid(50)
@@ -155,7 +155,7 @@ with torch.no_grad():
         mine = my_ddim(net, noise, ts50, eta, torch.Generator().manual_seed(2))
         lib = ddim(net, noise, schedule, ts50, eta=eta, generator=torch.Generator().manual_seed(2))
         gap = (mine - lib.xs).abs().max().item()
-        print(f"eta={eta}: my DDIM vs lessons.samplers.ddim, largest difference {gap:.2e}; nfe={lib.nfe}")
+        print(f"eta={eta}: my DDIM vs lessons.ddim.ddim, largest difference {gap:.2e}; nfe={lib.nfe}")
         assert gap < 1e-4 and lib.nfe == 50
 
 # %% [markdown]
@@ -589,7 +589,7 @@ assert ed_half > tol_step  # stopping short of u gives too little noise: the tes
 # 10-step DDPM, churn 0 is DDIM exactly. Between and beyond, the amount of churn is a knob.
 
 # %%
-from lessons.samplers import churn_sampler  # noqa: E402
+from lessons.ddim import churn_sampler  # noqa: E402
 
 # the library's single step against the hand-made one, same random numbers
 lib_step = churn_sampler(net, x_rep, schedule, torch.tensor([t_a, t_b]), churn=1.0,

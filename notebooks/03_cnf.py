@@ -111,7 +111,8 @@ affine_law = torch.distributions.MultivariateNormal(torch.linalg.solve(A, (expm 
 affine_data = affine_law.sample((500,))
 closed_form = affine_law.log_prob(affine_data)
 
-from lessons.cnf import divergence_exact, log_likelihood  # noqa: E402  (the library versions)
+from lessons.cnf import log_likelihood  # noqa: E402
+from lessons.divergence import divergence_exact  # noqa: E402  (the library versions)
 from lessons.solvers import solve_ode  # noqa: E402
 
 t_half = torch.full((500,), 0.5, dtype=torch.float64)
@@ -204,7 +205,7 @@ def hutchinson_by_hand(field, x, t, eps):
     return (vjp * eps).sum(1)
 
 
-from lessons.cnf import divergence_hutchinson  # noqa: E402
+from lessons.divergence import divergence_hutchinson  # noqa: E402
 from lessons.models import MLP  # noqa: E402
 
 torch.manual_seed(1)

@@ -41,10 +41,11 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from lessons.budget import budget, by_budget
-from lessons.couplings import couple, ot_assignment, pair_batches, reflow_pairs, transport_cost
+from lessons.couplings import couple, pair_batches, reflow_pairs, transport_cost
 from lessons.data2d import sample_target, target_density
 from lessons.flow_matching import cfm_loss, marginal_velocity
-from lessons.metrics import normalized_path_energy, path_energy, straightness, w2
+from lessons.metrics import normalized_path_energy, path_energy, straightness
+from lessons.optimal_transport import ot_assignment, w2
 from lessons.models import MLP
 from lessons.paths import GaussianPath
 from lessons.schedules import LinearSchedule, VPSchedule
@@ -63,7 +64,7 @@ print(f"budget: {budget()}, {STEPS} training steps per model, W2 on {N_EVAL} poi
 #
 # We judge samples by the 2-Wasserstein distance to a held-out sample of the target,
 # $W_2(P, Q)^2 = \min_{\pi} \mathbb{E}_{(a, b) \sim \pi} \|a - b\|^2$, computed exactly on point
-# sets (`lessons.metrics.w2`). Even two independent samples of the same law are not at distance
+# sets (`lessons.optimal_transport.w2`). Even two independent samples of the same law are not at distance
 # 0: with $n$ points the empirical W2 has a floor. Every tolerance below is stated against this
 # data-vs-data baseline on the same $n$.
 

@@ -136,11 +136,11 @@ print(f"one step: max |DDIM - Euler| = {(ddim_step - euler_step).abs().max():.2e
 assert torch.allclose(ddim_step, euler_step, atol=1e-12)
 
 # %% [markdown]
-# Now the library's samplers over a whole grid: `lessons.samplers.ddim` told that the network predicts the
+# Now the library's samplers over a whole grid: `lessons.ddim.ddim` told that the network predicts the
 # velocity, and `lessons.solvers.solve_ode` with Euler, on the same 50-step grid, from the same noise.
 
 # %%
-from lessons.samplers import ddim
+from lessons.ddim import ddim
 from lessons.solvers import solve_ode
 
 grid = torch.linspace(0, 1, 51, dtype=torch.float64)
@@ -662,13 +662,13 @@ for model_name in ("ideal model", "diffusion network"):
 #    = -2\alpha_t\sigma_t\frac{\mathrm d}{\mathrm dt}\frac{\sigma_t}{\alpha_t},\qquad \varepsilon_t = \eta_t g_t , $$
 # (`lessons.sde.sde_coefficients`), and back, integrating from the data end $\alpha_1 = 1$, $\sigma_1 = 0$:
 # $$ \alpha_t = \exp\Big(-\!\int_t^1 f\Big),\qquad \sigma_t^2 = \alpha_t^2\int_t^1 \frac{g_r^2}{\alpha_r^2}\,\mathrm dr $$
-# (`lessons.sde_conversion.SDESchedule`). With these, $u_t = f_t x + \tfrac12 g_t^2\nabla\log p_t$: the flow's
+# (`lessons.sde.SDESchedule`). With these, $u_t = f_t x + \tfrac12 g_t^2\nabla\log p_t$: the flow's
 # drift *is* the probability-flow drift. We check the dictionary on DDPM's SDE, $\beta$ linear in diffusion time,
 # where $f = \beta/2$ and $g^2 = \beta$ are known in closed form.
 
 # %%
 from lessons.sde import SDECoefficients, reverse_sde, sde_coefficients
-from lessons.sde_conversion import SDESchedule
+from lessons.sde import SDESchedule
 
 vp = VPSchedule(beta_min=0.1, beta_max=20.0)
 t_chk = torch.linspace(0, 0.99, 100, dtype=torch.float64)

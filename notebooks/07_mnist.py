@@ -336,7 +336,8 @@ plt.show()
 # trust one setting, we compute the estimate at several step counts and watch it settle.
 
 # %%
-from lessons.cnf import bits_per_dim, dequantize, log_likelihood
+from lessons.cnf import log_likelihood
+from lessons.image_metrics import bits_per_dim, dequantize
 from lessons.mnist import to_display
 
 n_bpd, step_counts = by_budget(fast=(16, [8, 32, 64]), full=(64, [32, 128, 256]))

@@ -22,10 +22,10 @@ from lessons.couplings import pair_batches, reflow_pairs
 from lessons.data2d import sample_target
 from lessons.ddpm import DDPM, DiscreteVPSchedule
 from lessons.flow_matching import cfm_loss
-from lessons.metrics import w2
+from lessons.optimal_transport import w2
 from lessons.models import MLP
 from lessons.paths import GaussianPath
-from lessons.samplers import ddim
+from lessons.ddim import ddim
 from lessons.schedules import LinearSchedule
 from lessons.solvers import solve_ode
 from lessons.training import train

@@ -8,7 +8,7 @@ from scipy.optimize import brentq
 
 from lessons.data2d import target_density
 from lessons.ddpm import DDPM, DiscreteVPSchedule
-from lessons.samplers import churn_ratio, churn_sampler, ddim
+from lessons.ddim import churn_ratio, churn_sampler, ddim
 from lessons.schedules import CosineSchedule, VPSchedule
 from lessons.sde import ExactEps
 

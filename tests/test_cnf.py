@@ -8,14 +8,12 @@ from torch import nn
 
 from lessons.cnf import (
     LikelihoodResult,
-    bits_per_dim,
-    dequantize,
-    divergence_exact,
-    divergence_hutchinson,
     log_likelihood,
     standard_normal_log_prob,
     train_max_likelihood,
 )
+from lessons.divergence import divergence_exact, divergence_hutchinson
+from lessons.image_metrics import bits_per_dim, dequantize
 from lessons.mixture import GaussianMixture
 from lessons.models import MLP, SinusoidalTimeEmbedding
 
@@ -175,11 +173,6 @@ def test_smooth_time_embedding_by_hand():
     angles = t[:, None] * torch.tensor([1.0, 0.1])
     assert torch.allclose(emb(t), torch.cat([angles.sin(), angles.cos()], 1))
     assert MLP(time_scale=2.0).time_embedding.scale == 2.0
-
-
-def test_reexports():
-    assert divergence_exact.__module__ == "lessons.divergence"
-    assert divergence_hutchinson.__module__ == "lessons.divergence"
 
 
 def test_bad_inputs_raise_value_errors():

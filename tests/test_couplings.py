@@ -6,7 +6,8 @@ import pytest
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from lessons.couplings import couple, ot_assignment, pair_batches, reflow_pairs, transport_cost
+from lessons.couplings import couple, pair_batches, reflow_pairs, transport_cost
+from lessons.optimal_transport import ot_assignment
 
 
 def _clouds(n, seed=0):

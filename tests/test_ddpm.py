@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from lessons.ddpm import DDPM
+from lessons.ddpm import DDPM, ddpm_step_to_t
 from lessons.models import MLP
 from model_helpers import alpha_bars
 
@@ -148,3 +148,17 @@ def test_t_of_and_bad_inputs():
         ddpm.sample(lambda x, t, cond=None: x, torch.zeros(2, 2), variance="large")
     with pytest.raises(ValueError, match="whole numbers"):
         ddpm.t_of(11)
+
+
+def test_ddpm_step_to_t():
+    T = 1000
+    assert ddpm_step_to_t(T, T).item() == 0.0
+    assert ddpm_step_to_t(0, T).item() == 1.0
+    assert ddpm_step_to_t(250, T).item() == pytest.approx(0.75)
+    ks = torch.arange(T + 1)
+    assert torch.allclose(ddpm_step_to_t(ks, T), 1 - ks.float() / T)
+    for bad_k in (-1, T + 1, 2.5, torch.tensor([0, T + 1])):
+        with pytest.raises(ValueError, match="whole numbers"):
+            ddpm_step_to_t(bad_k, T)
+    with pytest.raises(ValueError, match="steps T"):
+        ddpm_step_to_t(1, 0)

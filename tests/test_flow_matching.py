@@ -7,7 +7,7 @@ import torch
 
 from lessons.data2d import sample_target, target_density
 from lessons.flow_matching import cfm_loss, marginal_velocity, sample_times
-from lessons.metrics import w2
+from lessons.optimal_transport import w2
 from lessons.models import MLP
 from lessons.paths import GaussianPath
 from lessons.schedules import CosineSchedule, LinearSchedule, VPSchedule

@@ -8,7 +8,8 @@ import ot
 import pytest
 import torch
 
-from lessons.metrics import energy_distance, straightness, straightness_per_sample, w2
+from lessons.metrics import energy_distance, straightness, straightness_per_sample
+from lessons.optimal_transport import w2
 from lessons.trajectory import Trajectory
 
 
@@ -48,7 +49,7 @@ def test_w2_bad_input():
         w2(torch.zeros(3, 2), torch.zeros(3, 3))
     with pytest.raises(ValueError, match=r"\(B, D\)"):
         w2(torch.zeros(3), torch.zeros(3))
-    with pytest.raises(ValueError, match="W2 solver"):
+    with pytest.raises(ValueError, match="optimal transport solver"):
         w2(torch.zeros(3, 2), torch.zeros(3, 2), solver="sinkhorn")
 
 

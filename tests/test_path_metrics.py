@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from lessons.metrics import normalized_path_energy, path_energy, w2
+from lessons.metrics import normalized_path_energy, path_energy
+from lessons.optimal_transport import w2
 from lessons.solvers import solve_ode
 from lessons.trajectory import Trajectory
 
@@ -56,5 +57,5 @@ def test_bad_input():
     traj = Trajectory(torch.tensor([0.0, 1.0]), torch.zeros(2, 3, 2), nfe=0)
     with pytest.raises(ValueError, match="w2_squared"):
         normalized_path_energy(traj, 0.0)
-    with pytest.raises(ValueError, match="W2 solver"):
+    with pytest.raises(ValueError, match="optimal transport solver"):
         w2(torch.zeros(3, 2), torch.zeros(3, 2), solver="sinkhorn")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lessons.conversions import change_schedule
-from lessons.samplers import ddim
+from lessons.ddim import ddim
 from lessons.schedules import (
     CosineSchedule,
     LinearSchedule,
@@ -17,7 +17,7 @@ from lessons.schedules import (
     time_at_log_snr,
 )
 from lessons.sde import SDECoefficients, sde_coefficients
-from lessons.sde_conversion import SDESchedule
+from lessons.sde import SDESchedule
 from model_helpers import INTERIOR, central_difference, gaussian_eps_model
 
 def _custom_scale(t):  # c = 1 + t (1 - t), dc/dt = 1 - 2 t

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lessons.ddpm import DDPM, DiscreteVPSchedule
-from lessons.samplers import ddim
+from lessons.ddim import ddim
 from lessons.schedules import CosineSchedule, LinearSchedule, VPSchedule
 
 

@@ -11,7 +11,6 @@ from lessons.schedules import (
     LinearSchedule,
     VESchedule,
     VPSchedule,
-    ddpm_step_to_t,
     make_schedule,
 )
 from model_helpers import INTERIOR, alpha_bars, central_difference
@@ -122,18 +121,6 @@ def test_expand_like_broadcasts_over_a_state():
     assert out.alpha.shape == (2, 1, 1) and out.d_sigma.shape == (2, 1, 1)
 
 
-def test_ddpm_step_to_t():
-    T = 1000
-    assert ddpm_step_to_t(T, T).item() == 0.0
-    assert ddpm_step_to_t(0, T).item() == 1.0
-    assert ddpm_step_to_t(250, T).item() == pytest.approx(0.75)
-    ks = torch.arange(T + 1)
-    assert torch.allclose(ddpm_step_to_t(ks, T), 1 - ks.float() / T)
-    for bad_k in (-1, T + 1, 2.5, torch.tensor([0, T + 1])):
-        with pytest.raises(ValueError, match="whole numbers"):
-            ddpm_step_to_t(bad_k, T)
-    with pytest.raises(ValueError, match="steps T"):
-        ddpm_step_to_t(1, 0)
 
 
 def test_vp_schedule_approximates_ddpm_alpha_bars():

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 from lessons.checkpoints import load_checkpoint, save_checkpoint
 from lessons.ddpm import DDPM
-from lessons.image_training import (EMA, autocast_for, compiled_forward, ddim_times, generate, load_image_model,
+from lessons.training import EMA
+from lessons.image_training import (autocast_for, compiled_forward, ddim_times, generate, load_image_model,
                                     make_loss, memory_format_for, save_image_model, train_image_model)
 from lessons.mnist import MNIST
 from lessons.unet import ResBlock, UNet, count_parameters, unet_config

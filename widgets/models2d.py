@@ -13,7 +13,7 @@ from lessons.checkpoints import load_checkpoint
 from lessons.checks import check_positive_int, choose
 from lessons.ddpm import DDPM, DiscreteVPSchedule
 from lessons.models import MLP
-from lessons.samplers import churn_sampler, ddim
+from lessons.ddim import churn_sampler, ddim
 from lessons.sde import probability_flow
 from lessons.solvers import METHODS as SOLVERS
 from lessons.solvers import solve_ode

@@ -7,8 +7,8 @@ from plotly.subplots import make_subplots
 
 from lessons.conversions import from_data_and_noise, to_data_and_noise
 from lessons.data2d import sample_target
-from lessons.metrics import w2
-from lessons.samplers import ddim
+from lessons.optimal_transport import w2
+from lessons.ddim import ddim
 from lessons.schedules import LinearSchedule, RescaledSchedule
 from lessons.solvers import solve_ode
 from widgets.base import (METHOD_COLORS, MUTED, Explorer, control_style, paths_xy, side_by_side_squares,

@@ -9,7 +9,8 @@ import torch
 from plotly.subplots import make_subplots
 
 from lessons.data2d import sample_target
-from lessons.metrics import straightness_per_sample, w2
+from lessons.metrics import straightness_per_sample
+from lessons.optimal_transport import w2
 from lessons.solvers import METHODS as SOLVERS
 from widgets.base import (BEND_COLORS, METHOD_COLORS, MUTED, Explorer, control_style, paths_xy,
                           side_by_side_squares, target_backdrop)
