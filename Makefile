@@ -12,7 +12,7 @@ CELL_TIMEOUT ?= 600
 TEST_TIMEOUT ?= 2400
 STAMP      := $(VENV)/.course-installed
 
-.PHONY: setup lab test test-lib test-notebooks app book lesson checkpoints benchmarks bench-quick sync clean
+.PHONY: setup lab test lint format test-lib test-notebooks app book lesson checkpoints benchmarks bench-quick sync clean
 
 setup: $(STAMP)
 
@@ -28,10 +28,19 @@ $(STAMP): pyproject.toml
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
 
-test: setup
+test: setup lint
 	COURSE_BUDGET=fast timeout $(TEST_TIMEOUT) $(PY) -m pytest tests \
 		--nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) \
 		--timeout=$(CELL_TIMEOUT) notebooks/
+
+# ruff: lint and formatting (configured in pyproject.toml); `make format` applies both fixes.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 test-lib: setup
 	COURSE_BUDGET=fast $(PY) -m pytest tests

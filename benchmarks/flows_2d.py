@@ -27,20 +27,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-import torch  # noqa: E402
+import torch
 
-from lessons.couplings import pair_batches, reflow_pairs  # noqa: E402
-from lessons.data2d import sample_target  # noqa: E402
-from lessons.ddpm import DDPM, DiscreteVPSchedule  # noqa: E402
-from lessons.flow_matching import cfm_loss, sample_times  # noqa: E402
-from lessons.metrics import normalized_path_energy  # noqa: E402
-from lessons.optimal_transport import w2  # noqa: E402
-from lessons.models import MLP  # noqa: E402
-from lessons.paths import GaussianPath  # noqa: E402
-from lessons.ddim import ddim  # noqa: E402
-from lessons.schedules import LinearSchedule, VPSchedule  # noqa: E402
-from lessons.solvers import solve_ode  # noqa: E402
-from lessons.training import train  # noqa: E402
+from lessons.couplings import pair_batches, reflow_pairs
+from lessons.data2d import sample_target
+from lessons.ddim import ddim
+from lessons.ddpm import DDPM, DiscreteVPSchedule
+from lessons.flow_matching import cfm_batch_loss
+from lessons.metrics import normalized_path_energy
+from lessons.models import MLP
+from lessons.optimal_transport import w2
+from lessons.paths import GaussianPath
+from lessons.schedules import LinearSchedule, VPSchedule
+from lessons.solvers import solve_ode
+from lessons.training import random_batches, train
 
 TASKS = {
     "N -> 8gaussians": ("gaussian", "8gaussians"),
@@ -48,7 +48,7 @@ TASKS = {
     "N -> moons": ("gaussian", "moons"),
     "N -> scurve": ("gaussian", "scurve"),
 }
-METHODS = ("I-CFM", "OT-CFM", "2-RF (reflow)", "FM-VP", "DDPM")
+BENCHMARK_METHODS = ("I-CFM", "OT-CFM", "2-RF (reflow)", "FM-VP", "DDPM")  # the rows of the table
 GAUSSIAN_SOURCE_ONLY = ("FM-VP", "DDPM")
 FEW_STEPS = (1, 2, 4, 8)
 VP_T_END = 1 - 1e-3  # the VP velocity diverges at t = 1; train and integrate on [0, 1 - 1e-3]
@@ -61,7 +61,9 @@ class Config:
     steps: int = 3000
     batch: int = 256
     lr: float = 1e-3
-    lr_schedule: str = "constant"  # the recipe of the recorded table (lessons.training.train's default is cosine)
+    lr_schedule: str = (
+        "constant"  # the recipe of the recorded table (lessons.training.train's default is cosine)
+    )
     n_train: int = 10_000
     n_eval: int = 10_000  # points for W2 at 100 steps and for the path energy
     n_few: int = 2_000  # points for W2 at 1, 2, 4, 8 steps
@@ -76,23 +78,38 @@ def _mlp(seed):
 
 def _train_flow(cfg, next_batch, path, seed, init=None, t_max=1.0):
     model = _mlp(seed) if init is None else copy.deepcopy(init)
-
-    def loss(m, batch):
-        noise, data = batch
-        return cfm_loss(m, path, data, noise=noise, t=sample_times(data.shape[0], t_max=t_max))
-
-    train(model, loss, next_batch, steps=cfg.steps, lr=cfg.lr, seed=seed, device="cpu", progress=False,
-          lr_schedule=cfg.lr_schedule)
+    train(
+        model,
+        cfm_batch_loss(path, t_max),
+        next_batch,
+        steps=cfg.steps,
+        lr=cfg.lr,
+        seed=seed,
+        device="cpu",
+        progress=False,
+        lr_schedule=cfg.lr_schedule,
+    )
     return model
 
 
 def _train_ddpm(cfg, data, seed):
     ddpm, model = DDPM(), _mlp(seed)
-    g = torch.Generator().manual_seed(seed)
-    train(model, lambda m, batch: ddpm.loss(m, batch), lambda: data[torch.randint(0, len(data), (cfg.batch,), generator=g)],
-          steps=cfg.steps, lr=cfg.lr, seed=seed, device="cpu", progress=False, lr_schedule=cfg.lr_schedule)
+    next_batch = random_batches(data, cfg.batch, torch.Generator().manual_seed(seed))
+    train(
+        model,
+        lambda m, batch: ddpm.loss(m, batch),
+        next_batch,
+        steps=cfg.steps,
+        lr=cfg.lr,
+        seed=seed,
+        device="cpu",
+        progress=False,
+        lr_schedule=cfg.lr_schedule,
+    )
     schedule = DiscreteVPSchedule(ddpm)
-    return lambda noise, n: ddim(model, noise, schedule, torch.linspace(0, 1, n + 1), eta=0.0, prediction="eps")
+    return lambda noise, n: ddim(
+        model, noise, schedule, torch.linspace(0, 1, n + 1), eta=0.0, prediction="eps"
+    )
 
 
 def _flow_sampler(model, t_end=1.0):
@@ -102,10 +119,14 @@ def _flow_sampler(model, t_end=1.0):
 def _evaluate(cfg, sampler, source_test, target_test, w2_sq_ref):
     """W2 and NPE at cfg.sample_steps Euler steps, W2 at 1, 2, 4, 8 steps."""
     traj = sampler(source_test[: cfg.n_eval], cfg.sample_steps)
-    row = {"W2": w2(traj.final, target_test[: cfg.n_eval], solver="emd"),
-           "NPE": normalized_path_energy(traj, w2_sq_ref)}
+    row = {
+        "W2": w2(traj.final, target_test[: cfg.n_eval], solver="emd"),
+        "NPE": normalized_path_energy(traj, w2_sq_ref),
+    }
     for n in FEW_STEPS:
-        row[f"W2@{n}"] = w2(sampler(source_test[: cfg.n_few], n).final, target_test[: cfg.n_few], solver="emd")
+        row[f"W2@{n}"] = w2(
+            sampler(source_test[: cfg.n_few], n).final, target_test[: cfg.n_few], solver="emd"
+        )
     return row
 
 
@@ -130,21 +151,35 @@ def run_task_seed(cfg, task, seed, w2_sq_ref):
     out, samplers, clock = {}, {}, time.process_time()
     icfm = _train_flow(cfg, pair_batches(data, cfg.batch, "independent", source=src, seed=seed), linear, seed)
     samplers["I-CFM"] = _flow_sampler(icfm)
-    for method in METHODS:
+    for method in BENCHMARK_METHODS:
         if method in GAUSSIAN_SOURCE_ONLY and src is not None:
             continue
         if method == "OT-CFM":
             model = _train_flow(cfg, pair_batches(data, cfg.batch, "ot", source=src, seed=seed), linear, seed)
             samplers[method] = _flow_sampler(model)
         elif method == "2-RF (reflow)":
-            start = torch.randn(cfg.n_train, 2, generator=torch.Generator().manual_seed(3000 + seed)) if src is None else src
+            start = (
+                torch.randn(cfg.n_train, 2, generator=torch.Generator().manual_seed(3000 + seed))
+                if src is None
+                else src
+            )
             pair_noise, pair_data = reflow_pairs(icfm, start, steps=cfg.sample_steps)
-            model = _train_flow(cfg, pair_batches(pair_data, cfg.batch, "paired", source=pair_noise, seed=seed),
-                                linear, seed, init=icfm)
+            model = _train_flow(
+                cfg,
+                pair_batches(pair_data, cfg.batch, "paired", source=pair_noise, seed=seed),
+                linear,
+                seed,
+                init=icfm,
+            )
             samplers[method] = _flow_sampler(model)
         elif method == "FM-VP":
-            model = _train_flow(cfg, pair_batches(data, cfg.batch, "independent", seed=seed),
-                                GaussianPath(VPSchedule()), seed, t_max=VP_T_END)
+            model = _train_flow(
+                cfg,
+                pair_batches(data, cfg.batch, "independent", seed=seed),
+                GaussianPath(VPSchedule()),
+                seed,
+                t_max=VP_T_END,
+            )
             samplers[method] = _flow_sampler(model, t_end=VP_T_END)
         elif method == "DDPM":
             samplers[method] = _train_ddpm(cfg, data, seed)
@@ -168,26 +203,31 @@ def summarize(cfg, raw):
     """One row per (task, method): mean ± std over seeds of each metric."""
     rows = []
     for task in TASKS:
-        for method in METHODS:
+        for method in BENCHMARK_METHODS:
             runs = [raw[task][s][method] for s in sorted(raw.get(task, {})) if method in raw[task][s]]
             if not runs:
                 continue
             row = {"task": task, "method": method, "seeds": len(runs)}
             for key in ["W2", "NPE"] + [f"W2@{n}" for n in FEW_STEPS]:
                 vals = [r[key] for r in runs]
-                row[key] = {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
-                            "text": _fmt(vals, 2 if key != "NPE" else 3)}
+                row[key] = {
+                    "mean": statistics.fmean(vals),
+                    "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
+                    "text": _fmt(vals, 2 if key != "NPE" else 3),
+                }
             row["cpu_s"] = statistics.fmean(r["cpu_s"] for r in runs)
             rows.append(row)
     return rows
 
 
 def markdown(cfg, rows, wall_s, refs):
-    head = (f"W2 at {cfg.sample_steps} Euler steps on {cfg.n_eval} points and NPE; W2 at 1, 2, 4, 8 steps "
-            f"on {cfg.n_few} points; mean ± std over {cfg.seeds} seed(s). {cfg.steps} training steps of batch "
-            f"{cfg.batch} at a {cfg.lr_schedule} learning rate {cfg.lr:g}, {cfg.n_train} training points. "
-            f"W2 is exact (POT ot.emd2). DDPM is sampled with "
-            f"deterministic DDIM on the same numbers of steps; FM-VP integrates to t = {VP_T_END}.")
+    head = (
+        f"W2 at {cfg.sample_steps} Euler steps on {cfg.n_eval} points and NPE; W2 at 1, 2, 4, 8 steps "
+        f"on {cfg.n_few} points; mean ± std over {cfg.seeds} seed(s). {cfg.steps} training steps of batch "
+        f"{cfg.batch} at a {cfg.lr_schedule} learning rate {cfg.lr:g}, {cfg.n_train} training points. "
+        f"W2 is exact (POT ot.emd2). DDPM is sampled with "
+        f"deterministic DDIM on the same numbers of steps; FM-VP integrates to t = {VP_T_END}."
+    )
     cols = ["task", "method", "W2", "NPE"] + [f"W2@{n}" for n in FEW_STEPS] + ["cpu s / seed"]
     lines = [head, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
@@ -195,8 +235,11 @@ def markdown(cfg, rows, wall_s, refs):
         cells += [r[f"W2@{n}"]["text"] for n in FEW_STEPS] + [f"{r['cpu_s']:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     refs_text = ", ".join(f"{t}: {v:.2f}" for t, v in refs.items())
-    lines += ["", f"W2^2(source, target) used by the NPE: {refs_text}.",
-              f"Total wall time {wall_s:.0f} s with {cfg.workers} worker process(es), torch {torch.__version__}."]
+    lines += [
+        "",
+        f"W2^2(source, target) used by the NPE: {refs_text}.",
+        f"Total wall time {wall_s:.0f} s with {cfg.workers} worker process(es), torch {torch.__version__}.",
+    ]
     return "\n".join(lines)
 
 
@@ -209,12 +252,20 @@ def run(cfg, out_dir=RESULTS, name="flows_2d"):
     refs = dict(zip(TASKS, mapper(reference_cost, [cfg] * len(TASKS), list(TASKS))))
     jobs = [(task, seed) for seed in range(cfg.seeds) for task in TASKS]
     raw = {}
-    results = mapper(run_task_seed, [cfg] * len(jobs), [j[0] for j in jobs], [j[1] for j in jobs],
-                     [refs[j[0]] for j in jobs])
+    results = mapper(
+        run_task_seed,
+        [cfg] * len(jobs),
+        [j[0] for j in jobs],
+        [j[1] for j in jobs],
+        [refs[j[0]] for j in jobs],
+    )
     for done, (task, seed, out) in enumerate(results, 1):
         raw.setdefault(task, {})[seed] = out
-        print(f"[{time.perf_counter() - start:6.0f} s] {task}, seed {seed}: "
-              + ", ".join(f"{m} W2 {v['W2']:.2f}" for m, v in out.items()), flush=True)
+        print(
+            f"[{time.perf_counter() - start:6.0f} s] {task}, seed {seed}: "
+            + ", ".join(f"{m} W2 {v['W2']:.2f}" for m, v in out.items()),
+            flush=True,
+        )
         rows, text = _write(cfg, raw, refs, start, out_dir, name, complete=done == len(jobs))
     if pool:
         pool.shutdown()
@@ -227,8 +278,15 @@ def _write(cfg, raw, refs, start, out_dir, name, complete):
     rows = summarize(cfg, raw)
     text = markdown(cfg, rows, wall, refs) + ("" if complete else "\n\n(partial: the run has not finished)")
     (out_dir / f"{name}.md").write_text(text + "\n")
-    payload = {"config": asdict(cfg), "w2_solver": "POT ot.emd2 (exact)", "w2_sq_reference": refs,
-               "rows": rows, "raw": raw, "wall_s": wall, "complete": complete}
+    payload = {
+        "config": asdict(cfg),
+        "w2_solver": "POT ot.emd2 (exact)",
+        "w2_sq_reference": refs,
+        "rows": rows,
+        "raw": raw,
+        "wall_s": wall,
+        "complete": complete,
+    }
     (out_dir / f"{name}.json").write_text(json.dumps(payload, indent=1))
     return rows, text
 
@@ -238,7 +296,9 @@ QUICK = dict(seeds=2, steps=100, n_train=2000, n_eval=400, n_few=400, sample_ste
 
 def parse_config(argv=None):
     """Read the command line: returns (Config, quick)."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="a tiny run for CI (about a minute)")
     parser.add_argument("--name", help="base name of the result files (default flows_2d, or flows_2d_quick)")
     for field, default in asdict(Config()).items():

@@ -22,16 +22,22 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-import torch  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-from lessons.device import describe_device, pick_device  # noqa: E402
-from lessons.image_metrics import classify, frechet_distance, load_classifier  # noqa: E402
-from lessons.image_training import compiled_forward, generate, make_loss, memory_format_for, train_image_model  # noqa: E402
-from lessons.mnist import Batches, load_mnist  # noqa: E402
-from lessons.unet import UNet, count_parameters, unet_config  # noqa: E402
+from lessons.device import describe_device, pick_device
+from lessons.image_metrics import classify, frechet_distance, load_classifier
+from lessons.image_training import compiled_forward, generate, make_loss, memory_format_for, train_image_model
+from lessons.mnist import load_mnist, mnist_batches
+from lessons.unet import UNet, count_parameters, unet_config
 
-PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "T4": 65.0}  # dense bf16/fp16 tensor cores
+PEAK_TFLOPS = {
+    "H100": 989.0,
+    "H200": 989.0,
+    "A100": 312.0,
+    "L4": 121.0,
+    "T4": 65.0,
+}  # dense bf16/fp16 tensor cores
 
 
 def flops_per_image(model, method, batch, device):
@@ -56,7 +62,10 @@ def throughput(model, method, data, batch_size, device, steps, warmup=3):
     """
     model.to(device=device, memory_format=memory_format_for(device))
     loss_fn = make_loss(method, compiled_forward(model, device), model.num_classes)
-    batches, opt = Batches(data, batch_size, with_labels=True), torch.optim.AdamW(model.parameters(), lr=1e-3)
+    batches, opt = (
+        mnist_batches(data, batch_size, with_labels=True),
+        torch.optim.AdamW(model.parameters(), lr=1e-3),
+    )
 
     def one_step():
         images, labels = batches()
@@ -74,7 +83,9 @@ def throughput(model, method, data, batch_size, device, steps, warmup=3):
         one_step()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return steps * batch_size / (time.perf_counter() - start), steps * batch_size / (time.process_time() - start_cpu)
+    return steps * batch_size / (time.perf_counter() - start), steps * batch_size / (
+        time.process_time() - start_cpu
+    )
 
 
 def time_to_fd(args, data, reference, classifier, device):
@@ -91,14 +102,33 @@ def time_to_fd(args, data, reference, classifier, device):
         fd = frechet_distance(classify(classifier, samples)[0], reference_feats)
         eval_seconds[0] += time.perf_counter() - t0
         eval_seconds[1] += time.process_time() - c0
-        history.append((step, time.perf_counter() - start - eval_seconds[0],
-                        time.process_time() - start_cpu - eval_seconds[1], fd))
-        print(f"  step {step:>6}: {history[-1][1]:7.1f} s of training ({history[-1][2]:.1f} CPU s), FD {fd:8.1f}",
-              flush=True)
+        history.append(
+            (
+                step,
+                time.perf_counter() - start - eval_seconds[0],
+                time.process_time() - start_cpu - eval_seconds[1],
+                fd,
+            )
+        )
+        print(
+            f"  step {step:>6}: {history[-1][1]:7.1f} s of training ({history[-1][2]:.1f} CPU s), FD {fd:8.1f}",
+            flush=True,
+        )
 
-    train_image_model(model, args.method, data, args.max_steps, batch_size=args.batch_size, lr=args.lr,
-                      classes=True, device=device, progress=False, callback=measure, callback_every=args.eval_every,
-                      lr_schedule="constant")  # so the distance at step n does not depend on --max-steps
+    train_image_model(
+        model,
+        args.method,
+        data,
+        args.max_steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        classes=True,
+        device=device,
+        progress=False,
+        callback=measure,
+        callback_every=args.eval_every,
+        lr_schedule="constant",
+    )  # so the distance at step n does not depend on --max-steps
     hit = next(((wall, cpu) for _, wall, cpu, fd in history if fd <= args.target_fd), None)
     return hit, history
 
@@ -115,7 +145,9 @@ def main(argv=None):
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--eval-samples", type=int, default=200)
     parser.add_argument("--target-fd", type=float, default=300.0)
-    parser.add_argument("--peak-tflops", type=float, default=None, help="the device's peak, for the utilization")
+    parser.add_argument(
+        "--peak-tflops", type=float, default=None, help="the device's peak, for the utilization"
+    )
     args = parser.parse_args(argv)
 
     device = pick_device(args.device)
@@ -125,7 +157,7 @@ def main(argv=None):
     reference = test.images[pick]  # a random subset: the offline split is sorted by class
     torch.manual_seed(0)
     model = UNet(unet_config(args.size, num_classes=10)).to(device)
-    images, labels = Batches(data, args.batch_size, with_labels=True)()
+    images, labels = mnist_batches(data, args.batch_size, with_labels=True)()
     fwd, step_flops = flops_per_image(model, args.method, (images.to(device), labels.to(device)), device)
     cpu0 = time.process_time()
     rate, cpu_rate = throughput(model, args.method, data, args.batch_size, device, args.throughput_steps)
@@ -136,15 +168,26 @@ def main(argv=None):
     peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
     achieved = rate * step_flops / 1e12
     rows = [
-        ("device", name), ("torch", torch.__version__),
-        ("U-Net", f"{args.size}, {count_parameters(model):,} parameters"), ("method", args.method),
-        ("forward FLOPs per image", f"{fwd / 1e6:.1f} M"), ("training FLOPs per image", f"{step_flops / 1e6:.1f} M"),
-        ("batch size", str(args.batch_size)), ("training throughput", f"{rate:.0f} images/s wall, {cpu_rate:.0f} images per CPU-second"),
-        ("achieved rate (wall)", f"{achieved * 1e3:.1f} GFLOP/s" + (f" ({100 * achieved / peak:.2f}% of {peak:.0f} TFLOP/s peak)" if peak else "")),
+        ("device", name),
+        ("torch", torch.__version__),
+        ("U-Net", f"{args.size}, {count_parameters(model):,} parameters"),
+        ("method", args.method),
+        ("forward FLOPs per image", f"{fwd / 1e6:.1f} M"),
+        ("training FLOPs per image", f"{step_flops / 1e6:.1f} M"),
+        ("batch size", str(args.batch_size)),
+        ("training throughput", f"{rate:.0f} images/s wall, {cpu_rate:.0f} images per CPU-second"),
+        (
+            "achieved rate (wall)",
+            f"{achieved * 1e3:.1f} GFLOP/s"
+            + (f" ({100 * achieved / peak:.2f}% of {peak:.0f} TFLOP/s peak)" if peak else ""),
+        ),
         ("achieved rate per CPU-second", f"{cpu_rate * step_flops / 1e9:.1f} GFLOP"),
-        (f"time to classifier FD <= {args.target_fd:g} (8 NFE)",
-         f"{hit[0]:.1f} s of training ({hit[1]:.1f} CPU s)" if hit is not None
-         else f"not reached in {args.max_steps} steps"),
+        (
+            f"time to classifier FD <= {args.target_fd:g} (8 NFE)",
+            f"{hit[0]:.1f} s of training ({hit[1]:.1f} CPU s)"
+            if hit is not None
+            else f"not reached in {args.max_steps} steps",
+        ),
         ("FD along training (step: FD)", ", ".join(f"{s}: {fd:.0f}" for s, _, _, fd in history)),
         ("CPU seconds of this benchmark", f"{cpu_seconds:.0f}"),
     ]

@@ -23,7 +23,7 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-KERNEL_CODE = r'''
+KERNEL_CODE = r"""
 import json, time, resource, torch
 torch.set_num_threads(1)
 from lessons.data2d import sample_target
@@ -71,7 +71,7 @@ for i in range(MOVES):
     mon.append(time.perf_counter() - start)
 rows["training monitor: one callback"] = mon
 print(json.dumps({{"rows": rows, "cpu_seconds": time.process_time() - cpu0}}))
-'''
+"""
 
 
 def summary(times):
@@ -83,7 +83,9 @@ def summary(times):
 def kernel_benchmark(moves: int) -> dict:
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(KERNEL_CODE.format(moves=moves))]
-    NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+    NotebookClient(
+        nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+    ).execute()
     text = "".join(o.get("text", "") for o in nb.cells[0].outputs if o.get("name") == "stdout")
     return json.loads(text.strip().splitlines()[-1])
 
@@ -98,8 +100,11 @@ def browser_benchmark(moves: int) -> dict:
         rows["app: page load to plots drawn (s)"] = [time.perf_counter() - start]
         handles = slider_handles(page)
         page.wait_for_timeout(3000)  # let the trajectory explorer precompute its step counts
-        for label, index, plot, trace in [("schedule: t slider", 0, 0, 5), ("trajectories: steps", 1, 1, 7),
-                                          ("samplers: eta dial", 2, 2, 3)]:
+        for label, index, plot, trace in [
+            ("schedule: t slider", 0, 0, 5),
+            ("trajectories: steps", 1, 1, 7),
+            ("samplers: eta dial", 2, 2, 3),
+        ]:
             times = []
             for i in range(moves):
                 key = "ArrowRight" if (i // 5) % 2 == 0 else "ArrowLeft"
@@ -129,8 +134,10 @@ def main() -> None:
                 continue
             med, p95, n = summary(times)
             lines.append(f"| browser | {name} | {med:.1f} | {p95:.1f} | {n} |")
-    note = (f"\nKernel CPU time {kernel['cpu_seconds']:.1f} s; benchmark process CPU {time.process_time() - cpu_start:.1f} s; "
-            f"{time.strftime('%Y-%m-%d %H:%M')}.")
+    note = (
+        f"\nKernel CPU time {kernel['cpu_seconds']:.1f} s; benchmark process CPU {time.process_time() - cpu_start:.1f} s; "
+        f"{time.strftime('%Y-%m-%d %H:%M')}."
+    )
     table = "\n".join(lines) + "\n" + note + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(table)

@@ -13,6 +13,12 @@ from pathlib import Path
 import torch
 
 FORMAT = "course-checkpoint-v1"
+CHECKPOINTS_DIR = Path(__file__).resolve().parent.parent / "checkpoints"  # the models shipped with the course
+
+
+def checkpoint_path(*parts: str) -> Path:
+    """The path of a shipped checkpoint or folder, e.g. checkpoint_path('mnist', 'cfm_small.pt')."""
+    return CHECKPOINTS_DIR.joinpath(*parts)
 
 
 def checksum(state: dict, settings: dict) -> str:
@@ -33,7 +39,9 @@ def save_checkpoint(path: str | os.PathLike, model_state: dict, settings: dict) 
     try:
         json.dumps(settings)
     except TypeError as err:
-        raise ValueError(f"settings must be plain data (dict, list, str, number, bool, None): {err}") from None
+        raise ValueError(
+            f"settings must be plain data (dict, list, str, number, bool, None): {err}"
+        ) from None
     state = {k: v.detach().cpu().clone() for k, v in model_state.items()}
     digest = checksum(state, settings)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -49,5 +57,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise ValueError(f"{path} is not a course checkpoint (expected format {FORMAT!r}).")
     if checksum(blob["state"], blob["settings"]) != blob["sha256"]:
-        raise ValueError(f"the checksum of {path} does not match its contents: the file is corrupted or was edited.")
+        raise ValueError(
+            f"the checksum of {path} does not match its contents: the file is corrupted or was edited."
+        )
     return blob["state"], blob["settings"]

@@ -10,7 +10,9 @@ def check_time(t: torch.Tensor, batch: int | None = None) -> torch.Tensor:
     if t.ndim != 1:
         raise ValueError(f"t must have shape (B,): one time per sample; got shape {tuple(t.shape)}.")
     if batch is not None and t.shape[0] != batch:
-        raise ValueError(f"t has {t.shape[0]} times but the batch has {batch} samples; give one time per sample.")
+        raise ValueError(
+            f"t has {t.shape[0]} times but the batch has {batch} samples; give one time per sample."
+        )
     if not torch.is_floating_point(t):
         raise ValueError("t must be a float tensor (times are real numbers in [0, 1]).")
     if t.numel() and not ((t >= 0) & (t <= 1)).all():  # written so that NaN fails too
@@ -25,7 +27,9 @@ def check_grid(ts: torch.Tensor) -> torch.Tensor:
     """Check that ts is an increasing grid of at least two times in [0, 1] (noise first); return it."""
     check_time(ts)
     if len(ts) < 2 or not (ts[1:] > ts[:-1]).all():
-        raise ValueError("ts must be an increasing grid of at least two times (noise at ts[0], data at ts[-1]).")
+        raise ValueError(
+            "ts must be an increasing grid of at least two times (noise at ts[0], data at ts[-1])."
+        )
     return ts
 
 
@@ -49,7 +53,9 @@ def check_points(x: torch.Tensor, name: str = "x", dim: int | None = None) -> to
 def check_same_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:
     """Check that two tensors have the same shape."""
     if a.shape != b.shape:
-        raise ValueError(f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}.")
+        raise ValueError(
+            f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}."
+        )
 
 
 def choose(name: str, options, what: str) -> str:

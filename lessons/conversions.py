@@ -10,7 +10,8 @@ Each prediction determines the pair (data, noise) given x_t, so any one converts
 import torch
 
 from lessons.checks import check_same_shape, check_time, choose
-from lessons.schedules import Schedule, ScheduleOutput, time_at_log_snr
+from lessons.schedules import Schedule, ScheduleOutput
+from lessons.tensors import expand_like
 
 PREDICTIONS = ("eps", "data", "v", "velocity", "score")
 
@@ -37,7 +38,9 @@ def to_data_and_noise(pred: torch.Tensor, kind: str, x_t: torch.Tensor, coef: Sc
     return (c.d_sigma * x_t - c.sigma * pred) / det, (c.alpha * pred - c.d_alpha * x_t) / det
 
 
-def from_data_and_noise(data: torch.Tensor, noise: torch.Tensor, kind: str, coef: ScheduleOutput) -> torch.Tensor:
+def from_data_and_noise(
+    data: torch.Tensor, noise: torch.Tensor, kind: str, coef: ScheduleOutput
+) -> torch.Tensor:
     """The prediction of the given kind, (B, ...), that corresponds to (data, noise)."""
     choose(kind, PREDICTIONS, "prediction type")
     c = coef.expand_like(data)
@@ -50,13 +53,17 @@ def from_data_and_noise(data: torch.Tensor, noise: torch.Tensor, kind: str, coef
     }[kind]()
 
 
-def convert(pred: torch.Tensor, source: str, target: str, x_t: torch.Tensor, coef: ScheduleOutput) -> torch.Tensor:
+def convert(
+    pred: torch.Tensor, source: str, target: str, x_t: torch.Tensor, coef: ScheduleOutput
+) -> torch.Tensor:
     """Convert a prediction of kind ``source`` at x_t into kind ``target``, (B, ...)."""
     data, noise = to_data_and_noise(pred, source, x_t, coef)
     return from_data_and_noise(data, noise, target, coef)
 
 
-def change_schedule(model, source: Schedule, target: Schedule, prediction: str = "eps", output: str | None = None):
+def change_schedule(
+    model, source: Schedule, target: Schedule, prediction: str = "eps", output: str | None = None
+):
     """Use on ``target`` a model made for ``source``: the change of variables between two schedules.
 
     At (x, t) on target: t' has the same log-SNR on source, x' = k x with k = (alpha' + sigma') / (alpha + sigma)
@@ -68,9 +75,9 @@ def change_schedule(model, source: Schedule, target: Schedule, prediction: str =
 
     def changed(x, t, cond=None):
         c = target(check_time(t, batch=x.shape[0]))
-        t_src = time_at_log_snr(source, c.log_snr())
+        t_src = source.time_at_log_snr(c.log_snr())  # closed form on every library schedule
         c_src = source(t_src)
-        k = ((c_src.alpha + c_src.sigma) / (c.alpha + c.sigma)).reshape((-1,) + (1,) * (x.ndim - 1))
+        k = expand_like((c_src.alpha + c_src.sigma) / (c.alpha + c.sigma), x)
         data, noise = to_data_and_noise(model(x=k * x, t=t_src, cond=cond), prediction, k * x, c_src)
         return from_data_and_noise(data, noise, output, c)
 

@@ -10,6 +10,7 @@ import torch
 from lessons.checks import check_points, check_positive_int, check_same_shape, choose
 from lessons.optimal_transport import ot_assignment
 from lessons.solvers import solve_ode
+from lessons.training import random_batches
 
 COUPLINGS = ("independent", "ot", "paired")
 
@@ -21,7 +22,6 @@ def transport_cost(noise: torch.Tensor, data: torch.Tensor) -> float:
     return float(((noise.double() - data.double()) ** 2).sum(1).mean())
 
 
-
 def couple(noise: torch.Tensor, data: torch.Tensor, coupling: str = "ot"):
     """Return (noise, data') with data' = data re-ordered by the coupling ('independent' keeps the order)."""
     choose(coupling, COUPLINGS[:2], "coupling")
@@ -31,16 +31,21 @@ def couple(noise: torch.Tensor, data: torch.Tensor, coupling: str = "ot"):
     return noise, data[ot_assignment(noise, data)]
 
 
-def reflow_pairs(model, noise: torch.Tensor, steps: int = 100, method: str = "euler"):
+def reflow_pairs(model, noise: torch.Tensor, steps: int = 100, method: str = "euler", cond=None):
     """Rectified-flow pairs (noise, data_hat), each (B, D), data_hat = the model's ODE output from noise."""
     check_points(noise, "noise")
     with torch.no_grad():
-        data_hat = solve_ode(model, noise, steps=steps, method=method).final
+        data_hat = solve_ode(model, noise, steps=steps, method=method, cond=cond).final
     return noise, data_hat
 
 
-def pair_batches(data: torch.Tensor, batch_size: int, coupling: str = "independent",
-                 source: torch.Tensor | None = None, seed: int = 0):
+def pair_batches(
+    data: torch.Tensor,
+    batch_size: int,
+    coupling: str = "independent",
+    source: torch.Tensor | None = None,
+    seed: int = 0,
+):
     """A next_batch() for lessons.training.train that returns coupled (noise, data) batches, each (batch_size, D).
 
     data: (N, D) training points. source: (M, D) points of the source distribution, or None for N(0, I).
@@ -54,16 +59,15 @@ def pair_batches(data: torch.Tensor, batch_size: int, coupling: str = "independe
         check_points(source, "source", data.shape[1])
     if coupling == "paired" and (source is None or source.shape[0] != data.shape[0]):
         raise ValueError("the 'paired' coupling needs a source with one row per data row (the reflow pairs).")
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)  # one stream for the rows and the noise
+    if coupling == "paired":
+        return random_batches((source, data), batch_size, g)
+    data_rows = random_batches(data, batch_size, g)
+    source_rows = None if source is None else random_batches(source, batch_size, g)
 
     def next_batch():
-        idx = torch.randint(0, data.shape[0], (batch_size,), generator=g)
-        if coupling == "paired":
-            return source[idx], data[idx]
-        if source is None:
-            noise = torch.randn(batch_size, data.shape[1], generator=g)
-        else:
-            noise = source[torch.randint(0, source.shape[0], (batch_size,), generator=g)]
-        return couple(noise, data[idx], coupling)
+        batch = data_rows()
+        noise = torch.randn(batch_size, data.shape[1], generator=g) if source is None else source_rows()
+        return couple(noise, batch, coupling)
 
     return next_batch

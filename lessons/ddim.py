@@ -17,6 +17,7 @@ import torch
 from lessons.checks import check_grid
 from lessons.conversions import to_data_and_noise
 from lessons.schedules import Schedule
+from lessons.tensors import normal_like, time_like
 from lessons.trajectory import Trajectory
 
 
@@ -26,28 +27,32 @@ def _coefs(schedule: Schedule, t: float, like: torch.Tensor):
     return c.alpha[0].item(), c.sigma[0].item()
 
 
-def _randn(like: torch.Tensor, generator):
-    return torch.randn(like.shape, generator=generator, dtype=like.dtype).to(like.device)
-
-
 @torch.no_grad()
-def ddim(model, noise: torch.Tensor, schedule: Schedule, ts: torch.Tensor, eta: float = 0.0,
-         prediction: str = "eps", cond=None, generator: torch.Generator | None = None) -> Trajectory:
+def ddim(
+    model,
+    noise: torch.Tensor,
+    schedule: Schedule,
+    ts: torch.Tensor,
+    eta: float = 0.0,
+    prediction: str = "eps",
+    cond=None,
+    generator: torch.Generator | None = None,
+) -> Trajectory:
     """Sample from x = noise at ts[0] along the increasing grid ts (noise -> data); (len(ts), B, ...)."""
     check_grid(ts)
     if eta < 0:
         raise ValueError(f"eta must be >= 0 (0 is deterministic DDIM, 1 is DDPM), got {eta}.")
-    x, xs, batch = noise, [noise], noise.shape[0]
+    x, xs = noise, [noise]
     for t, s in zip(ts[:-1].tolist(), ts[1:].tolist()):
-        t_vec = torch.full((batch,), t, dtype=x.dtype, device=x.device)
+        t_vec = time_like(t, x)
         c_t = schedule(t_vec)
-        c_s = schedule(torch.full((batch,), s, dtype=x.dtype))
+        c_s = schedule(time_like(s, x))
         data_hat, noise_hat = to_data_and_noise(model(x=x, t=t_vec, cond=cond), prediction, x, c_t)
         a_t, s_t, a_s, s_s = (v[0].item() for v in (c_t.alpha, c_t.sigma, c_s.alpha, c_s.sigma))
         var = eta**2 * (s_s**2 / s_t**2) * max(s_t**2 - (a_t / a_s) ** 2 * s_s**2, 0.0) if s_t > 0 else 0.0
         x = a_s * data_hat + max(s_s**2 - var, 0.0) ** 0.5 * noise_hat
         if var > 0:
-            x = x + var**0.5 * _randn(x, generator)
+            x = x + var**0.5 * normal_like(x, generator)
         xs.append(x)
     return Trajectory(ts=ts, xs=torch.stack(xs), nfe=len(ts) - 1)
 
@@ -60,8 +65,16 @@ def churn_ratio(rho_t: float, rho_s: float, churn: float) -> float:
 
 
 @torch.no_grad()
-def churn_sampler(model, noise: torch.Tensor, schedule: Schedule, ts: torch.Tensor, churn: float = 1.0,
-                  prediction: str = "eps", cond=None, generator: torch.Generator | None = None) -> Trajectory:
+def churn_sampler(
+    model,
+    noise: torch.Tensor,
+    schedule: Schedule,
+    ts: torch.Tensor,
+    churn: float = 1.0,
+    prediction: str = "eps",
+    cond=None,
+    generator: torch.Generator | None = None,
+) -> Trajectory:
     """Each step t -> s: DDIM to u past s (rho_u from churn_ratio), then renoise u -> s; xs (len(ts), B, ...).
 
     With x_u / alpha_u = data_hat + rho_u noise_hat (the DDIM step to u) and the forward kernel
@@ -72,9 +85,9 @@ def churn_sampler(model, noise: torch.Tensor, schedule: Schedule, ts: torch.Tens
     check_grid(ts)
     if not churn >= 0:
         raise ValueError(f"churn must be >= 0 (0 is deterministic DDIM, 1 is DDPM), got {churn}.")
-    x, xs, batch = noise, [noise], noise.shape[0]
+    x, xs = noise, [noise]
     for t, s in zip(ts[:-1].tolist(), ts[1:].tolist()):
-        t_vec = torch.full((batch,), t, dtype=x.dtype, device=x.device)
+        t_vec = time_like(t, x)
         c_t = schedule(t_vec)
         data_hat, noise_hat = to_data_and_noise(model(x=x, t=t_vec, cond=cond), prediction, x, c_t)
         (a_t, s_t), (a_s, s_s) = (c_t.alpha[0].item(), c_t.sigma[0].item()), _coefs(schedule, s, x)
@@ -83,6 +96,6 @@ def churn_sampler(model, noise: torch.Tensor, schedule: Schedule, ts: torch.Tens
         x = a_s * (data_hat + rho_u * noise_hat)  # DDIM to u, scaled back to the signal level of s
         var = s_s**2 * (1 - (rho_u / rho_s) ** 2) if rho_s > 0 else 0.0  # = sigma_s^2 - (alpha_s rho_u)^2
         if var > 0:
-            x = x + var**0.5 * _randn(x, generator)
+            x = x + var**0.5 * normal_like(x, generator)
         xs.append(x)
     return Trajectory(ts=ts, xs=torch.stack(xs), nfe=len(ts) - 1)

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from lessons.checks import check_positive_int, choose
 from lessons.schedules import Schedule, ScheduleOutput
+from lessons.tensors import expand_like, normal_like, time_like
 from lessons.trajectory import Trajectory
 
 
@@ -19,7 +20,6 @@ def ddpm_step_to_t(k, num_steps: int) -> torch.Tensor:
     if k.is_floating_point() or (k < 0).any() or (k > num_steps).any():
         raise ValueError(f"DDPM steps must be whole numbers in 0..{num_steps}, got {k.tolist()}.")
     return 1.0 - k.float() / num_steps
-
 
 
 class DDPM:
@@ -44,16 +44,23 @@ class DDPM:
     def marginal(self, data: torch.Tensor, k: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """x_k = sqrt(abar_k) data + sqrt(1 - abar_k) noise, (B, ...), k (B,) integer steps."""
         abar = self.alpha_bars[torch.as_tensor(k).cpu()].to(device=data.device, dtype=data.dtype)
-        abar = abar.reshape((-1,) + (1,) * (data.ndim - 1))
+        abar = expand_like(abar, data)
         return abar.sqrt() * data + (1 - abar).sqrt() * noise
 
-    def forward_chain(self, data: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Run k forward steps one by one: x_i = sqrt(1 - beta_i) x_{i-1} + sqrt(beta_i) z."""
-        x = data
-        for i in range(1, k + 1):
-            z = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+    def forward_chain(self, data: torch.Tensor, ks, generator: torch.Generator | None = None) -> torch.Tensor:
+        """x_k at each k in ks, (K, B, ...): one run of x_i = sqrt(1 - beta_i) x_{i-1} + sqrt(beta_i) z."""
+        ks = torch.as_tensor(ks)
+        if ks.ndim != 1 or len(ks) == 0:
+            raise ValueError(f"give the steps to record as a list of whole numbers, got {ks.tolist()}.")
+        self.t_of(ks)  # checks every k is a whole number in 0..T
+        wanted = set(ks.tolist())
+        kept, x = {0: data}, data
+        for i in range(1, max(wanted) + 1):
+            z = normal_like(x, generator)
             x = (1 - self.beta(i)) ** 0.5 * x + self.beta(i) ** 0.5 * z
-        return x
+            if i in wanted:
+                kept[i] = x
+        return torch.stack([kept[k] for k in ks.tolist()])
 
     def loss(self, model, data: torch.Tensor, cond=None) -> torch.Tensor:
         """Ho et al.'s simple loss: || eps - eps_theta(x_k, t_k) ||^2, k uniform in 1..T."""
@@ -64,8 +71,15 @@ class DDPM:
         return F.mse_loss(pred, noise)
 
     @torch.no_grad()
-    def sample(self, model, noise: torch.Tensor, variance: str = "posterior", cond=None,
-               generator: torch.Generator | None = None, keep_path: bool = True) -> Trajectory:
+    def sample(
+        self,
+        model,
+        noise: torch.Tensor,
+        variance: str = "posterior",
+        cond=None,
+        generator: torch.Generator | None = None,
+        keep_path: bool = True,
+    ) -> Trajectory:
         """Ancestral sampling from x_T = noise down to x_0; returns the Trajectory (t from 0 to 1).
 
         x_{k-1} = (x_k - beta_k / sqrt(1 - abar_k) eps) / sqrt(1 - beta_k) + s_k z, with
@@ -75,13 +89,13 @@ class DDPM:
         x, xs = noise, [noise]
         T = self.num_steps
         for k in range(T, 0, -1):
-            t = torch.full((x.shape[0],), self.t_of(k).item(), device=x.device)
+            t = time_like(self.t_of(k).item(), x)
             eps = model(x=x, t=t, cond=cond)
             beta, abar, abar_prev = self.beta(k), self.alpha_bars[k].item(), self.alpha_bars[k - 1].item()
             x = (x - beta / (1 - abar) ** 0.5 * eps) / (1 - beta) ** 0.5
             if k > 1:
                 var = beta if variance == "beta" else (1 - abar_prev) / (1 - abar) * beta
-                z = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+                z = normal_like(x, generator)
                 x = x + var**0.5 * z
             if keep_path or k == 1:
                 xs.append(x)
@@ -113,6 +127,14 @@ class DiscreteVPSchedule(Schedule):
         d_alpha = alpha * 0.5 * (-self.num_steps * slope)  # dk/dt = -T
         d_sigma = -alpha * d_alpha / sigma.clamp_min(1e-12)
         return ScheduleOutput(*(v.to(t.dtype) for v in (alpha, sigma, d_alpha, d_sigma)))
+
+    def _time_at_log_snr(self, log_snr):
+        # abar = sigmoid(lambda); -log abar increases with k and is linear on each step: find the step, solve
+        target = torch.logaddexp(torch.zeros_like(log_snr), -log_snr)  # -log abar, (B,)
+        table = -self.log_abar.to(log_snr.device)  # (T+1,), increasing
+        lo = (torch.searchsorted(table, target) - 1).clamp(0, self.num_steps - 1)
+        pos = lo + (target - table[lo]) / (table[lo + 1] - table[lo])  # fractional step k
+        return 1 - pos.clamp(0, self.num_steps) / self.num_steps
 
     def __repr__(self) -> str:
         return f"DiscreteVPSchedule(num_steps={self.num_steps})"

@@ -3,7 +3,7 @@
 Exact: one backward pass per dimension, div v = sum_i d v_i / d x_i (D passes for D dimensions).
 Hutchinson: div v = E[eps^T (d v / d x) eps] for probes eps with E[eps eps^T] = I (Rademacher or
 Gaussian); one backward pass per probe, whatever D, at the price of variance.
-The field is called as field(x=x, t=t) with x (B, ...) and t (B,); each sample's output must
+The field is called as field(x=x, t=t, cond=cond) with x (B, ...) and t (B,); each sample's output must
 depend on that sample's input only (no batch norm), so one backward pass serves the whole batch.
 """
 
@@ -14,8 +14,9 @@ from lessons.checks import check_positive_int, check_time, choose
 PROBES = ("rademacher", "gaussian")
 
 
-def draw_probes(shape, probes: int = 1, noise: str = "rademacher", generator=None,
-                dtype=torch.float32, device=None) -> torch.Tensor:
+def draw_probes(
+    shape, probes: int = 1, noise: str = "rademacher", generator=None, dtype=torch.float32, device=None
+) -> torch.Tensor:
     """Probe vectors eps, (probes, *shape), with E[eps] = 0 and E[eps eps^T] = I."""
     check_positive_int(probes, "the number of probes")
     choose(noise, PROBES, "probe distribution")
@@ -41,7 +42,9 @@ def _vjp(v, x, vector, create_graph):
     return torch.zeros_like(x) if g is None else g
 
 
-def velocity_and_divergence(field, x: torch.Tensor, t: torch.Tensor, probe_vectors: torch.Tensor | None = None):
+def velocity_and_divergence(
+    field, x: torch.Tensor, t: torch.Tensor, probe_vectors: torch.Tensor | None = None, cond=None
+):
     """(v (B, ...), div (B,)): exact trace when probe_vectors is None, else the mean of eps^T J eps.
 
     probe_vectors: (P, B, ...) fixed probes (a CNF keeps the same probes along one ODE solve).
@@ -52,9 +55,11 @@ def velocity_and_divergence(field, x: torch.Tensor, t: torch.Tensor, probe_vecto
     keep_graph = torch.is_grad_enabled()
     with torch.enable_grad():
         x_in = x if x.requires_grad else x.detach().requires_grad_(True)
-        v = field(x=x_in, t=t)
+        v = field(x=x_in, t=t, cond=cond)
         if v.shape != x.shape:
-            raise ValueError(f"the field must return a velocity shaped like x {tuple(x.shape)}, got {tuple(v.shape)}.")
+            raise ValueError(
+                f"the field must return a velocity shaped like x {tuple(x.shape)}, got {tuple(v.shape)}."
+            )
         if probe_vectors is None:
             div = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
             flat = x.flatten(1)  # (B, D)
@@ -65,8 +70,10 @@ def velocity_and_divergence(field, x: torch.Tensor, t: torch.Tensor, probe_vecto
                 div = div + row.flatten(1)[:, i]
         else:
             if probe_vectors.shape[1:] != x.shape:
-                raise ValueError(f"probe vectors must have shape (P, *x.shape) = (P, {tuple(x.shape)}), "
-                                 f"got {tuple(probe_vectors.shape)}.")
+                raise ValueError(
+                    f"probe vectors must have shape (P, *x.shape) = (P, {tuple(x.shape)}), "
+                    f"got {tuple(probe_vectors.shape)}."
+                )
             div = 0
             for eps in probe_vectors:  # eps^T J eps, averaged over the probes
                 div = div + (_vjp(v, x_in, eps, keep_graph) * eps).flatten(1).sum(1)
@@ -76,15 +83,22 @@ def velocity_and_divergence(field, x: torch.Tensor, t: torch.Tensor, probe_vecto
     return v, div
 
 
-def divergence_exact(field, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+def divergence_exact(field, x: torch.Tensor, t: torch.Tensor, cond=None) -> torch.Tensor:
     """div v(x, t) = sum_i d v_i / d x_i, (B,), by D backward passes (x: (B, ...), t: (B,))."""
     _check_state(x, t)
-    return velocity_and_divergence(field, x, t)[1]
+    return velocity_and_divergence(field, x, t, cond=cond)[1]
 
 
-def divergence_hutchinson(field, x: torch.Tensor, t: torch.Tensor, probes: int = 1, noise: str = "rademacher",
-                          generator: torch.Generator | None = None) -> torch.Tensor:
+def divergence_hutchinson(
+    field,
+    x: torch.Tensor,
+    t: torch.Tensor,
+    probes: int = 1,
+    noise: str = "rademacher",
+    generator: torch.Generator | None = None,
+    cond=None,
+) -> torch.Tensor:
     """Unbiased estimate (1/P) sum_p eps_p^T (d v / d x) eps_p of div v, (B,), with P fresh probes."""
     _check_state(x, t)
-    eps = draw_probes(x.shape, probes, noise, generator, x.dtype)
-    return velocity_and_divergence(field, x, t, eps.to(x.device))[1]
+    eps = draw_probes(x.shape, probes, noise, generator, x.dtype, x.device)  # drawn on the CPU, then moved
+    return velocity_and_divergence(field, x, t, eps, cond=cond)[1]

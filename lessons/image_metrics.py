@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lessons.checkpoints import load_checkpoint, save_checkpoint
+from lessons.checkpoints import checkpoint_path, load_checkpoint, save_checkpoint
 from lessons.checks import check_points, check_positive_int
 from lessons.metrics import mean_pairwise_distance
-from lessons.mnist import MNIST, MNIST_CHECKPOINTS, Batches
+from lessons.mnist import MNIST, mnist_batches
 from lessons.training import train
 
 FEATURE_DIM = 32
@@ -27,9 +27,20 @@ class DigitClassifier(nn.Module):
         super().__init__()
         w = width
         self.body = nn.Sequential(
-            nn.Conv2d(1, w, 3, padding=1), nn.ReLU(), nn.Conv2d(w, w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(), nn.Conv2d(2 * w, 2 * w, 3, padding=1), nn.ReLU(),
-            nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2 * w * 49, feature_dim), nn.ReLU())
+            nn.Conv2d(1, w, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(w, w, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(w, 2 * w, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(2 * w, 2 * w, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(2 * w * 49, feature_dim),
+            nn.ReLU(),
+        )
         self.head = nn.Linear(feature_dim, 10)
         self.width, self.feature_dim = width, feature_dim
 
@@ -46,11 +57,18 @@ def _shift(images: torch.Tensor, max_shift: int = 2) -> torch.Tensor:
     """Random translations by up to max_shift pixels (zero-padded with the background value -1)."""
     padded = F.pad(images, [max_shift] * 4, value=-1.0)
     dx, dy = torch.randint(0, 2 * max_shift + 1, (2,)).tolist()
-    return padded[:, :, dy:dy + 28, dx:dx + 28]
+    return padded[:, :, dy : dy + 28, dx : dx + 28]
 
 
-def train_classifier(data: MNIST, steps: int = 800, batch_size: int = 64, lr: float = 2e-3, seed: int = 0,
-                     device=None, progress: bool = True):
+def train_classifier(
+    data: MNIST,
+    steps: int = 800,
+    batch_size: int = 64,
+    lr: float = 2e-3,
+    seed: int = 0,
+    device=None,
+    progress: bool = True,
+):
     """Train a DigitClassifier with cross-entropy on shifted digits; return (model, TrainResult)."""
     torch.manual_seed(seed)
     model = DigitClassifier()
@@ -59,19 +77,29 @@ def train_classifier(data: MNIST, steps: int = 800, batch_size: int = 64, lr: fl
         images, labels = batch
         return F.cross_entropy(model(_shift(images)), labels)
 
-    result = train(model, loss_fn, Batches(data, batch_size, with_labels=True, seed=seed), steps, lr=lr,
-                   seed=seed, device=device, progress=progress)
+    result = train(
+        model,
+        loss_fn,
+        mnist_batches(data, batch_size, with_labels=True, seed=seed),
+        steps,
+        lr=lr,
+        seed=seed,
+        device=device,
+        progress=progress,
+    )
     return model.cpu().eval(), result
 
 
 def save_classifier(path, model: DigitClassifier, settings: dict) -> str:
     """Write the classifier's weights and settings (checksummed); return the checksum."""
-    return save_checkpoint(path, model.state_dict(), {**settings, "width": model.width, "feature_dim": model.feature_dim})
+    return save_checkpoint(
+        path, model.state_dict(), {**settings, "width": model.width, "feature_dim": model.feature_dim}
+    )
 
 
 def load_classifier(path=None) -> DigitClassifier:
     """The project's MNIST classifier (checkpoints/mnist/classifier.pt by default), checksum verified."""
-    state, settings = load_checkpoint(path or MNIST_CHECKPOINTS / "classifier.pt")
+    state, settings = load_checkpoint(path or checkpoint_path("mnist", "classifier.pt"))
     model = DigitClassifier(settings["width"], settings["feature_dim"])
     model.load_state_dict(state)
     return model.eval()
@@ -111,13 +139,18 @@ def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> floa
 def class_diversity(x: torch.Tensor, labels: torch.Tensor) -> float:
     """Within-class diversity: mean over classes of mean_pairwise_distance of that class's rows of x (B, ...)."""
     if labels.shape != x.shape[:1]:
-        raise ValueError(f"labels must have shape ({x.shape[0]},), one per sample, got {tuple(labels.shape)}.")
+        raise ValueError(
+            f"labels must have shape ({x.shape[0]},), one per sample, got {tuple(labels.shape)}."
+        )
     groups = [x[labels == c] for c in labels.unique() if (labels == c).sum() >= 2]
     if not groups:
         raise ValueError("class_diversity needs at least two samples of some class.")
     return sum(mean_pairwise_distance(g) for g in groups) / len(groups)
 
-def dequantize(pixels: torch.Tensor, scale: int = 256, generator: torch.Generator | None = None) -> torch.Tensor:
+
+def dequantize(
+    pixels: torch.Tensor, scale: int = 256, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Uniform dequantization: pixels k / (scale - 1) in [0, 1] (as torchvision gives them) -> (k + u) / scale, u ~ U[0, 1)."""
     check_positive_int(scale, "the number of pixel levels scale")
     if pixels.min() < 0 or pixels.max() > 1:
@@ -127,7 +160,9 @@ def dequantize(pixels: torch.Tensor, scale: int = 256, generator: torch.Generato
     return (levels + u) / scale
 
 
-def bits_per_dim(log_prob: torch.Tensor, num_dims: int, scale: int = 256, data_range: float = 1.0) -> torch.Tensor:
+def bits_per_dim(
+    log_prob: torch.Tensor, num_dims: int, scale: int = 256, data_range: float = 1.0
+) -> torch.Tensor:
     """Bits per dimension of discrete data from a density on dequantized data, (B,).
 
     With uniform dequantization each of the ``scale`` levels of a pixel fills a bin of width

@@ -13,22 +13,23 @@ import warnings
 
 import torch
 
-from lessons.checks import check_positive_int, choose
 from lessons.checkpoints import load_checkpoint, save_checkpoint
+from lessons.checks import check_positive_int, choose
+from lessons.ddim import ddim
 from lessons.ddpm import DDPM, DiscreteVPSchedule, ddim_times
 from lessons.device import pick_device
 from lessons.flow_matching import cfm_loss
-from lessons.guidance import ClassifierFreeGuidance
-from lessons.mnist import MNIST, Batches
+from lessons.guidance import ClassifierFreeGuidance, drop_labels
+from lessons.mnist import MNIST, mnist_batches
 from lessons.paths import GaussianPath
-from lessons.ddim import ddim
 from lessons.schedules import LinearSchedule
 from lessons.solvers import solve_ode
+from lessons.tensors import time_like
 from lessons.training import EMA, train
 from lessons.trajectory import Trajectory
 from lessons.unet import UNet, UNetConfig
 
-METHODS = ("ddpm", "cfm")
+IMAGE_METHODS = ("ddpm", "cfm")  # the two training and sampling recipes of the image models
 
 
 def autocast_for(device) -> contextlib.AbstractContextManager:
@@ -43,14 +44,15 @@ def memory_format_for(device) -> torch.memory_format:
     return torch.channels_last if torch.device(device).type == "cuda" else torch.contiguous_format
 
 
-def make_loss(method: str, forward=None, num_classes: int | None = None, p_uncond: float = 0.1,
-              ddpm: DDPM | None = None):
+def make_loss(
+    method: str, forward=None, num_classes: int | None = None, p_uncond: float = 0.1, ddpm: DDPM | None = None
+):
     """loss_fn(model, batch) for lessons.training.train; batch is images (B, 1, H, W) or (images, labels).
 
     With labels, each is replaced by the null class num_classes with probability p_uncond (label
     dropout), so one network learns both the conditional and the unconditional model.
     """
-    choose(method, METHODS, "training method")
+    choose(method, IMAGE_METHODS, "training method")
     if not 0 <= p_uncond <= 1:
         raise ValueError(f"p_uncond (the label dropout probability) must be in [0, 1], got {p_uncond}.")
     ddpm, path = ddpm or DDPM(), GaussianPath(LinearSchedule())
@@ -59,11 +61,14 @@ def make_loss(method: str, forward=None, num_classes: int | None = None, p_uncon
         net = forward or model
         images, labels = batch if isinstance(batch, tuple) else (batch, None)
         images = images.contiguous(memory_format=memory_format_for(images.device))
-        if labels is not None and p_uncond > 0:
-            drop = torch.rand(labels.shape, device=labels.device) < p_uncond
-            labels = torch.where(drop, torch.full_like(labels, num_classes), labels)
+        if labels is not None:
+            labels = drop_labels(labels, p_uncond, num_classes)
         with autocast_for(images.device):
-            loss = ddpm.loss(net, images, cond=labels) if method == "ddpm" else cfm_loss(net, path, images, cond=labels)
+            loss = (
+                ddpm.loss(net, images, cond=labels)
+                if method == "ddpm"
+                else cfm_loss(net, path, images, cond=labels)
+            )
         return loss.float()
 
     return loss_fn
@@ -80,17 +85,37 @@ def compiled_forward(model, device, use_compile: bool | None = None):
         c = model.num_classes
         x = torch.zeros(2, model.config.image_channels, 28, 28, device=device)
         with autocast_for(device):
-            fast(x=x, t=torch.full((2,), 0.5, device=device), cond=None if c is None else torch.zeros(2, dtype=torch.long, device=device))
+            fast(
+                x=x,
+                t=time_like(0.5, x),
+                cond=None if c is None else torch.zeros(2, dtype=torch.long, device=device),
+            )
         return fast
     except Exception as err:  # an old GPU, no compiler toolchain: eager mode still works
-        warnings.warn(f"torch.compile failed ({type(err).__name__}); training without it.", RuntimeWarning)
+        warnings.warn(
+            f"torch.compile failed ({type(err).__name__}); training without it.", RuntimeWarning, stacklevel=2
+        )
         return None
 
 
-def train_image_model(model: UNet, method: str, data: MNIST, steps: int, batch_size: int = 64, lr: float = 1e-3,
-                      classes: bool = False, p_uncond: float = 0.1, ema_decay: float = 0.999, device=None,
-                      seed: int = 0, use_compile: bool | None = None, progress: bool = True,
-                      callback=None, callback_every: int = 100, lr_schedule: str = "cosine"):
+def train_image_model(
+    model: UNet,
+    method: str,
+    data: MNIST,
+    steps: int,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    classes: bool = False,
+    p_uncond: float = 0.1,
+    ema_decay: float = 0.999,
+    device=None,
+    seed: int = 0,
+    use_compile: bool | None = None,
+    progress: bool = True,
+    callback=None,
+    callback_every: int = 100,
+    lr_schedule: str = "cosine",
+):
     """Train model in place with lessons.training.train; return (EMA copy of the model, TrainResult).
 
     callback(step, ema_model, losses) runs every callback_every steps (to measure quality while training).
@@ -98,7 +123,9 @@ def train_image_model(model: UNet, method: str, data: MNIST, steps: int, batch_s
     check_positive_int(steps, "the number of training steps")
     device = pick_device(device) if not isinstance(device, torch.device) else device
     if classes and not model.num_classes:
-        raise ValueError("classes=True needs a U-Net built with num_classes (e.g. unet_config(size, num_classes=10)).")
+        raise ValueError(
+            "classes=True needs a U-Net built with num_classes (e.g. unet_config(size, num_classes=10))."
+        )
     model.to(device=device, memory_format=memory_format_for(device))
     ema = EMA(model, ema_decay)
     loss_fn = make_loss(method, compiled_forward(model, device, use_compile), model.num_classes, p_uncond)
@@ -108,9 +135,19 @@ def train_image_model(model: UNet, method: str, data: MNIST, steps: int, batch_s
         if callback is not None and (step % callback_every == 0 or step == steps):
             callback(step, ema.model, losses)
 
-    result = train(model, loss_fn, Batches(data, batch_size, with_labels=classes, seed=seed), steps, lr=lr,
-                   seed=seed, device=device, progress=progress, callback=each_step, callback_every=1,
-                   lr_schedule=lr_schedule)
+    result = train(
+        model,
+        loss_fn,
+        mnist_batches(data, batch_size, with_labels=classes, seed=seed),
+        steps,
+        lr=lr,
+        seed=seed,
+        device=device,
+        progress=progress,
+        callback=each_step,
+        callback_every=1,
+        lr_schedule=lr_schedule,
+    )
     return ema.model, result
 
 
@@ -130,13 +167,22 @@ def clip_data_prediction(model, schedule, low: float = -1.0, high: float = 1.0):
 
 
 @torch.no_grad()
-def generate(model, method: str, noise: torch.Tensor, nfe: int, cond: torch.Tensor | None = None,
-             guidance: float = 0.0, ddpm: DDPM | None = None, eta: float = 0.0, clip: bool = False) -> Trajectory:
+def generate(
+    model,
+    method: str,
+    noise: torch.Tensor,
+    nfe: int,
+    cond: torch.Tensor | None = None,
+    guidance: float = 0.0,
+    ddpm: DDPM | None = None,
+    eta: float = 0.0,
+    clip: bool = False,
+) -> Trajectory:
     """Samples from noise (B, C, H, W) in nfe network calls (guided calls count once): DDIM for 'ddpm', Euler for 'cfm'.
 
     clip (DDPM only): clip the data prediction to [-1, 1] at every DDIM step.
     """
-    choose(method, METHODS, "sampling method")
+    choose(method, IMAGE_METHODS, "sampling method")
     if clip and method != "ddpm":
         raise ValueError("clip applies to the DDPM (eps-prediction) sampler only.")
     net = ClassifierFreeGuidance(model, guidance) if guidance > 0 else model
@@ -147,7 +193,7 @@ def generate(model, method: str, noise: torch.Tensor, nfe: int, cond: torch.Tens
             net = clip_data_prediction(net, schedule) if clip else net
             traj = ddim(net, noise, schedule, ddim_times(ddpm, nfe), eta=eta, cond=cond)
         else:
-            traj = solve_ode(lambda x, t: net(x=x, t=t, cond=cond), noise, steps=nfe, method="euler")
+            traj = solve_ode(net, noise, steps=nfe, method="euler", cond=cond)
     return Trajectory(traj.ts, traj.xs.float(), traj.nfe)
 
 

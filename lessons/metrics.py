@@ -2,7 +2,7 @@
 
 import torch
 
-from lessons.checks import check_points, check_positive_int, choose
+from lessons.checks import check_points, check_positive_int
 from lessons.trajectory import Trajectory
 
 
@@ -61,5 +61,7 @@ def normalized_path_energy(traj: Trajectory, w2_squared: float) -> float:
     with equality only for the OT flow, so NPE = 0 means the flow moves mass as cheaply as possible.
     """
     if not w2_squared > 0:
-        raise ValueError(f"w2_squared (the squared W2 between source and target) must be positive, got {w2_squared}.")
+        raise ValueError(
+            f"w2_squared (the squared W2 between source and target) must be positive, got {w2_squared}."
+        )
     return abs(path_energy(traj) - w2_squared) / w2_squared

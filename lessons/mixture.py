@@ -2,14 +2,18 @@
 
 For a Gaussian path x_t = alpha * data + sigma * noise with data from the mixture, x_t is again a
 mixture (means alpha * mu_k, variances alpha^2 s_k^2 + sigma^2), so the posterior over the data
-given x_t, and with it the ideal denoiser and the marginal velocity field, are known in closed form.
+given x_t, and with it the ideal model of every prediction type (the denoiser, the noise, flow
+matching's marginal velocity field, the score), are known in closed form: ExactMixtureModel.
 """
 
 import math
 
 import torch
 
-from lessons.checks import check_points
+from lessons.checks import check_points, check_positive_int, check_time, choose
+from lessons.conversions import PREDICTIONS, from_data_and_noise
+from lessons.schedules import Schedule
+from lessons.tensors import normal_like
 
 
 class GaussianMixture:
@@ -63,8 +67,67 @@ class GaussianMixture:
 
     def posterior_mean(self, x_t, alpha, sigma) -> torch.Tensor:
         """E[data | x_t] for x_t = alpha * data + sigma * noise, (B, D): the ideal denoiser."""
-        log_joint, var, diff, alpha, _ = self._noised(x_t, alpha, sigma)
+        return self.posterior_data_and_noise(x_t, alpha, sigma)[0]
+
+    def posterior_data_and_noise(self, x_t, alpha, sigma):
+        """(E[data | x_t], E[noise | x_t]), each (B, D), for x_t = alpha * data + sigma * noise.
+
+        Given component k both are affine in x_t: mu_k + alpha s_k^2 r_k and sigma r_k, with
+        r_k = (x_t - alpha mu_k) / var_k, so both stay finite at alpha = 0 (pure noise) and sigma = 0 (clean data).
+        """
+        log_joint, var, diff, alpha, sigma = self._noised(x_t, alpha, sigma)
         w = torch.softmax(log_joint, dim=1)
         gain = alpha * self.stds[None] ** 2 / var  # (B, K)
         comp_mean = self.means[None] + gain[:, :, None] * diff  # (B, K, D)
-        return (w[:, :, None] * comp_mean).sum(1)
+        noise = sigma * (w[:, :, None] * diff / var[:, :, None]).sum(1)  # = -sigma * score
+        return (w[:, :, None] * comp_mean).sum(1), noise
+
+    def sample_noised(
+        self,
+        n: int,
+        alpha,
+        sigma,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> torch.Tensor:
+        """Draw n points of p_t, (n, D): x_t = alpha * data + sigma * noise, the data drawn first, then the noise.
+
+        alpha and sigma are numbers or tensors of shape (1,) or (n,), for instance the fields of schedule(t).
+        """
+        check_positive_int(n, "the number of points n")
+        alpha, sigma = (torch.as_tensor(v, dtype=dtype).reshape(-1, 1) for v in (alpha, sigma))
+        if alpha.shape[0] not in (1, n) or sigma.shape[0] not in (1, n):
+            raise ValueError(
+                f"alpha and sigma must be numbers or hold one value per point ({n}), "
+                f"got {alpha.shape[0]} and {sigma.shape[0]} values."
+            )
+        data = self.sample(n, generator=generator).to(dtype)
+        return alpha * data + sigma * normal_like(data, generator)
+
+
+class ExactMixtureModel:
+    """The ideal model of a mixture target on a schedule: E[prediction | x_t = x], (B, D), of one kind.
+
+    Called like a network, model(x=..., t=..., cond=None); it has no error, so what a sampler does with it
+    shows the sampler alone. prediction is one of lessons.conversions.PREDICTIONS: 'eps' is E[noise | x_t]
+    = -sigma_t * score; 'velocity' is flow matching's exact marginal field
+    u_t(x) = d_alpha E[data | x] + d_sigma E[noise | x].
+    """
+
+    def __init__(self, mixture: GaussianMixture, schedule: Schedule, prediction: str = "eps"):
+        self.mixture, self.schedule = mixture, schedule
+        self.prediction = choose(prediction, PREDICTIONS, "prediction type")
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, cond=None) -> torch.Tensor:
+        check_points(x, "x", self.mixture.dim)
+        if cond is not None:
+            raise ValueError("the exact mixture model is unconditional; call it with cond=None.")
+        c = self.schedule(check_time(t, batch=x.shape[0]))
+        if self.prediction == "score" and (c.sigma <= 0).any():
+            raise ValueError(
+                "the score -E[noise | x_t] / sigma is undefined where sigma(t) = 0 (clean data, t = 1 "
+                "on this schedule): stop the time grid short of 1, or ask for a 'data' or 'velocity' "
+                "prediction."
+            )
+        data, noise = self.mixture.posterior_data_and_noise(x, c.alpha, c.sigma)
+        return from_data_and_noise(data, noise, self.prediction, c)

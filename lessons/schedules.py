@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from lessons.checks import check_positive_int, check_time, choose
+from lessons.tensors import expand_like
 
 
 @dataclass
@@ -22,8 +23,9 @@ class ScheduleOutput:
 
     def expand_like(self, x: torch.Tensor) -> "ScheduleOutput":
         """Reshape every (B,) field to (B, 1, ..., 1) so it broadcasts against x of shape (B, ...)."""
-        shape = (-1,) + (1,) * (x.ndim - 1)
-        return ScheduleOutput(*(v.reshape(shape) for v in (self.alpha, self.sigma, self.d_alpha, self.d_sigma)))
+        return ScheduleOutput(
+            *(expand_like(v, x) for v in (self.alpha, self.sigma, self.d_alpha, self.d_sigma))
+        )
 
     def log_snr(self) -> torch.Tensor:
         """lambda = log(alpha^2 / sigma^2), the shape of alpha."""
@@ -45,6 +47,22 @@ class Schedule:
         """lambda(t) = log(alpha^2 / sigma^2), (B,); increases from noise (t=0) to data (t=1)."""
         return self(t).log_snr()
 
+    def time_at_log_snr(self, log_snr: torch.Tensor) -> torch.Tensor:
+        """The time t (B,) where log_snr(t) = log_snr (B,), in log_snr's dtype.
+
+        Targets below the schedule's range give t = 0, above it t = 1 (-inf and +inf included).
+        """
+        if not isinstance(log_snr, torch.Tensor) or log_snr.ndim != 1:
+            raise ValueError("log_snr must be a tensor of shape (B,): one log-SNR per sample.")
+        target = log_snr.double()
+        t = self._time_at_log_snr(target).clamp(0.0, 1.0)
+        t = torch.where(target == -math.inf, 0.0, torch.where(target == math.inf, 1.0, t))
+        return t.to(log_snr.dtype)
+
+    def _time_at_log_snr(self, log_snr: torch.Tensor) -> torch.Tensor:
+        """Invert the log-SNR of float64 targets (B,); subclasses with a closed form override this."""
+        return log_snr_bisection(self, log_snr)
+
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v}" for k, v in vars(self).items())
         return f"{type(self).__name__}({fields})"
@@ -64,6 +82,10 @@ class LinearSchedule(Schedule):
         one = torch.ones_like(t)
         return ScheduleOutput(t, 1 - (1 - self.sigma_min) * t, one, -(1 - self.sigma_min) * one)
 
+    def _time_at_log_snr(self, log_snr):
+        # t / (1 - (1 - sigma_min) t) = exp(lambda / 2); written so that -inf gives 0 (sigmoid when sigma_min = 0)
+        return 1 / (torch.exp(-0.5 * log_snr) + 1 - self.sigma_min)
+
 
 class CosineSchedule(Schedule):
     """Variance preserving cosine path: alpha = sin(pi t / 2), sigma = cos(pi t / 2)."""
@@ -74,6 +96,9 @@ class CosineSchedule(Schedule):
         # clamp: in float32 cos(pi / 2) is -4e-8, a negative sigma (and a NaN log-SNR) at t = 1
         a, s = torch.sin(0.5 * math.pi * t), torch.cos(0.5 * math.pi * t).clamp_min(0.0)
         return ScheduleOutput(a, s, 0.5 * math.pi * s, -0.5 * math.pi * a)
+
+    def _time_at_log_snr(self, log_snr):
+        return 2 / math.pi * torch.atan(torch.exp(0.5 * log_snr))  # lambda = 2 log tan(pi t / 2)
 
 
 class VPSchedule(Schedule):
@@ -104,6 +129,14 @@ class VPSchedule(Schedule):
         d_sigma = -alpha * d_alpha / sigma.clamp_min(1e-12)
         return ScheduleOutput(alpha, sigma, d_alpha, d_sigma)
 
+    def _time_at_log_snr(self, log_snr):
+        # lambda = -log(e^I - 1) gives I = softplus(-lambda); beyond I(s = 1) the target is below the range
+        integral = torch.logaddexp(torch.zeros_like(log_snr), -log_snr)
+        top = self.beta_min + 0.5 * (self.beta_max - self.beta_min)
+        # the root s of beta_min s + (beta_max - beta_min) s^2 / 2 = I, written without cancellation
+        root = torch.sqrt(self.beta_min**2 + 2 * (self.beta_max - self.beta_min) * integral.clamp(max=top))
+        return torch.where(integral < top, 1 - 2 * integral / (self.beta_min + root), 0.0)
+
 
 class VESchedule(Schedule):
     """Variance exploding path: alpha = 1, sigma = sigma_max (sigma_min / sigma_max) ** t.
@@ -123,6 +156,10 @@ class VESchedule(Schedule):
         sigma = self.sigma_max * (self.sigma_min / self.sigma_max) ** t
         one = torch.ones_like(t)
         return ScheduleOutput(one, sigma, 0 * t, sigma * math.log(self.sigma_min / self.sigma_max))
+
+    def _time_at_log_snr(self, log_snr):
+        # lambda = -2 log sigma_max + 2 t log(sigma_max / sigma_min), linear in t
+        return (0.5 * log_snr + math.log(self.sigma_max)) / math.log(self.sigma_max / self.sigma_min)
 
 
 SCHEDULES = {cls.name: cls for cls in (LinearSchedule, CosineSchedule, VPSchedule, VESchedule)}
@@ -154,7 +191,12 @@ class RescaledSchedule(Schedule):
             dc = -(b.alpha * b.d_alpha + b.sigma * b.d_sigma) * c**3
         else:
             c, dc = self.scale(t)
-        return ScheduleOutput(c * b.alpha, c * b.sigma, dc * b.alpha + c * b.d_alpha, dc * b.sigma + c * b.d_sigma)
+        return ScheduleOutput(
+            c * b.alpha, c * b.sigma, dc * b.alpha + c * b.d_alpha, dc * b.sigma + c * b.d_sigma
+        )
+
+    def _time_at_log_snr(self, log_snr):
+        return self.base.time_at_log_snr(log_snr)  # rescaling keeps the log-SNR
 
 
 class TruncatedSchedule(Schedule):
@@ -174,11 +216,16 @@ class TruncatedSchedule(Schedule):
         b = self.base((self.t_start + span * t).clamp(0.0, 1.0))
         return ScheduleOutput(b.alpha, b.sigma, span * b.d_alpha, span * b.d_sigma)
 
+    def _time_at_log_snr(self, log_snr):
+        # outside [t_start, t_end] the base time maps below 0 or above 1, which the caller clamps
+        return (self.base.time_at_log_snr(log_snr) - self.t_start) / (self.t_end - self.t_start)
 
-def time_at_log_snr(schedule: Schedule, log_snr: torch.Tensor, iters: int = 60) -> torch.Tensor:
+
+def log_snr_bisection(schedule: Schedule, log_snr: torch.Tensor, iters: int = 60) -> torch.Tensor:
     """The time t (B,) where schedule.log_snr(t) = log_snr (B,), by bisection (log-SNR increases with t).
 
-    Targets below the schedule's range give t = 0, above it t = 1 (-inf and +inf included).
+    The fallback of Schedule.time_at_log_snr for schedules with no closed-form inverse, and the
+    reference its closed forms are tested against. Below the range t = 0, above it t = 1.
     """
     if not isinstance(log_snr, torch.Tensor) or log_snr.ndim != 1:
         raise ValueError("log_snr must be a tensor of shape (B,): one log-SNR per sample.")

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import torch
 
-from lessons.checks import check_grid, check_points, check_positive_int, check_time
+from lessons.checks import check_grid, check_positive_int, check_time
 from lessons.conversions import convert
-from lessons.mixture import GaussianMixture
 from lessons.schedules import Schedule, ScheduleOutput
+from lessons.tensors import expand_like, normal_like, time_like
 from lessons.trajectory import Trajectory
 
 
@@ -36,66 +36,57 @@ def sde_coefficients(schedule: Schedule, t: torch.Tensor) -> SDECoefficients:
     return SDECoefficients(f=f, g=g2.clamp_min(0).sqrt())
 
 
-def score(model, schedule: Schedule, x: torch.Tensor, t: torch.Tensor, prediction: str = "eps",
-          cond=None) -> torch.Tensor:
+def score(
+    model, schedule: Schedule, x: torch.Tensor, t: torch.Tensor, prediction: str = "eps", cond=None
+) -> torch.Tensor:
     """grad_x log p_t(x), (B, ...), from a network's prediction; for eps: score = -eps / sigma."""
     check_time(t, batch=x.shape[0])
     c = schedule(t)
     if (c.sigma <= 0).any():
-        raise ValueError("the score -eps / sigma is undefined where sigma = 0 (t = 1 for VP); "
-                         "stop the time grid short of 1, e.g. at 1 - 1e-3.")
+        raise ValueError(
+            "the score -eps / sigma is undefined where sigma = 0 (t = 1 for VP); "
+            "stop the time grid short of 1, e.g. at 1 - 1e-3."
+        )
     return convert(model(x=x, t=t, cond=cond), prediction, "score", x, c)
 
 
-def probability_flow(model, schedule: Schedule, prediction: str = "eps", cond=None):
-    """The field of the probability-flow ODE, field(x=..., t=...) = f x + g^2 score / 2, (B, ...), for solve_ode."""
+def probability_flow(model, schedule: Schedule, prediction: str = "eps"):
+    """The probability-flow ODE's field(x=..., t=..., cond=None) = f x + g^2 score / 2, (B, ...), for solve_ode."""
 
-    def field(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def field(x: torch.Tensor, t: torch.Tensor, cond=None) -> torch.Tensor:
         k = sde_coefficients(schedule, check_time(t, batch=x.shape[0]))
-        shape = (-1,) + (1,) * (x.ndim - 1)
-        return k.f.reshape(shape) * x + 0.5 * k.g.reshape(shape) ** 2 * score(model, schedule, x, t, prediction, cond)
+        drift = expand_like(k.f, x) * x
+        return drift + 0.5 * expand_like(k.g, x) ** 2 * score(model, schedule, x, t, prediction, cond=cond)
 
     return field
 
 
 @torch.no_grad()
-def reverse_sde(model, noise: torch.Tensor, schedule: Schedule, ts: torch.Tensor, prediction: str = "eps",
-                cond=None, generator: torch.Generator | None = None) -> Trajectory:
+def reverse_sde(
+    model,
+    noise: torch.Tensor,
+    schedule: Schedule,
+    ts: torch.Tensor,
+    prediction: str = "eps",
+    cond=None,
+    generator: torch.Generator | None = None,
+) -> Trajectory:
     """Euler-Maruyama on dx = (f x + g^2 score) dt + g dW along the increasing grid ts; xs (len(ts), B, ...).
 
     noise is the state at ts[0] (standard noise for VP; for VE, multiply it by sigma(0)).
     Each step evaluates the network once, at the left end of the step, so ts may end at t = 1.
     """
     check_grid(ts)
-    x, xs, batch = noise, [noise], noise.shape[0]
-    shape = (-1,) + (1,) * (x.ndim - 1)
+    x, xs = noise, [noise]
     for t, s in zip(ts[:-1].tolist(), ts[1:].tolist()):
-        t_vec = torch.full((batch,), t, dtype=x.dtype, device=x.device)
+        t_vec = time_like(t, x)
         k = sde_coefficients(schedule, t_vec)
-        f, g = k.f.reshape(shape), k.g.reshape(shape)
+        f, g = expand_like(k.f, x), expand_like(k.g, x)
         drift = f * x + g**2 * score(model, schedule, x, t_vec, prediction, cond)
-        z = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+        z = normal_like(x, generator)
         x = x + (s - t) * drift + g * (s - t) ** 0.5 * z
         xs.append(x)
     return Trajectory(ts=ts, xs=torch.stack(xs), nfe=len(ts) - 1)
-
-
-class ExactEps:
-    """The ideal eps-prediction for a Gaussian-mixture target: eps(x, t) = -sigma_t * score of p_t, (B, D).
-
-    Called like a network, model(x=..., t=..., cond=None); it has no error, so what a sampler
-    does with it shows the sampler alone.
-    """
-
-    def __init__(self, mixture: GaussianMixture, schedule: Schedule):
-        self.mixture, self.schedule = mixture, schedule
-
-    def __call__(self, x: torch.Tensor, t: torch.Tensor, cond=None) -> torch.Tensor:
-        check_points(x, "x", self.mixture.dim)
-        if cond is not None:
-            raise ValueError("the exact mixture model is unconditional; call it with cond=None.")
-        c = self.schedule(check_time(t, batch=x.shape[0]))
-        return -c.sigma[:, None] * self.mixture.score(x, c.alpha, c.sigma)
 
 
 # From the SDE description (f_t, g_t) back to the flow description (alpha_t, sigma_t):
@@ -123,9 +114,13 @@ class SDESchedule(Schedule):
 
     def __init__(self, sde, t_min: float = 0.0, sigma_end: float = 0.0, points: int = 20001):
         if not callable(sde):
-            raise ValueError("sde must be a function t -> SDECoefficients(f, g), such as lambda t: sde_coefficients(s, t).")
+            raise ValueError(
+                "sde must be a function t -> SDECoefficients(f, g), such as lambda t: sde_coefficients(s, t)."
+            )
         if not 0.0 <= t_min < 1.0 or sigma_end < 0:
-            raise ValueError(f"need 0 <= t_min < 1 and sigma_end >= 0, got t_min={t_min}, sigma_end={sigma_end}.")
+            raise ValueError(
+                f"need 0 <= t_min < 1 and sigma_end >= 0, got t_min={t_min}, sigma_end={sigma_end}."
+            )
         check_positive_int(points - 1, "the number of grid points minus one")
         self.sde, self.t_min, self.sigma_end = sde, t_min, sigma_end
         grid = torch.linspace(t_min, 1.0, points, dtype=torch.float64)
@@ -136,7 +131,9 @@ class SDESchedule(Schedule):
 
     def _coefficients(self, t):
         if (t < self.t_min).any():
-            raise ValueError(f"this SDE schedule was tabulated on [{self.t_min}, 1]; got t = {t.min().item():.4g}.")
+            raise ValueError(
+                f"this SDE schedule was tabulated on [{self.t_min}, 1]; got t = {t.min().item():.4g}."
+            )
         pos = (t.double() - self.t_min) / self.h
         lo = pos.floor().long().clamp(0, self.log_alpha.shape[0] - 2)
         w = pos - lo
@@ -149,5 +146,21 @@ class SDESchedule(Schedule):
         d_sigma = (2 * sigma**2 * f - g2) / (2 * sigma.clamp_min(1e-12))
         return ScheduleOutput(*(v.to(t.dtype) for v in (alpha, sigma, f * alpha, d_sigma)))
 
+    def time_at_log_snr(self, log_snr: torch.Tensor) -> torch.Tensor:
+        """As Schedule.time_at_log_snr, (B,), but targets below the tabulated range give t = t_min."""
+        return super().time_at_log_snr(log_snr).clamp_min(self.t_min)
+
+    def _time_at_log_snr(self, log_snr):
+        # lambda = -log(sigma^2 / alpha^2) and that ratio is linear on each cell of the table: find the cell, solve
+        ratio = torch.exp(-log_snr)  # (B,)
+        table = -self.ratio.to(log_snr.device)  # (N,), non-decreasing in t
+        lo = (torch.searchsorted(table, -ratio) - 1).clamp(0, table.shape[0] - 2)
+        drop = table[lo + 1] - table[lo]
+        beyond = (-ratio - table[lo]).double()  # >= 0 inside the cell
+        w = torch.where(drop > 0, beyond / drop.clamp_min(1e-300), (beyond > 0).double())  # flat cell: an end
+        return self.t_min + self.h * (lo + w)
+
     def __repr__(self) -> str:
-        return f"SDESchedule(t_min={self.t_min}, sigma_end={self.sigma_end}, points={self.log_alpha.shape[0]})"
+        return (
+            f"SDESchedule(t_min={self.t_min}, sigma_end={self.sigma_end}, points={self.log_alpha.shape[0]})"
+        )

@@ -13,7 +13,6 @@ from tqdm.auto import tqdm
 from lessons.checks import check_positive_int, choose
 from lessons.device import pick_device
 
-
 LR_SCHEDULES = {  # multiplier of the learning rate at step n = 0 .. steps-1
     "constant": lambda n, steps: 1.0,
     "cosine": lambda n, steps: 0.5 * (1 + math.cos(math.pi * n / steps)),
@@ -42,10 +41,46 @@ class TrainResult:
     stopped_early: str | None = None
 
 
-def train(model, loss_fn, next_batch, steps: int, lr: float = 1e-3, weight_decay: float = 0.0,
-          seed: int = 0, device=None, progress: bool = True, grad_clip: float | None = 1.0,
-          callback=None, callback_every: int = 100, snapshot_every: int = 50,
-          lr_schedule: str = "cosine") -> TrainResult:
+def random_batches(data, batch_size: int, generator: torch.Generator | None = None):
+    """A next_batch() for train: batch_size random rows (with replacement) of data (N, ...), each call anew.
+
+    data may be a tuple of tensors with the same N (e.g. images and labels): each call then returns
+    the same rows of every tensor. generator: a seeded torch.Generator makes the batches repeatable;
+    None draws from torch's global generator (which train seeds).
+    """
+    check_positive_int(batch_size, "the batch size")
+    tensors = data if isinstance(data, tuple) else (data,)
+    if not tensors or not all(isinstance(x, torch.Tensor) and x.ndim >= 1 for x in tensors):
+        raise ValueError("data must be a tensor of shape (N, ...) or a tuple of such tensors.")
+    n = tensors[0].shape[0]
+    if n == 0 or any(x.shape[0] != n for x in tensors):
+        raise ValueError(
+            f"every tensor needs the same number N >= 1 of rows, got {[x.shape[0] for x in tensors]}."
+        )
+
+    def next_batch():
+        idx = torch.randint(0, n, (batch_size,), generator=generator)
+        return tuple(x[idx] for x in tensors) if isinstance(data, tuple) else data[idx]
+
+    return next_batch
+
+
+def train(
+    model,
+    loss_fn,
+    next_batch,
+    steps: int,
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+    device=None,
+    progress: bool = True,
+    grad_clip: float | None = 1.0,
+    callback=None,
+    callback_every: int = 100,
+    snapshot_every: int = 50,
+    lr_schedule: str = "cosine",
+) -> TrainResult:
     """Train ``model`` in place for ``steps`` steps of AdamW on loss_fn(model, next_batch()).
 
     lr_schedule: 'cosine' (the default: step n uses lr * (1 + cos(pi (n-1) / steps)) / 2, falling from
@@ -123,4 +158,3 @@ class EMA:
             avg.lerp_(p.detach(), 1 - d)
         for avg, b in zip(self.model.buffers(), model.buffers()):
             avg.copy_(b)
-

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from lessons.checks import check_time, choose
+from lessons.class_labels import labels_or_null
 from lessons.models import SinusoidalTimeEmbedding
 
 
@@ -73,9 +74,12 @@ class UNet(nn.Module):
         self.num_classes = config.num_classes
         ch, emb = list(config.channels), config.emb_dim
         if len(ch) < 1 or min(ch) <= 0:
-            raise ValueError(f"channels must list at least one positive width per level, got {config.channels}.")
-        self.time_embedding = nn.Sequential(SinusoidalTimeEmbedding(emb), nn.Linear(emb, emb), nn.SiLU(),
-                                            nn.Linear(emb, emb))
+            raise ValueError(
+                f"channels must list at least one positive width per level, got {config.channels}."
+            )
+        self.time_embedding = nn.Sequential(
+            SinusoidalTimeEmbedding(emb), nn.Linear(emb, emb), nn.SiLU(), nn.Linear(emb, emb)
+        )
         self.class_embedding = nn.Embedding(config.num_classes + 1, emb) if config.num_classes else None
         self.stem = nn.Conv2d(config.image_channels, ch[0], 3, padding=1)
         self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
@@ -90,11 +94,17 @@ class UNet(nn.Module):
         for i in reversed(range(len(ch))):
             self.up.append(ResBlock(c_prev + ch[i], ch[i], emb))
             if i > 0:
-                self.upsample.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
-                                                   nn.Conv2d(ch[i], ch[i - 1], 3, padding=1)))
+                self.upsample.append(
+                    nn.Sequential(
+                        nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(ch[i], ch[i - 1], 3, padding=1)
+                    )
+                )
             c_prev = ch[max(i - 1, 0)]
-        self.head = nn.Sequential(nn.GroupNorm(_groups(ch[0]), ch[0]), nn.SiLU(),
-                                  nn.Conv2d(ch[0], config.image_channels, 3, padding=1))
+        self.head = nn.Sequential(
+            nn.GroupNorm(_groups(ch[0]), ch[0]),
+            nn.SiLU(),
+            nn.Conv2d(ch[0], config.image_channels, 3, padding=1),
+        )
 
     def embed(self, t: torch.Tensor, cond: torch.Tensor | None, batch: int) -> torch.Tensor:
         """Time embedding plus class embedding (the null class when cond is None), (B, emb_dim)."""
@@ -103,20 +113,15 @@ class UNet(nn.Module):
             if cond is not None:
                 raise ValueError("this U-Net was built without classes (num_classes=None) but got cond.")
             return emb
-        n = self.config.num_classes
-        if cond is None:
-            cond = torch.full((batch,), n, dtype=torch.long, device=t.device)
-        if cond.shape != (batch,) or cond.dtype != torch.long or cond.min() < 0 or cond.max() > n:
-            raise ValueError(f"cond must be (B,) int64 class labels in 0..{n} ({n} = no class), "
-                             f"got shape {tuple(cond.shape)} and dtype {cond.dtype}.")
-        return emb + self.class_embedding(cond)
+        return emb + self.class_embedding(labels_or_null(cond, self.config.num_classes, batch, t.device))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         levels, c = len(self.config.channels), self.config.image_channels
         factor = 2 ** (levels - 1)
         if x.ndim != 4 or x.shape[1] != c or x.shape[2] % factor or x.shape[3] % factor:
-            raise ValueError(f"x must have shape (B, {c}, H, W) with H and W divisible by {factor}, "
-                             f"got {tuple(x.shape)}.")
+            raise ValueError(
+                f"x must have shape (B, {c}, H, W) with H and W divisible by {factor}, got {tuple(x.shape)}."
+            )
         emb = self.embed(t, cond, x.shape[0]).to(x.dtype)
         h, skips = self.stem(x), []
         for i, block in enumerate(self.down):

@@ -44,8 +44,15 @@ def fm_weighting(log_snr: torch.Tensor) -> torch.Tensor:
     return 0.5 * torch.exp(-0.5 * log_snr)
 
 
-def weighted_eps_loss(eps_model, schedule: Schedule, weighting, data: torch.Tensor, t: torch.Tensor | None = None,
-                      noise: torch.Tensor | None = None, cond=None) -> torch.Tensor:
+def weighted_eps_loss(
+    eps_model,
+    schedule: Schedule,
+    weighting,
+    data: torch.Tensor,
+    t: torch.Tensor | None = None,
+    noise: torch.Tensor | None = None,
+    cond=None,
+) -> torch.Tensor:
     """Per-sample loss (B,): w(lambda_t) (d lambda / dt) mean_d (eps_hat - eps)^2, t ~ U[0, 1] unless given.
 
     Its mean over t ~ U[0, 1] is int w(lambda) E[mean_d (eps_hat - eps)^2] d lambda over the schedule's log-SNR range.
@@ -59,8 +66,9 @@ def weighted_eps_loss(eps_model, schedule: Schedule, weighting, data: torch.Tens
     return weighting(coef.log_snr()) * d_log_snr(coef) * err
 
 
-def logit_normal_times(batch: int, mean: float = 0.0, std: float = 1.0, generator: torch.Generator | None = None,
-                       device=None) -> torch.Tensor:
+def logit_normal_times(
+    batch: int, mean: float = 0.0, std: float = 1.0, generator: torch.Generator | None = None, device=None
+) -> torch.Tensor:
     """t = sigmoid(mean + std z), z ~ N(0, 1), (B,): Stable Diffusion 3's time sampler.
 
     SD3 writes t for the noise level (t = 1 noise); in the course's time (t = 1 data) its mean m is our -m.

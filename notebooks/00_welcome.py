@@ -83,7 +83,9 @@ noise = torch.tensor([[-1.0, 0.5]])
 schedule = LinearSchedule()
 for t in (0.0, 0.5, 1.0):
     c = schedule(torch.tensor([t]))
-    print(f"t = {t:.1f}: alpha = {c.alpha.item():.1f}, sigma = {c.sigma.item():.1f}, x_t = {(c.alpha * data + c.sigma * noise).tolist()}")
+    print(
+        f"t = {t:.1f}: alpha = {c.alpha.item():.1f}, sigma = {c.sigma.item():.1f}, x_t = {(c.alpha * data + c.sigma * noise).tolist()}"
+    )
 
 # %% [markdown]
 # ## The 2D targets

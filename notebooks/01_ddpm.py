@@ -83,13 +83,20 @@ print(f"abar_1 = {alpha_bars[0]:.4f}, abar_500 = {alpha_bars[499]:.4f}, abar_T =
 data = sample_target("moons", 20_000, seed=1).double()
 steps_to_check = [1, 10, 100, 400, 1000]
 generator = torch.Generator().manual_seed(3)
-chain, rows, x = {}, [], data
+by_hand, x = {}, data
 for k in range(1, T + 1):  # the chain, one step at a time
-    x = (1 - betas[k - 1]).sqrt() * x + betas[k - 1].sqrt() * torch.randn(x.shape, generator=generator, dtype=x.dtype)
+    x = (1 - betas[k - 1]).sqrt() * x + betas[k - 1].sqrt() * torch.randn(
+        x.shape, generator=generator, dtype=x.dtype
+    )
     if k in steps_to_check:
-        chain[k] = x
+        by_hand[k] = x
 
-n = data.numel()  # residual coordinates pooled over points and both dimensions
+# the library's DDPM.forward_chain runs the same loop once and records x_k at the steps asked for, (5, N, 2)
+library_chain = ddpm.forward_chain(data, steps_to_check, generator=torch.Generator().manual_seed(3))
+chain = dict(zip(steps_to_check, library_chain))
+assert all(torch.allclose(chain[k], by_hand[k]) for k in steps_to_check), "hand and library chains disagree"
+
+rows, n = [], data.numel()  # n: residual coordinates pooled over points and both dimensions
 print(" k   abar_k   resid. mean   resid. var   closed-form var   var error / std. error")
 for k in steps_to_check:
     resid = chain[k] - alpha_bars[k - 1].sqrt() * data
@@ -97,7 +104,9 @@ for k in steps_to_check:
     z_mean = resid.mean().item() / (var_true / n) ** 0.5
     z_var = (resid.var().item() - var_true) / (var_true * (2 / n) ** 0.5)
     rows.append((k, z_mean, z_var))
-    print(f"{k:4d}  {alpha_bars[k - 1]:.4f}   {resid.mean():+.5f}     {resid.var():.5f}      {var_true:.5f}          {z_var:+.2f}")
+    print(
+        f"{k:4d}  {alpha_bars[k - 1]:.4f}   {resid.mean():+.5f}     {resid.var():.5f}      {var_true:.5f}          {z_var:+.2f}"
+    )
 
 # %%
 fig, axes = plt.subplots(1, len(steps_to_check) + 1, figsize=(18, 3.3), sharex=True, sharey=True)
@@ -105,7 +114,9 @@ axes[0].scatter(*data[:3000].T, s=2, c="k")
 axes[0].set_title("data (k = 0, t = 1)")
 closed_gen = torch.Generator().manual_seed(2)
 for ax, k in zip(axes[1:], steps_to_check):
-    closed = ddpm.marginal(data[:3000], torch.full((3000,), k), torch.randn(3000, 2, generator=closed_gen, dtype=data.dtype))
+    closed = ddpm.marginal(
+        data[:3000], torch.full((3000,), k), torch.randn(3000, 2, generator=closed_gen, dtype=data.dtype)
+    )
     ax.scatter(*chain[k][:3000].T, s=2, alpha=0.5, label="step by step")
     ax.scatter(*closed.T, s=2, alpha=0.5, label="closed form")
     ax.set_title(f"k = {k}  (t = {ddpm.t_of(k).item():.3f})")
@@ -117,7 +128,9 @@ plt.show()
 
 # proves C1: the closed-form marginal matches the step-by-step chain (mean and variance, within 5 standard errors)
 for k, z_mean, z_var in rows:
-    assert abs(z_mean) < 5 and abs(z_var) < 5, f"step {k}: chain and closed form disagree ({z_mean:.1f}, {z_var:.1f} std. errors)"
+    assert abs(z_mean) < 5 and abs(z_var) < 5, (
+        f"step {k}: chain and closed form disagree ({z_mean:.1f}, {z_var:.1f} std. errors)"
+    )
 print("C1 holds: every residual mean and variance is within 5 standard errors of the closed form.")
 
 # %% [markdown]
@@ -135,10 +148,14 @@ print("C1 holds: every residual mean and variance is within 5 standard errors of
 # - **linear path** (flow matching, lesson 04): $\alpha = t$, $\sigma = 1 - t$.
 
 # %%
-from lessons.schedules import CosineSchedule, LinearSchedule, VPSchedule, VESchedule
+from lessons.schedules import CosineSchedule, LinearSchedule, VESchedule, VPSchedule
 
 t = torch.linspace(0.001, 0.999, 400)
-schedules = {"DDPM linear betas (VP)": VPSchedule(), "cosine": CosineSchedule(), "linear path (OT)": LinearSchedule()}
+schedules = {
+    "DDPM linear betas (VP)": VPSchedule(),
+    "cosine": CosineSchedule(),
+    "linear path (OT)": LinearSchedule(),
+}
 fig, axes = plt.subplots(1, 3, figsize=(16, 4))
 for name, schedule in schedules.items():
     out = schedule(t)
@@ -146,7 +163,9 @@ for name, schedule in schedules.items():
     axes[1].plot(t, schedule.log_snr(t), label=name)
     axes[2].plot(t, out.alpha**2 + out.sigma**2, label=name)
 k = torch.arange(0, T + 1, 25)
-axes[0].scatter(ddpm.t_of(k), ddpm.alpha_bars[k], s=10, c="k", zorder=3, label="DDPM discrete, every 25th step")
+axes[0].scatter(
+    ddpm.t_of(k), ddpm.alpha_bars[k], s=10, c="k", zorder=3, label="DDPM discrete, every 25th step"
+)
 axes[0].set(title=r"$\bar\alpha(t) = \alpha(t)^2$: how much signal is left", xlabel="t (0 = noise, 1 = data)")
 axes[1].set(title=r"log-SNR $\lambda(t) = \log(\alpha^2/\sigma^2)$", xlabel="t", ylim=(-15, 15))
 axes[2].set(title=r"$\alpha^2 + \sigma^2$", xlabel="t", ylim=(0, 1.1))
@@ -172,24 +191,35 @@ t_grid = torch.linspace(0, 1, 21)
 variances = {}
 for name, schedule in {**schedules, "variance exploding": VESchedule(sigma_max=10.0)}.items():
     out = schedule(t_grid)
-    variances[name] = torch.stack([(a * unit + s * noise).var(0).mean() for a, s in zip(out.alpha, out.sigma)])
+    variances[name] = torch.stack(
+        [(a * unit + s * noise).var(0).mean() for a, s in zip(out.alpha, out.sigma)]
+    )
 
 fig, ax = plt.subplots(figsize=(7, 4))
 for name, v in variances.items():
     ax.plot(t_grid, v, marker="o", ms=3, label=name)
-ax.set(yscale="log", xlabel="t", ylabel=r"Var$(x_t)$ (per coordinate)", title="Unit-variance data along each path")
+ax.set(
+    yscale="log",
+    xlabel="t",
+    ylabel=r"Var$(x_t)$ (per coordinate)",
+    title="Unit-variance data along each path",
+)
 ax.legend()
 ax.grid(alpha=0.3)
 plt.show()
 
 # proves C2: VP schedules keep alpha^2 + sigma^2 = 1 and unit-variance data at unit variance along the path
-tolerance = 5 * (2 / unit.numel()) ** 0.5 * 2  # 5 standard errors of a variance estimate, doubled for data/noise correlation
+tolerance = (
+    5 * (2 / unit.numel()) ** 0.5 * 2
+)  # 5 standard errors of a variance estimate, doubled for data/noise correlation
 for name in ("DDPM linear betas (VP)", "cosine"):
     out = schedules[name](t)
     assert torch.allclose(out.alpha**2 + out.sigma**2, torch.ones_like(t), atol=1e-6), name
     worst = (variances[name] - 1).abs().max().item()
-    print(f"{name:24s}: max |alpha^2 + sigma^2 - 1| = {(out.alpha**2 + out.sigma**2 - 1).abs().max():.1e}, "
-          f"max |Var(x_t) - 1| = {worst:.4f} (tolerance {tolerance:.4f})")
+    print(
+        f"{name:24s}: max |alpha^2 + sigma^2 - 1| = {(out.alpha**2 + out.sigma**2 - 1).abs().max():.1e}, "
+        f"max |Var(x_t) - 1| = {worst:.4f} (tolerance {tolerance:.4f})"
+    )
     assert worst < tolerance, name
 dip = variances["linear path (OT)"].min().item()
 print(f"linear path (OT)        : min Var(x_t) = {dip:.3f}, not variance preserving (expected 0.5)")
@@ -226,31 +256,51 @@ assert torch.allclose(by_hand, ddpm.loss(model, batch)), "the hand-written loss 
 print(f"loss of an untrained model: {by_hand.item():.3f} (hand) = library; predicting 0 would give about 1.0")
 
 # %% [markdown]
-# Training uses the course's one loop, `lessons.training.train` (AdamW, a progress bar, loss history, and a
-# safe stop if the loss ever becomes NaN). Its length comes from the budget switch.
+# Training uses the course's one loop, `lessons.training.train` (AdamW, loss history, and a safe stop if the
+# loss ever becomes NaN). Its length comes from the budget switch. The training monitor
+# (`widgets.training_monitor`) is its callback: every few hundred steps it redraws the loss and 500 samples of
+# the model so far, drawn by section 4's ancestral sampler. The monitor samples on a fork of torch's random
+# state, so watching does not change a single number of the training.
 
 # %%
-from lessons.training import train
+from IPython.display import display
+
+from lessons.training import random_batches, train
+from widgets.training_monitor import TrainingMonitor
 
 train_points = sample_target("moons", 10_000, seed=8)
 steps = by_budget(fast=3_000, full=20_000)
+next_batch = random_batches(train_points, 256)  # 256 random rows per step, drawn by torch's seeded generator
+watch_noise = torch.randn(500, 2, generator=torch.Generator().manual_seed(100))
 
 
-def next_batch():
-    return train_points[torch.randint(0, len(train_points), (256,))]
+def watch_samples(m):  # the same noise at every redraw, so only the model changes between pictures
+    return ddpm.sample(m, watch_noise, generator=torch.Generator().manual_seed(101), keep_path=False).final
 
 
-result = train(model, ddpm.loss, next_batch, steps=steps, lr=2e-3, seed=0, device="cpu")
-print(f"trained {result.steps_done} steps in {result.seconds:.1f} s; final loss {sum(result.losses[-200:]) / 200:.3f}")
-
-fig, ax = plt.subplots(figsize=(7, 3.5))
-ax.plot(result.losses, alpha=0.3, label="per step")
-window = 100
-smooth = torch.tensor(result.losses).unfold(0, window, 1).mean(1)
-ax.plot(range(window - 1, len(result.losses)), smooth, label=f"mean of {window}")
-ax.set(xlabel="step", ylabel="loss", title="DDPM training loss (noise-prediction MSE)", ylim=(0, 1.2))
-ax.legend()
-plt.show()
+monitor = TrainingMonitor(
+    sample=watch_samples,
+    target=train_points[:2000],
+    smooth=100,
+    view=7,
+    title="DDPM training (noise-prediction MSE)",
+)
+display(monitor)
+result = train(
+    model,
+    ddpm.loss,
+    next_batch,
+    steps=steps,
+    lr=2e-3,
+    seed=0,
+    device="cpu",
+    progress=False,
+    callback=monitor,
+    callback_every=steps // 8,
+)
+print(
+    f"trained {result.steps_done} steps in {result.seconds:.1f} s; final loss {sum(result.losses[-200:]) / 200:.3f}"
+)
 
 # %% [markdown]
 # ## 4. Ancestral sampling
@@ -262,6 +312,7 @@ plt.show()
 #    \quad\text{and variance}\quad \tilde\beta_k = \frac{1-\bar\alpha_{k-1}}{1-\bar\alpha_k}\,\beta_k . $$
 # DDPM samples $x_{k-1} = \mu_k + \sqrt{\tilde\beta_k}\, z$ for $k = T, \dots, 1$ (no noise at the last step).
 # Written out:
+
 
 # %%
 @torch.no_grad()
@@ -282,7 +333,9 @@ noise = torch.randn(2000, 2, generator=torch.Generator().manual_seed(9))
 by_hand = ancestral_by_hand(model, noise, torch.Generator().manual_seed(10))
 trajectory = ddpm.sample(model, noise, generator=torch.Generator().manual_seed(10))
 assert torch.allclose(by_hand, trajectory.final, atol=1e-5), "hand-written sampler and library disagree"
-print(f"library and hand-written sampler agree; {trajectory.nfe} network evaluations, path shape {tuple(trajectory.xs.shape)}")
+print(
+    f"library and hand-written sampler agree; {trajectory.nfe} network evaluations, path shape {tuple(trajectory.xs.shape)}"
+)
 
 # %% [markdown]
 # How good are the samples? We measure the exact 2-Wasserstein distance $W_2$ between 2,000 samples and 2,000
@@ -297,7 +350,9 @@ test = sample_target("moons", 2000, seed=11)
 floor = w2(sample_target("moons", 2000, seed=12), test)
 ceiling = w2(noise, test)
 distance = w2(trajectory.final, test)
-print(f"W2(samples, target) = {distance:.3f}   data-vs-data floor = {floor:.3f}   noise-vs-data = {ceiling:.3f}")
+print(
+    f"W2(samples, target) = {distance:.3f}   data-vs-data floor = {floor:.3f}   noise-vs-data = {ceiling:.3f}"
+)
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 5), sharex=True, sharey=True)
 axes[0].scatter(*test.T, s=3, c="k")
@@ -309,9 +364,13 @@ for ax in axes:
 plt.show()
 
 # proves C3: the eps-model trained with the DDPM loss and sampled ancestrally reproduces the target
-assert distance < 2.0 * floor, f"samples are too far from the target: W2 = {distance:.3f} vs floor {floor:.3f}"
+assert distance < 2.0 * floor, (
+    f"samples are too far from the target: W2 = {distance:.3f} vs floor {floor:.3f}"
+)
 assert distance < 0.25 * ceiling
-print(f"C3 holds: W2 is {distance / floor:.2f} x the data-vs-data floor and {distance / ceiling:.2f} x the noise-vs-data distance.")
+print(
+    f"C3 holds: W2 is {distance / floor:.2f} x the data-vs-data floor and {distance / ceiling:.2f} x the noise-vs-data distance."
+)
 
 # %% [markdown]
 # ### The denoising trajectory

@@ -38,10 +38,11 @@ import torch
 from lessons.budget import budget, by_budget
 from lessons.data2d import sample_target, target_density
 from lessons.ddpm import DDPM, DiscreteVPSchedule, ddim_times
+from lessons.evaluation import data_band
 from lessons.metrics import energy_distance
+from lessons.mixture import ExactMixtureModel
 from lessons.models import MLP
-from lessons.sde import ExactEps
-from lessons.training import train
+from lessons.training import random_batches, train
 
 torch.manual_seed(0)
 print(f"budget: {budget()}  (set COURSE_BUDGET=fast for a quick run)")
@@ -62,7 +63,7 @@ print(f"budget: {budget()}  (set COURSE_BUDGET=fast for a quick run)")
 # $x_t = \alpha_t\,\text{data} + \sigma_t\,\text{noise}$ with $\alpha_t^2 = \bar\alpha_k$ at $t = 1 - k/T$
 # (`DiscreteVPSchedule`). The target is the 8-Gaussians mixture. Because it is a Gaussian mixture, its
 # noised densities $p_t$ are known in closed form, and so is the **ideal** noise predictor
-# $\hat\epsilon(x, t) = \mathbb E[\text{noise} \mid x_t = x] = -\sigma_t \nabla_x \log p_t(x)$ (`ExactEps`).
+# $\hat\epsilon(x, t) = \mathbb E[\text{noise} \mid x_t = x] = -\sigma_t \nabla_x \log p_t(x)$ (`ExactMixtureModel`).
 # With it, every gap we measure is the sampler's doing, not the network's. We also train a real
 # $\epsilon$-prediction network with DDPM's loss (lesson 01), to see what changes with model error.
 
@@ -70,40 +71,35 @@ print(f"budget: {budget()}  (set COURSE_BUDGET=fast for a quick run)")
 ddpm = DDPM(num_steps=1000)
 schedule = DiscreteVPSchedule(ddpm)
 mixture = target_density("8gaussians")
-exact = ExactEps(mixture, schedule)
+exact = ExactMixtureModel(mixture, schedule)  # prediction="eps"
 
 net = MLP(dim=2, hidden=128, depth=3)
 pool = sample_target("8gaussians", 20_000, seed=1)
 steps = by_budget(fast=3000, full=20_000)
-
-
-def next_batch():
-    return pool[torch.randint(0, len(pool), (256,))]
-
-
-result = train(net, ddpm.loss, next_batch, steps=steps, lr=2e-3, seed=0, device="cpu", progress=False)
-print(f"trained {result.steps_done} steps in {result.seconds:.1f} s; "
-      f"loss over the last 200 steps {sum(result.losses[-200:]) / 200:.3f}")
+result = train(
+    net, ddpm.loss, random_batches(pool, 256), steps=steps, lr=2e-3, seed=0, device="cpu", progress=False
+)
+print(
+    f"trained {result.steps_done} steps in {result.seconds:.1f} s; "
+    f"loss over the last 200 steps {sum(result.losses[-200:]) / 200:.3f}"
+)
 
 # %% [markdown]
 # **How far is "close"?** We compare point clouds with the energy distance (`lessons.metrics.energy_distance`),
 # an unbiased estimate that is zero on average for two samples of the same law. Even then it is not
 # exactly zero: two independent samples of the target itself already differ by chance. The band of
 # these data-versus-data distances, on the same sample size, is what chance alone produces; we
-# accept a distance as "the same law" when it stays below **twice the largest of 20 such values**.
+# accept a distance as "the same law" when it stays below **twice the largest of 20 such values**
+# (`lessons.evaluation.data_band`: the metric between draws with seeds 0 and 1, 2 and 3, ...).
 
 # %%
 N = 2000  # samples per cloud throughout the lesson
 
-
-def null_band(draw, n, reps=20):
-    """Energy distances between reps pairs of independent n-point samples of one law."""
-    return torch.tensor([energy_distance(draw(n, 2 * i), draw(n, 2 * i + 1)) for i in range(reps)])
-
-
-band = null_band(lambda n, seed: sample_target("8gaussians", n, seed=100 + seed), N)
+band = data_band(energy_distance, lambda seed: sample_target("8gaussians", N, seed=100 + seed))
 tol = 2 * band.max().item()
-print(f"data vs data, n={N}: energy distance in [{band.min():.4f}, {band.max():.4f}]  ->  tolerance {tol:.4f}")
+print(
+    f"data vs data, n={N}: energy distance in [{band.min():.4f}, {band.max():.4f}]  ->  tolerance {tol:.4f}"
+)
 data = sample_target("8gaussians", N, seed=7)
 
 # %% [markdown]
@@ -123,6 +119,7 @@ data = sample_target("8gaussians", N, seed=7)
 # times $0 = t_0 < t_1 < \dots < t_K = 1$ (a sub-sequence of DDPM's 1000 steps).
 #
 # Written out, one step is a handful of lines:
+
 
 # %%
 def my_ddim(model, noise, ts, eta, generator):
@@ -146,7 +143,7 @@ def ddpm_grid(k_steps):
 
 
 # %%
-from lessons.ddim import ddim  # noqa: E402  (the library's version, imported after deriving it)
+from lessons.ddim import ddim  # the library's version, imported after deriving it
 
 noise = torch.randn(N, 2, generator=torch.Generator().manual_seed(1))
 ts50 = ddpm_grid(50)
@@ -181,7 +178,9 @@ torch.manual_seed(123)  # a different global random state, a different generator
 second = ddim(net, noise, schedule, ts100, eta=0.0, generator=torch.Generator().manual_seed(99))
 other = ddim(net, torch.randn(N, 2), schedule, ts100, eta=0.0)
 print("same noise, eta=0: identical trajectories:", torch.equal(first.xs, second.xs))
-print(f"different noise, eta=0: mean distance between samples {(first.final - other.final).norm(dim=1).mean():.3f}")
+print(
+    f"different noise, eta=0: mean distance between samples {(first.final - other.final).norm(dim=1).mean():.3f}"
+)
 assert torch.equal(first.xs, second.xs)
 assert (first.final - other.final).norm(dim=1).mean() > 1.0
 
@@ -200,8 +199,9 @@ cond["DDIM eta=0.0"] = ddim(net, start[:1], schedule, ts_full, eta=0.0).final.re
 for eta in (0.5, 1.0):
     cond[f"DDIM eta={eta}"] = ddim(net, start, schedule, ts_full, eta=eta, generator=gen).final
 # chance band of DDPM's own outputs from this start: random halves of the N reference points
-band_half = torch.tensor([energy_distance(*reference[torch.randperm(2 * M, generator=gen)].chunk(2))
-                          for _ in range(20)])
+band_half = torch.tensor(
+    [energy_distance(*reference[torch.randperm(2 * M, generator=gen)].chunk(2)) for _ in range(20)]
+)
 tol_half = 2 * band_half.max().item()
 
 # %%
@@ -212,8 +212,13 @@ axes[0].scatter(*eta1_samples.T, s=2, alpha=0.4, label="DDIM eta=1")
 axes[0].set_title("independent noise: whole clouds")
 axes[0].legend(loc="upper right", markerscale=4)
 for ax, (name, pts) in zip(axes[1:], cond.items()):
-    ax.scatter(*pts.T, s=40 if name == "DDIM eta=0.0" else 3, alpha=0.3, color="C2" if name == "DDPM" else "C1",
-               label=name + (" (all at one point)" if name == "DDIM eta=0.0" else ""))
+    ax.scatter(
+        *pts.T,
+        s=40 if name == "DDIM eta=0.0" else 3,
+        alpha=0.3,
+        color="C2" if name == "DDPM" else "C1",
+        label=name + (" (all at one point)" if name == "DDIM eta=0.0" else ""),
+    )
     ax.scatter(*start[0], marker="x", color="k", s=60, label="shared start (noise)")
     ed = energy_distance(pts, cond["DDPM"]) if name != "DDPM" else 0.0
     ax.set_title(f"one start point: {name}\nenergy distance to DDPM {ed:.4f}")
@@ -247,12 +252,19 @@ quality = {}  # (model, sampler) -> energy distance to data for each K
 for model_name, model in (("exact", exact), ("net", net)):
     for sampler, eta in (("DDPM", 1.0), ("DDIM", 0.0)):
         quality[model_name, sampler] = [
-            energy_distance(eta1_samples if (model is net and eta == 1.0 and k == 1000)  # computed above
-                            else ddim(model, noise, schedule, ddpm_grid(k), eta=eta,
-                                      generator=torch.Generator().manual_seed(4)).final, data)
+            energy_distance(
+                eta1_samples
+                if (model is net and eta == 1.0 and k == 1000)  # computed above
+                else ddim(
+                    model, noise, schedule, ddpm_grid(k), eta=eta, generator=torch.Generator().manual_seed(4)
+                ).final,
+                data,
+            )
             for k in Ks
         ]
-print(f"{'steps':>6} | {'DDPM exact':>10} {'DDIM exact':>10} | {'DDPM net':>9} {'DDIM net':>9}   (energy distance to data)")
+print(
+    f"{'steps':>6} | {'DDPM exact':>10} {'DDIM exact':>10} | {'DDPM net':>9} {'DDIM net':>9}   (energy distance to data)"
+)
 for i, k in enumerate(Ks):
     row = [quality[m, s][i] for m in ("exact", "net") for s in ("DDPM", "DDIM")]
     print(f"{k:>6} | {row[0]:>10.4f} {row[1]:>10.4f} | {row[2]:>9.4f} {row[3]:>9.4f}")
@@ -262,9 +274,14 @@ print(f"data vs data band: [{band.min():.4f}, {band.max():.4f}]")
 # proves C4 (c): fewer DDIM steps degrade gracefully
 fig, ax = plt.subplots(figsize=(7, 4.5))
 for (model_name, sampler), values in quality.items():
-    ax.plot(Ks, [max(v, 1e-4) for v in values], "o-" if sampler == "DDIM" else "s--",
-            color="C0" if sampler == "DDIM" else "C3", alpha=1.0 if model_name == "net" else 0.5,
-            label=f"{sampler}, {model_name} model")
+    ax.plot(
+        Ks,
+        [max(v, 1e-4) for v in values],
+        "o-" if sampler == "DDIM" else "s--",
+        color="C0" if sampler == "DDIM" else "C3",
+        alpha=1.0 if model_name == "net" else 0.5,
+        label=f"{sampler}, {model_name} model",
+    )
 ax.axhspan(1e-4, tol, color="grey", alpha=0.2, label="within data-vs-data tolerance")
 ax.set_xscale("log")
 ax.set_yscale("log")
@@ -278,11 +295,15 @@ plt.show()
 for model_name in ("exact", "net"):
     ddim_q = quality[model_name, "DDIM"]
     enough = next(k for k, v in zip(Ks, ddim_q) if v < ddim_q[-1] + tol)
-    print(f"{model_name}: DDIM reaches its 1000-step quality (within tolerance) from K = {enough} steps;"
-          f" quality at K = 2, 5, 10: {ddim_q[0]:.3f}, {ddim_q[1]:.3f}, {ddim_q[2]:.3f}")
+    print(
+        f"{model_name}: DDIM reaches its 1000-step quality (within tolerance) from K = {enough} steps;"
+        f" quality at K = 2, 5, 10: {ddim_q[0]:.3f}, {ddim_q[1]:.3f}, {ddim_q[2]:.3f}"
+    )
     assert enough <= 50  # at least 20 times fewer network evaluations for the same quality
     # graceful: each halving-or-so of K costs little more than the tolerance until very few steps
-    assert all(a >= b - tol for a, b in zip(ddim_q, ddim_q[1:])), "quality should not get worse with more steps"
+    assert all(a >= b - tol for a, b in zip(ddim_q, ddim_q[1:])), (
+        "quality should not get worse with more steps"
+    )
 assert quality["exact", "DDIM"][Ks.index(20)] < quality["exact", "DDIM"][-1] + tol
 
 # %% [markdown]
@@ -322,7 +343,7 @@ assert quality["exact", "DDIM"][Ks.index(20)] < quality["exact", "DDIM"][-1] + t
 # flow matching's marginal velocity (lesson 04; lesson 06 builds on this).
 
 # %%
-from lessons.schedules import VESchedule, VPSchedule  # noqa: E402
+from lessons.schedules import VESchedule, VPSchedule
 
 vp, ve = VPSchedule(beta_min=0.1, beta_max=20.0), VESchedule(sigma_min=0.01, sigma_max=20.0)
 t = torch.linspace(0.0, 0.99, 100, dtype=torch.float64)
@@ -338,13 +359,15 @@ beta = 0.1 + (20.0 - 0.1) * (1 - t)
 f_vp, g2_vp = my_coefficients(vp, t)
 f_ve, g2_ve = my_coefficients(ve, t)
 print("VP: f = beta/2:", torch.allclose(f_vp, beta / 2), "  g^2 = beta:", torch.allclose(g2_vp, beta))
-print("VE: f = 0:", bool((f_ve == 0).all()), "  g^2 = 2 sigma^2 log(smax/smin):",
-      torch.allclose(g2_ve, 2 * ve(t).sigma ** 2 * math.log(20.0 / 0.01)))
+print(
+    "VE: f = 0:",
+    bool((f_ve == 0).all()),
+    "  g^2 = 2 sigma^2 log(smax/smin):",
+    torch.allclose(g2_ve, 2 * ve(t).sigma ** 2 * math.log(20.0 / 0.01)),
+)
 
 # %%
-from lessons.flow_matching import marginal_velocity  # noqa: E402
-from lessons.paths import GaussianPath  # noqa: E402
-from lessons.sde import probability_flow, reverse_sde, sde_coefficients  # noqa: E402
+from lessons.sde import probability_flow, reverse_sde, sde_coefficients
 
 for sched in (vp, ve):
     k = sde_coefficients(sched, t)
@@ -352,22 +375,27 @@ for sched in (vp, ve):
     assert torch.allclose(k.f, f) and torch.allclose(k.g**2, g2)
 
 # the probability-flow field from the exact eps-model equals the marginal velocity of flow matching
-exact_vp = ExactEps(mixture, vp)
+exact_vp = ExactMixtureModel(mixture, vp)
 x_probe, t_probe = 3 * torch.randn(500, 2), 0.05 + 0.9 * torch.rand(500)
 c = vp(t_probe)
 eps = exact_vp(x=x_probe, t=t_probe)
 k = sde_coefficients(vp, t_probe)
 my_field = k.f[:, None] * x_probe + 0.5 * k.g[:, None] ** 2 * (-eps / c.sigma[:, None])
 lib_field = probability_flow(exact_vp, vp)(x=x_probe, t=t_probe)
-fm_field = marginal_velocity(mixture, GaussianPath(vp), x_probe, t_probe)
-print(f"PF-ODE field: mine vs library {(my_field - lib_field).abs().max():.1e}, "
-      f"vs flow matching's marginal velocity {(lib_field - fm_field).abs().max():.1e}")
-assert torch.allclose(my_field, lib_field, atol=1e-4) and torch.allclose(lib_field, fm_field, rtol=1e-3, atol=1e-3)
+fm_field = ExactMixtureModel(mixture, vp, prediction="velocity")(x=x_probe, t=t_probe)
+print(
+    f"PF-ODE field: mine vs library {(my_field - lib_field).abs().max():.1e}, "
+    f"vs flow matching's marginal velocity {(lib_field - fm_field).abs().max():.1e}"
+)
+assert torch.allclose(my_field, lib_field, atol=1e-4) and torch.allclose(
+    lib_field, fm_field, rtol=1e-3, atol=1e-3
+)
 
 # %% [markdown]
 # The reverse SDE is simulated by **Euler-Maruyama**: $x \leftarrow x + (f_t x + g_t^2\,\text{score})\,\Delta t + g_t\sqrt{\Delta t}\, z$,
 # one network call per step. The probability-flow ODE is an ordinary ODE: we hand its field to the
 # course's ODE solver (`lessons.solvers.solve_ode`, here Heun's method, 2 calls per step).
+
 
 # %%
 def my_euler_maruyama(model, sched, x, ts, generator):
@@ -396,35 +424,45 @@ assert torch.allclose(mine, lib.final, atol=1e-4) and lib.nfe == 40
 # tolerance the data-vs-data band of $p_t$ itself (its spread changes a lot with $t$).
 
 # %%
-from lessons.solvers import solve_ode  # noqa: E402
+from lessons.solvers import solve_ode
 
 
-def marginal_sampler(sched, t_value):
-    """Draw n points of the exact p_t: alpha_t data + sigma_t noise (seeded)."""
-    def draw(n, seed):
-        g = torch.Generator().manual_seed(1000 + seed)
-        c = sched(torch.tensor([t_value]))
-        return c.alpha * mixture.sample(n, generator=g) + c.sigma * torch.randn(n, 2, generator=g)
-    return draw
+def marginal_sampler(sched, t_value, n):
+    """draw(seed): n points of the exact p_t, alpha_t data + sigma_t noise, seeded."""
+    c = sched(torch.tensor([t_value]))
+    return lambda seed: mixture.sample_noised(
+        n, c.alpha, c.sigma, generator=torch.Generator().manual_seed(1000 + seed)
+    )
 
 
 def sde_vs_ode(sched, model, start, t_end, checks, sde_steps=500, ode_steps=100, seed=9):
     ts_sde = torch.linspace(0.0, t_end, sde_steps + 1)
     sde = reverse_sde(model, start, sched, ts_sde, generator=torch.Generator().manual_seed(seed))
-    ode = solve_ode(probability_flow(model, sched), start, ts=ts_sde[:: sde_steps // ode_steps].contiguous(), method="heun")
+    ode = solve_ode(
+        probability_flow(model, sched),
+        start,
+        ts=ts_sde[:: sde_steps // ode_steps].contiguous(),
+        method="heun",
+    )
     rows = []
     for t_check in checks:
         i_sde = int(round(t_check / t_end * sde_steps))
         i_ode = int(round(t_check / t_end * ode_steps))
-        draw = marginal_sampler(sched, ts_sde[i_sde].item())
-        tol_t = 2 * null_band(draw, len(start), reps=10).max().item()
-        fresh = draw(len(start), 999)
-        rows.append((ts_sde[i_sde].item(), energy_distance(sde.xs[i_sde], fresh),
-                     energy_distance(ode.xs[i_ode], fresh), tol_t))
+        draw = marginal_sampler(sched, ts_sde[i_sde].item(), len(start))
+        tol_t = 2 * data_band(energy_distance, draw, repeats=10).max().item()
+        fresh = draw(999)
+        rows.append(
+            (
+                ts_sde[i_sde].item(),
+                energy_distance(sde.xs[i_sde], fresh),
+                energy_distance(ode.xs[i_ode], fresh),
+                tol_t,
+            )
+        )
     return sde, ode, rows
 
 
-start_vp = marginal_sampler(vp, 0.0)(N, 5000)
+start_vp = marginal_sampler(vp, 0.0, N)(5000)
 sde_vp, ode_vp, rows_vp = sde_vs_ode(vp, exact_vp, start_vp, 0.999, [0.25, 0.5, 0.75, 0.9, 0.999])
 print(f"VP, exact score (nfe: SDE {sde_vp.nfe}, ODE {ode_vp.nfe})")
 print(f"{'t':>6} | {'ED(SDE, p_t)':>12} {'ED(ODE, p_t)':>12} | {'tolerance':>9}")
@@ -439,7 +477,10 @@ ode_again = solve_ode(probability_flow(exact_vp, vp), start_vp, ts=ode_vp.ts, me
 sde_again = reverse_sde(exact_vp, start_vp, vp, sde_vp.ts, generator=torch.Generator().manual_seed(10))
 
 fig, axes = plt.subplots(1, 3, figsize=(16, 5))
-for ax, traj, name in ((axes[0], sde_vp, "reverse SDE (Euler-Maruyama)"), (axes[1], ode_vp, "probability-flow ODE (Heun)")):
+for ax, traj, name in (
+    (axes[0], sde_vp, "reverse SDE (Euler-Maruyama)"),
+    (axes[1], ode_vp, "probability-flow ODE (Heun)"),
+):
     for j in range(12):
         ax.plot(*traj.xs[:, j].T, lw=0.8, color=f"C{j % 10}")
     ax.scatter(*traj.xs[0, :12].T, color="k", s=15, label="shared start (t=0)", zorder=3)
@@ -463,8 +504,11 @@ plt.tight_layout(rect=(0, 0, 1, 0.94))
 plt.show()
 
 print(f"mean |x_SDE - x_ODE| at the end, same start: {paired:.3f}; between unrelated samples: {shuffled:.3f}")
-print("ODE rerun from the same start is identical:", torch.equal(ode_again.xs, ode_vp.xs),
-      f"| SDE rerun moves the ends by {(sde_again.final - sde_vp.final).norm(dim=1).mean():.3f} on average")
+print(
+    "ODE rerun from the same start is identical:",
+    torch.equal(ode_again.xs, ode_vp.xs),
+    f"| SDE rerun moves the ends by {(sde_again.final - sde_vp.final).norm(dim=1).mean():.3f} on average",
+)
 for t_check, e_sde, e_ode, tol_t in rows_vp:
     assert e_sde < tol_t and e_ode < tol_t, f"marginal mismatch at t={t_check:.3f}"
 assert torch.equal(ode_again.xs, ode_vp.xs)  # the ODE is a deterministic map
@@ -475,8 +519,8 @@ assert paired > 0.5 * shuffled  # from the same start the two end far apart: the
 # $\sigma_{\max} = 20$ (four times the radius of the target), and whose paths have no drift at all:
 
 # %%
-exact_ve = ExactEps(mixture, ve)
-start_ve = marginal_sampler(ve, 0.0)(N, 6000)
+exact_ve = ExactMixtureModel(mixture, ve)
+start_ve = marginal_sampler(ve, 0.0, N)(6000)
 sde_ve, ode_ve, rows_ve = sde_vs_ode(ve, exact_ve, start_ve, 1.0, [0.5, 0.8, 1.0])
 for t_check, e_sde, e_ode, tol_t in rows_ve:
     print(f"VE t={t_check:.2f}: ED(SDE, p_t) {e_sde:.4f}  ED(ODE, p_t) {e_ode:.4f}  tolerance {tol_t:.4f}")
@@ -492,13 +536,18 @@ start_net = torch.randn(N, 2, generator=torch.Generator().manual_seed(11))
 ts_net = torch.linspace(0.0, 0.999, 301)
 sde_net = reverse_sde(net, start_net, schedule, ts_net, generator=torch.Generator().manual_seed(12))
 ode_net = solve_ode(probability_flow(net, schedule), start_net, ts=ts_net[::6].contiguous(), method="heun")
-print(f"trained network: ED(SDE, data) {energy_distance(sde_net.final, data):.4f}, "
-      f"ED(ODE, data) {energy_distance(ode_net.final, data):.4f}, "
-      f"ED(SDE, ODE) {energy_distance(sde_net.final, ode_net.final):.4f}; data-vs-data tolerance {tol:.4f}")
+print(
+    f"trained network: ED(SDE, data) {energy_distance(sde_net.final, data):.4f}, "
+    f"ED(ODE, data) {energy_distance(ode_net.final, data):.4f}, "
+    f"ED(SDE, ODE) {energy_distance(sde_net.final, ode_net.final):.4f}; data-vs-data tolerance {tol:.4f}"
+)
 
 fig, axes = plt.subplots(1, 3, figsize=(13, 4.3), sharex=True, sharey=True)
-for ax, pts, name in ((axes[0], data, "data"), (axes[1], sde_net.final, "reverse SDE, trained net"),
-                      (axes[2], ode_net.final, "PF-ODE, trained net")):
+for ax, pts, name in (
+    (axes[0], data, "data"),
+    (axes[1], sde_net.final, "reverse SDE, trained net"),
+    (axes[2], ode_net.final, "PF-ODE, trained net"),
+):
     ax.scatter(*pts.T, s=2, alpha=0.4, label=name)
     ax.set_title(name)
     ax.set_aspect("equal")
@@ -526,19 +575,26 @@ plt.show()
 # First one step, by hand: from one point $x_t$ (repeated), DDPM's step versus DDIM to $u$ and renoising.
 
 # %%
-from lessons.schedules import time_at_log_snr  # noqa: E402
-
 ts10 = ddpm_grid(10)
 t_a, t_b = ts10[5].item(), ts10[6].item()  # one step of a 10-step DDPM: t = 0.5 -> s = 0.6
-lam = lambda v: schedule.log_snr(torch.tensor([v], dtype=torch.float64)).item()  # noqa: E731
-u = time_at_log_snr(schedule, torch.tensor([2 * lam(t_b) - lam(t_a)], dtype=torch.float64)).item()
-u_half = time_at_log_snr(schedule, torch.tensor([1.5 * lam(t_b) - 0.5 * lam(t_a)], dtype=torch.float64)).item()
-print(f"t = {t_a:.3f} -> s = {t_b:.3f}; DDPM's step is DDIM to u = {u:.4f} "
-      f"(log-SNR {lam(t_a):.2f} -> {lam(t_b):.2f} -> {lam(u):.2f}), then renoise")
+
+
+def lam(v):
+    return schedule.log_snr(torch.tensor([v], dtype=torch.float64)).item()
+
+
+u = schedule.time_at_log_snr(torch.tensor([2 * lam(t_b) - lam(t_a)], dtype=torch.float64)).item()
+u_half = schedule.time_at_log_snr(torch.tensor([1.5 * lam(t_b) - 0.5 * lam(t_a)], dtype=torch.float64)).item()
+print(
+    f"t = {t_a:.3f} -> s = {t_b:.3f}; DDPM's step is DDIM to u = {u:.4f} "
+    f"(log-SNR {lam(t_a):.2f} -> {lam(t_b):.2f} -> {lam(u):.2f}), then renoise"
+)
 
 x_t = ddim(net, noise[:1], schedule, ts10[:6], eta=1.0, generator=torch.Generator().manual_seed(13)).final
 x_rep = x_t.repeat(N, 1)
-step_ddpm = ddim(net, x_rep, schedule, torch.tensor([t_a, t_b]), eta=1.0, generator=torch.Generator().manual_seed(14)).final
+step_ddpm = ddim(
+    net, x_rep, schedule, torch.tensor([t_a, t_b]), eta=1.0, generator=torch.Generator().manual_seed(14)
+).final
 
 
 def ddim_then_renoise(u_time, seed):
@@ -558,7 +614,10 @@ step_ddim = ddim(net, x_rep[:1], schedule, torch.tensor([t_a, t_b]), eta=0.0).fi
 mean_a, mean_b = step_ddpm.mean(0), step_churn.mean(0)
 std_a, std_b = step_ddpm.std(0), step_churn.std(0)
 # tolerance for this Gaussian cloud: the data-vs-data band of a Gaussian with DDPM's step mean and std
-band_step = null_band(lambda n, seed: mean_a + std_a * torch.randn(n, 2, generator=torch.Generator().manual_seed(seed)), N)
+band_step = data_band(
+    energy_distance,
+    lambda seed: mean_a + std_a * torch.randn(N, 2, generator=torch.Generator().manual_seed(seed)),
+)
 tol_step = 2 * band_step.max().item()
 ed_churn, ed_half = energy_distance(step_churn, step_ddpm), energy_distance(step_half, step_ddpm)
 
@@ -579,8 +638,10 @@ plt.show()
 
 print(f"means: DDPM {mean_a.numpy().round(4)}  DDIM+renoise {mean_b.numpy().round(4)}")
 print(f"stds:  DDPM {std_a.numpy().round(4)}  DDIM+renoise {std_b.numpy().round(4)}")
-print(f"energy distance to the DDPM step: DDIM to u + renoise {ed_churn:.5f}, "
-      f"DDIM to u' + renoise {ed_half:.5f}  (tolerance {tol_step:.5f})")
+print(
+    f"energy distance to the DDPM step: DDIM to u + renoise {ed_churn:.5f}, "
+    f"DDIM to u' + renoise {ed_half:.5f}  (tolerance {tol_step:.5f})"
+)
 assert ed_churn < tol_step
 assert ed_half > tol_step  # stopping short of u gives too little noise: the test can tell
 
@@ -589,12 +650,15 @@ assert ed_half > tol_step  # stopping short of u gives too little noise: the tes
 # 10-step DDPM, churn 0 is DDIM exactly. Between and beyond, the amount of churn is a knob.
 
 # %%
-from lessons.ddim import churn_sampler  # noqa: E402
+from lessons.ddim import churn_sampler
 
 # the library's single step against the hand-made one, same random numbers
-lib_step = churn_sampler(net, x_rep, schedule, torch.tensor([t_a, t_b]), churn=1.0,
-                         generator=torch.Generator().manual_seed(15)).final
-print(f"churn_sampler step vs DDIM-to-u + renoise (same z): largest difference {(lib_step - step_churn).abs().max():.1e}")
+lib_step = churn_sampler(
+    net, x_rep, schedule, torch.tensor([t_a, t_b]), churn=1.0, generator=torch.Generator().manual_seed(15)
+).final
+print(
+    f"churn_sampler step vs DDIM-to-u + renoise (same z): largest difference {(lib_step - step_churn).abs().max():.1e}"
+)
 assert torch.allclose(lib_step, step_churn, atol=1e-4)
 
 g = torch.Generator().manual_seed(17)
@@ -623,8 +687,10 @@ plt.tight_layout(rect=(0, 0, 1, 0.93))
 plt.show()
 
 for churn, ed in ed_runs.items():
-    print(f"churn {churn}: energy distance to 10-step DDPM {ed:.4f}, to data {energy_distance(runs[churn].final, data):.4f}"
-          f"  (tolerance {tol:.4f}), nfe {runs[churn].nfe}")
+    print(
+        f"churn {churn}: energy distance to 10-step DDPM {ed:.4f}, to data {energy_distance(runs[churn].final, data):.4f}"
+        f"  (tolerance {tol:.4f}), nfe {runs[churn].nfe}"
+    )
 print(f"churn 0 vs DDIM, same noise: largest difference {(runs[0.0].xs - ddim10.xs).abs().max():.1e}")
 assert ed_runs[1.0] < tol and runs[1.0].nfe == 10
 assert torch.allclose(runs[0.0].xs, ddim10.xs, atol=1e-4)
@@ -636,7 +702,7 @@ assert torch.allclose(runs[0.0].xs, ddim10.xs, atol=1e-4)
 #    the step from $s$ to $t$ by hand) from data to noise, then forward again. How close do you come
 #    back to the data with 10, 50, 200 steps? Why is this impossible for $\eta > 0$?
 # 2. **Grids.** Replace the evenly spaced sub-sequence by one spaced evenly in log-SNR (use
-#    `lessons.schedules.time_at_log_snr`). Which sampler profits more at $K = 5$ and $K = 10$?
+#    `schedule.time_at_log_snr`). Which sampler profits more at $K = 5$ and $K = 10$?
 # 3. **An SDE with intermediate noise.** The family $dx = (f x + \frac{1+\eta^2}{2} g^2\,\text{score})\,dt + \eta g\,dW$
 #    has the same marginals for every $\eta \ge 0$. Show it with the Fokker-Planck equation, then
 #    check it numerically at $\eta = 0.5$ with Euler-Maruyama and the exact score.

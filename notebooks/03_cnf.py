@@ -64,6 +64,7 @@ print("budget:", budget(), "| device for this lesson: cpu | best available:", de
 # one backward pass of autograd per dimension gives one row of the Jacobian, and we keep its
 # diagonal entry. Written out:
 
+
 # %%
 def divergence_by_hand(field, x, t):
     """sum_i d v_i / d x_i, (B,), one autograd pass per dimension."""
@@ -101,19 +102,20 @@ A = torch.tensor([[0.3, -1.2], [0.8, -0.4]], dtype=torch.float64)
 b = torch.tensor([1.0, -0.5], dtype=torch.float64)
 
 
-def affine_field(x, t):
+def affine_field(x, t, cond=None):  # every field takes cond, used or not
     return x @ A.T + b
 
 
 expm = torch.linalg.matrix_exp(A)
-affine_law = torch.distributions.MultivariateNormal(torch.linalg.solve(A, (expm - torch.eye(2, dtype=A.dtype)) @ b),
-                                                    expm @ expm.T)
+affine_law = torch.distributions.MultivariateNormal(
+    torch.linalg.solve(A, (expm - torch.eye(2, dtype=A.dtype)) @ b), expm @ expm.T
+)
 affine_data = affine_law.sample((500,))
 closed_form = affine_law.log_prob(affine_data)
 
-from lessons.cnf import log_likelihood  # noqa: E402
-from lessons.divergence import divergence_exact  # noqa: E402  (the library versions)
-from lessons.solvers import solve_ode  # noqa: E402
+from lessons.cnf import log_likelihood
+from lessons.divergence import divergence_exact  # the library versions
+from lessons.solvers import solve_ode
 
 t_half = torch.full((500,), 0.5, dtype=torch.float64)
 assert torch.allclose(divergence_by_hand(affine_field, affine_data, t_half), torch.trace(A).expand(500))
@@ -121,23 +123,26 @@ assert torch.allclose(divergence_exact(affine_field, affine_data, t_half), torch
 by_hand = log_likelihood_by_hand(affine_field, affine_data, steps=200)
 with torch.no_grad():
     euler_lib = log_likelihood(affine_field, affine_data, method="euler", steps=200)
-print("by hand vs library (same Euler steps): max difference", (by_hand - euler_lib.log_prob).abs().max().item())
+print(
+    "by hand vs library (same Euler steps): max difference", (by_hand - euler_lib.log_prob).abs().max().item()
+)
 assert torch.allclose(by_hand, euler_lib.log_prob, atol=1e-9)
 
 # %% [markdown]
-# The library's `log_likelihood` runs the same augmented ODE with torchdiffeq, either with a
-# fixed-step method (`euler`, `midpoint`, `heun`, `rk4` and a number of steps) or with the adaptive
-# `dopri5`, which picks its steps to meet a tolerance and reports how many field evaluations (NFE) it
-# used. Below: the error against the closed form as the solver gets better.
+# The library's `log_likelihood` runs the same augmented ODE, either with a fixed-step method of
+# `lessons.solvers` (`euler`, `midpoint`, `heun`, `rk4`, `rk4_38` and a number of steps: the very steps
+# `solve_ode` takes) or with torchdiffeq's adaptive `dopri5`, which picks its steps to meet a tolerance
+# and reports how many field evaluations (NFE) it used. Below: the error against the closed form as the solver gets better.
 
 # %%
 # proves C7
-errors = {}
+errors, fixed_nfe = {}, {}
 with torch.no_grad():
     for method in ("euler", "rk4"):
         for steps in (4, 8, 16, 32, 64):
             result = log_likelihood(affine_field, affine_data, method=method, steps=steps)
             errors[method, steps] = (result.log_prob - closed_form).abs().max().item()
+            fixed_nfe[method, steps] = result.nfe
     adaptive = {}
     for tol in (1e-3, 1e-5, 1e-7, 1e-9):
         result = log_likelihood(affine_field, affine_data, method="dopri5", rtol=tol, atol=tol)
@@ -146,7 +151,7 @@ with torch.no_grad():
 
 print("fixed steps: max |log p_CNF - log p_exact|")
 for (method, steps), err in errors.items():
-    print(f"  {method:5s} {steps:3d} steps, NFE {steps * (4 if method == 'rk4' else 1):4d}: {err:.2e}")
+    print(f"  {method:5s} {steps:3d} steps, NFE {fixed_nfe[method, steps]:4d}: {err:.2e}")
 print("dopri5:", ", ".join(f"tol {tol:.0e}: NFE {n}, error {e:.1e}" for tol, (n, e) in adaptive.items()))
 
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
@@ -159,8 +164,12 @@ axes[0].scatter(paths.xs[-1, :, 0], paths.xs[-1, :, 1], s=12, c="r", label="data
 axes[0].set(title="trajectories of the affine flow", xlabel="$x_1$", ylabel="$x_2$", aspect="equal")
 axes[0].legend()
 axes[1].scatter(closed_form, dopri.log_prob, s=4)
-axes[1].plot([closed_form.min(), closed_form.max()], [closed_form.min(), closed_form.max()], "k--", lw=1, label="y = x")
-axes[1].set(title="CNF log-density (dopri5) vs closed form", xlabel="closed-form log p_1", ylabel="integrated log p_1")
+axes[1].plot(
+    [closed_form.min(), closed_form.max()], [closed_form.min(), closed_form.max()], "k--", lw=1, label="y = x"
+)
+axes[1].set(
+    title="CNF log-density (dopri5) vs closed form", xlabel="closed-form log p_1", ylabel="integrated log p_1"
+)
 axes[1].legend()
 for method, marker in (("euler", "o-"), ("rk4", "s-")):
     steps_list = [s for m, s in errors if m == method]
@@ -172,11 +181,15 @@ fig.tight_layout()
 plt.show()
 
 euler_slope = math.log(errors["euler", 64] / errors["euler", 4]) / math.log(16)
-print(f"dopri5 (tol 1e-9) max error {(dopri.log_prob - closed_form).abs().max().item():.1e} nats; Euler order {-euler_slope:.2f}")
+print(
+    f"dopri5 (tol 1e-9) max error {(dopri.log_prob - closed_form).abs().max().item():.1e} nats; Euler order {-euler_slope:.2f}"
+)
 assert (dopri.log_prob - closed_form).abs().max() < 1e-6  # float64, tolerance 1e-9
 assert errors["rk4", 32] < 1e-6 and errors["rk4", 64] < errors["rk4", 8]
 assert -1.2 < euler_slope < -0.8  # first-order method: error ~ 1 / steps
-assert (dopri.noise @ expm.T + affine_law.mean - affine_data).abs().max() < 1e-6  # the noise is psi_1^{-1}(data)
+assert (
+    dopri.noise @ expm.T + affine_law.mean - affine_data
+).abs().max() < 1e-6  # the noise is psi_1^{-1}(data)
 
 # %% [markdown]
 # The integrated divergence reproduces the exact density to the solver's tolerance; Euler converges
@@ -196,6 +209,7 @@ assert (dopri.noise @ expm.T + affine_law.mean - affine_data).abs().max() < 1e-6
 # $\operatorname{Var} = 2\|S\|_F^2$ for Gaussian probes and $2(\|S\|_F^2 - \sum_i S_{ii}^2)$ for
 # Rademacher probes (the diagonal is estimated without error), divided by $P$ when $P$ probes are averaged.
 
+
 # %%
 def hutchinson_by_hand(field, x, t, eps):
     """eps^T (dv/dx) eps for one probe per sample, (B,)."""
@@ -205,8 +219,8 @@ def hutchinson_by_hand(field, x, t, eps):
     return (vjp * eps).sum(1)
 
 
-from lessons.divergence import divergence_hutchinson  # noqa: E402
-from lessons.models import MLP  # noqa: E402
+from lessons.divergence import divergence_hutchinson
+from lessons.models import MLP
 
 torch.manual_seed(1)
 probe_net = MLP(dim=2, hidden=32, depth=2, time_scale=1.0).double()  # an untrained network: a generic field
@@ -215,7 +229,12 @@ t_probe = torch.tensor([0.3, 0.7], dtype=torch.float64)
 eps = (torch.randint(0, 2, (2, 2), generator=torch.Generator().manual_seed(5)) * 2 - 1).double()
 library = divergence_hutchinson(probe_net, x_probe, t_probe, generator=torch.Generator().manual_seed(5))
 assert torch.allclose(hutchinson_by_hand(probe_net, x_probe, t_probe, eps), library)
-print("one-probe estimates:", library.tolist(), "| exact:", divergence_exact(probe_net, x_probe, t_probe).tolist())
+print(
+    "one-probe estimates:",
+    library.tolist(),
+    "| exact:",
+    divergence_exact(probe_net, x_probe, t_probe).tolist(),
+)
 
 # %% [markdown]
 # Now the claim: over many independent probes the estimates average to the exact divergence, and
@@ -225,19 +244,28 @@ print("one-probe estimates:", library.tolist(), "| exact:", divergence_exact(pro
 
 # %%
 # proves C8
-jac = torch.stack([torch.autograd.functional.jacobian(lambda z, s=s: probe_net(x=z[None], t=t_probe[s:s + 1])[0],
-                                                     x_probe[s]) for s in range(2)])  # (2, D, D)
+jac = torch.stack(
+    [
+        torch.autograd.functional.jacobian(
+            lambda z, s=s: probe_net(x=z[None], t=t_probe[s : s + 1])[0], x_probe[s]
+        )
+        for s in range(2)
+    ]
+)  # (2, D, D)
 sym = 0.5 * (jac + jac.transpose(1, 2))
 exact = divergence_exact(probe_net, x_probe, t_probe)
 assert torch.allclose(exact, torch.diagonal(jac, dim1=1, dim2=2).sum(1))
-predicted = {"gaussian": 2 * (sym**2).sum((1, 2)),
-             "rademacher": 2 * ((sym**2).sum((1, 2)) - (torch.diagonal(sym, dim1=1, dim2=2) ** 2).sum(1))}
+predicted = {
+    "gaussian": 2 * (sym**2).sum((1, 2)),
+    "rademacher": 2 * ((sym**2).sum((1, 2)) - (torch.diagonal(sym, dim1=1, dim2=2) ** 2).sum(1)),
+}
 n, probe_counts = 20_000, (1, 2, 4, 8, 16)
 measured, gen = {}, torch.Generator().manual_seed(0)
 for noise in ("rademacher", "gaussian"):
     for p in probe_counts:
-        est = divergence_hutchinson(probe_net, x_probe.repeat(n, 1), t_probe.repeat(n), probes=p, noise=noise,
-                                    generator=gen).view(n, 2)
+        est = divergence_hutchinson(
+            probe_net, x_probe.repeat(n, 1), t_probe.repeat(n), probes=p, noise=noise, generator=gen
+        ).view(n, 2)
         centred = (est - est.mean(0)) ** 2
         measured[noise, p] = (est.mean(0), est.std(0) / n**0.5, centred.mean(0), centred.std(0) / n**0.5)
 
@@ -245,8 +273,14 @@ fig, ax = plt.subplots(figsize=(6.5, 4.5))
 for noise, color in (("rademacher", "C0"), ("gaussian", "C1")):
     var = [measured[noise, p][2][0].item() for p in probe_counts]
     ax.loglog(probe_counts, var, "o", color=color, label=f"{noise}: measured")
-    ax.loglog(probe_counts, [predicted[noise][0].item() / p for p in probe_counts], "-", color=color,
-              label=f"{noise}: predicted " + ("2||S||^2 / P" if noise == "gaussian" else "2(||S||^2 - sum S_ii^2) / P"))
+    ax.loglog(
+        probe_counts,
+        [predicted[noise][0].item() / p for p in probe_counts],
+        "-",
+        color=color,
+        label=f"{noise}: predicted "
+        + ("2||S||^2 / P" if noise == "gaussian" else "2(||S||^2 - sum S_ii^2) / P"),
+    )
 ax.set(title="variance of Hutchinson's divergence estimate (point 1)", xlabel="probes P", ylabel="variance")
 ax.legend()
 fig.tight_layout()
@@ -254,9 +288,13 @@ plt.show()
 
 print("exact divergence:", [f"{v:.5f}" for v in exact.tolist()])
 for (noise, p), (mean, se, var, var_se) in measured.items():
-    print(f"{noise:10s} P={p:2d}: mean {[f'{v:.5f}' for v in mean.tolist()]} (+- {se.max().item():.0e}), "
-          f"variance {[f'{v:.2e}' for v in var.tolist()]}, predicted {[f'{v / p:.2e}' for v in predicted[noise].tolist()]}")
-    assert ((mean - exact).abs() < 4 * se).all(), "the mean over probes must match the exact trace (4 standard errors)"
+    print(
+        f"{noise:10s} P={p:2d}: mean {[f'{v:.5f}' for v in mean.tolist()]} (+- {se.max().item():.0e}), "
+        f"variance {[f'{v:.2e}' for v in var.tolist()]}, predicted {[f'{v / p:.2e}' for v in predicted[noise].tolist()]}"
+    )
+    assert ((mean - exact).abs() < 4 * se).all(), (
+        "the mean over probes must match the exact trace (4 standard errors)"
+    )
     assert ((var - predicted[noise] / p).abs() < 5 * var_se).all(), "the variance must match 2||S||^2 / P"
 assert (predicted["rademacher"] < predicted["gaussian"]).all()
 
@@ -279,7 +317,9 @@ for dim in (2, 16, 128):
         for _ in range(3):
             fn(net, x, t)
         cost[dim, name] = (time.process_time() - start) / 3
-    print(f"D = {dim:3d}: exact {1e3 * cost[dim, 'exact']:7.1f} ms, Hutchinson (1 probe) {1e3 * cost[dim, 'hutchinson']:5.1f} ms (CPU time)")
+    print(
+        f"D = {dim:3d}: exact {1e3 * cost[dim, 'exact']:7.1f} ms, Hutchinson (1 probe) {1e3 * cost[dim, 'hutchinson']:5.1f} ms (CPU time)"
+    )
 
 # %% [markdown]
 # ## 3. Gradients through an ODE solver: backpropagation or the adjoint
@@ -296,7 +336,9 @@ for dim in (2, 16, 128):
 #   rather than stored. Memory stays constant in the number of steps; time grows, since the backward
 #   solve evaluates the field again, and the gradient is exact only up to the solver's tolerance.
 #
-# `log_likelihood(..., adjoint=True)` switches to torchdiffeq's `odeint_adjoint`.
+# `log_likelihood(..., adjoint=True)` switches to torchdiffeq's `odeint_adjoint`. Its fixed-step RK4 is
+# Kutta's 3/8 rule (`rk4_38` in `lessons.solvers`; classical `rk4` has no adjoint there), so both
+# gradients below use `rk4_38`: the same method on both sides of the comparison.
 #
 # **How memory is measured here.** On a CPU PyTorch's allocator keeps no statistics, and Python's
 # `tracemalloc` does not see it. What differs between the two methods is the autograd graph, so we
@@ -308,23 +350,11 @@ for dim in (2, 16, 128):
 
 # %%
 # proves C9
-from lessons.autograd_memory import SavedTensorMeter  # noqa: E402
-
-
-class CountCalls(torch.nn.Module):
-    """Wraps a model and counts its calls (forward evaluations of the field)."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model, self.calls = model, 0
-
-    def forward(self, x, t, cond=None):
-        self.calls += 1
-        return self.model(x=x, t=t, cond=cond)
-
+from lessons.autograd_memory import SavedTensorMeter
+from lessons.trajectory import CountingModel
 
 torch.manual_seed(2)
-grad_net = CountCalls(MLP(dim=2, hidden=64, depth=3, time_scale=1.0).double())
+grad_net = CountingModel(MLP(dim=2, hidden=64, depth=3, time_scale=1.0).double())
 grad_data = torch.randn(128, 2, dtype=torch.float64) * 1.5
 
 
@@ -333,7 +363,9 @@ def measure(adjoint, method, steps, tol):
     grad_net.zero_grad()
     start = time.process_time()
     with SavedTensorMeter() as meter:
-        result = log_likelihood(grad_net, grad_data, method=method, steps=steps, rtol=tol, atol=tol, adjoint=adjoint)
+        result = log_likelihood(
+            grad_net, grad_data, method=method, steps=steps, rtol=tol, atol=tol, adjoint=adjoint
+        )
         forward_calls, grad_net.calls = grad_net.calls, 0
         (-result.log_prob.mean()).backward()
     seconds = time.process_time() - start
@@ -343,36 +375,58 @@ def measure(adjoint, method, steps, tol):
 
 
 grad_net.calls = 0
-measure(False, "rk4", 4, 1e-5)  # warm up
+measure(False, "rk4_38", 4, 1e-5)  # warm up
 rows = {}
-for method, steps, tol in (("rk4", 4, 1e-5), ("rk4", 16, 1e-5), ("rk4", 32, 1e-5), ("dopri5", None, 1e-8)):
+for method, steps, tol in (
+    ("rk4_38", 4, 1e-5),
+    ("rk4_38", 16, 1e-5),
+    ("rk4_38", 32, 1e-5),
+    ("dopri5", None, 1e-8),
+):
     for adjoint in (False, True):
         rows[method, steps, adjoint] = measure(adjoint, method, steps, tol)
 
-print(f"{'solver':12s} {'gradient by':12s} {'rel. diff':>10s} {'CPU s':>7s} {'calls fwd':>9s} {'calls bwd':>9s} {'peak saved MB':>14s}")
+print(
+    f"{'solver':12s} {'gradient by':12s} {'rel. diff':>10s} {'CPU s':>7s} {'calls fwd':>9s} {'calls bwd':>9s} {'peak saved MB':>14s}"
+)
 for (method, steps, adjoint), (grad, sec, fwd, bwd, mb) in rows.items():
     reference = rows[method, steps, False][0]
     diff = ((grad - reference).norm() / reference.norm()).item()
     label = f"{method} {steps}" if steps else f"{method} 1e-8"
-    print(f"{label:12s} {'adjoint' if adjoint else 'backprop':12s} {diff:10.1e} {sec:7.2f} {fwd:9d} {bwd:9d} {mb:14.1f}")
+    print(
+        f"{label:12s} {'adjoint' if adjoint else 'backprop':12s} {diff:10.1e} {sec:7.2f} {fwd:9d} {bwd:9d} {mb:14.1f}"
+    )
 
 fig, ax = plt.subplots(figsize=(6.5, 4.5))
 fixed = [4, 16, 32]
 for adjoint, marker in ((False, "o-"), (True, "s-")):
-    ax.plot(fixed, [rows["rk4", s, adjoint][4] for s in fixed], marker, label="adjoint" if adjoint else "backprop through solver")
-ax.set(title="memory held for backward (rk4, 128 points)", xlabel="solver steps", ylabel="peak saved tensors (MB)")
+    ax.plot(
+        fixed,
+        [rows["rk4_38", s, adjoint][4] for s in fixed],
+        marker,
+        label="adjoint" if adjoint else "backprop through solver",
+    )
+ax.set(
+    title="memory held for backward (rk4_38, 128 points)",
+    xlabel="solver steps",
+    ylabel="peak saved tensors (MB)",
+)
 ax.legend()
 fig.tight_layout()
 plt.show()
 
-for method, steps in (("rk4", 4), ("rk4", 16), ("rk4", 32), ("dopri5", None)):
+for method, steps in (("rk4_38", 4), ("rk4_38", 16), ("rk4_38", 32), ("dopri5", None)):
     backprop, adjoint = rows[method, steps, False], rows[method, steps, True]
     rel = ((adjoint[0] - backprop[0]).norm() / backprop[0].norm()).item()
-    assert rel < 1e-4, f"adjoint and backprop gradients differ by {rel:.1e}"  # dopri5 at tolerance 1e-8, float64
+    assert rel < 1e-4, (
+        f"adjoint and backprop gradients differ by {rel:.1e}"
+    )  # dopri5 at tolerance 1e-8, float64
     assert backprop[3] == 0 and adjoint[3] >= adjoint[2]  # the adjoint re-evaluates the field backwards
     assert adjoint[4] < backprop[4] / 3  # and holds far less memory
-assert rows["rk4", 32, False][4] > 6 * rows["rk4", 4, False][4]  # backprop memory grows with the steps ...
-assert rows["rk4", 32, True][4] < 1.5 * rows["rk4", 4, True][4]  # ... the adjoint's does not
+assert (
+    rows["rk4_38", 32, False][4] > 6 * rows["rk4_38", 4, False][4]
+)  # backprop memory grows with the steps ...
+assert rows["rk4_38", 32, True][4] < 1.5 * rows["rk4_38", 4, True][4]  # ... the adjoint's does not
 
 # %% [markdown]
 # Same gradient (relative differences at the level of the solver's precision), two different bills:
@@ -396,8 +450,8 @@ assert rows["rk4", 32, True][4] < 1.5 * rows["rk4", 4, True][4]  # ... the adjoi
 # it is the likelihood of the continuous model, not of its 8-step discretisation.
 
 # %%
-from lessons.cnf import standard_normal_log_prob, train_max_likelihood  # noqa: E402
-from lessons.data2d import target_density  # noqa: E402
+from lessons.cnf import standard_normal_log_prob, train_max_likelihood
+from lessons.data2d import target_density
 
 mixture = target_density("mixture")
 test_data = mixture.sample(2000, generator=torch.Generator().manual_seed(1))
@@ -410,11 +464,22 @@ with torch.no_grad():
     nll_untrained = -log_likelihood(cnf, test_data).log_prob.mean().item()
 batch_gen = torch.Generator().manual_seed(0)
 cpu_start = time.process_time()
-ml_result = train_max_likelihood(cnf, lambda: mixture.sample(batch, generator=batch_gen), train_steps,
-                                 method="rk4", solver_steps=8, lr=3e-3, seed=0, device="cpu", progress=False)
+ml_result = train_max_likelihood(
+    cnf,
+    lambda: mixture.sample(batch, generator=batch_gen),
+    train_steps,
+    method="rk4",
+    solver_steps=8,
+    lr=3e-3,
+    seed=0,
+    device="cpu",
+    progress=False,
+)
 ml_cpu = time.process_time() - cpu_start
-print(f"maximum-likelihood training: {ml_result.steps_done} steps of batch {batch} in {ml_result.seconds:.1f} s "
-      f"wall ({ml_cpu:.1f} s CPU), {1e3 * ml_result.seconds / ml_result.steps_done:.0f} ms a step")
+print(
+    f"maximum-likelihood training: {ml_result.steps_done} steps of batch {batch} in {ml_result.seconds:.1f} s "
+    f"wall ({ml_cpu:.1f} s CPU), {1e3 * ml_result.seconds / ml_result.steps_done:.0f} ms a step"
+)
 
 # %%
 # checks the maximum-likelihood fit (lesson 04 compares its training time with flow matching, C13)
@@ -430,7 +495,9 @@ grid_1d = torch.linspace(-lim, lim, 90)
 grid = torch.stack(torch.meshgrid(grid_1d, grid_1d, indexing="xy"), -1).reshape(-1, 2)
 with torch.no_grad():
     model_density = log_likelihood(cnf, grid, method="dopri5").log_prob.exp().reshape(90, 90)
-    samples = solve_ode(cnf, torch.randn(1000, 2, generator=torch.Generator().manual_seed(3)), steps=8, method="rk4").final
+    samples = solve_ode(
+        cnf, torch.randn(1000, 2, generator=torch.Generator().manual_seed(3)), steps=8, method="rk4"
+    ).final
 target_grid = mixture.log_prob(grid).exp().reshape(90, 90)
 
 fig, axes = plt.subplots(1, 4, figsize=(19, 4.5))
@@ -442,22 +509,33 @@ axes[1].imshow(model_density, origin="lower", extent=extent, cmap="magma", vmin=
 axes[1].set(title=f"CNF density after {ml_result.steps_done} ML steps", xlabel="$x_1$", ylabel="$x_2$")
 axes[2].scatter(test_data[:1000, 0], test_data[:1000, 1], s=3, alpha=0.5, label="target")
 axes[2].scatter(samples[:, 0], samples[:, 1], s=3, alpha=0.5, label="CNF samples (rk4, 8 steps)")
-axes[2].set(title="samples", xlabel="$x_1$", ylabel="$x_2$", xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal")
+axes[2].set(
+    title="samples", xlabel="$x_1$", ylabel="$x_2$", xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal"
+)
 axes[2].legend(loc="lower right")
 axes[3].plot(ml_result.losses, lw=0.8, label="training NLL (batch)")
 axes[3].axhline(entropy, color="k", ls="--", label=f"target entropy {entropy:.3f}")
 axes[3].axhline(nll_prior, color="gray", ls=":", label=f"N(0, I) on the data {nll_prior:.2f}")
-axes[3].set(title="maximum-likelihood training", xlabel="step", ylabel="nats per point", ylim=(entropy - 0.5, nll_prior + 1))
+axes[3].set(
+    title="maximum-likelihood training",
+    xlabel="step",
+    ylabel="nats per point",
+    ylim=(entropy - 0.5, nll_prior + 1),
+)
 axes[3].legend()
 fig.tight_layout()
 plt.show()
 
 print(f"test NLL (dopri5, NFE {test_dopri.nfe}): {nll:.3f} +- {nll_se:.3f} nats | rk4 8 steps: {nll_rk4:.3f}")
-print(f"target entropy (Monte Carlo): {entropy:.3f} +- {entropy_se:.3f} | untrained CNF: {nll_untrained:.3f} "
-      f"| N(0, I) (zero field): {nll_prior:.3f}")
+print(
+    f"target entropy (Monte Carlo): {entropy:.3f} +- {entropy_se:.3f} | untrained CNF: {nll_untrained:.3f} "
+    f"| N(0, I) (zero field): {nll_prior:.3f}"
+)
 closed = (nll_prior - nll) / (nll_prior - entropy)
 print(f"gap to the entropy: {nll - entropy:.3f} nats; {100 * closed:.0f}% of the N(0, I) gap closed")
-assert nll > entropy - 4 * (nll_se + entropy_se)  # no model beats the entropy (a sanity check of the likelihood)
+assert nll > entropy - 4 * (
+    nll_se + entropy_se
+)  # no model beats the entropy (a sanity check of the likelihood)
 assert nll - entropy < 0.25  # within 0.25 nats of the best possible NLL
 assert closed > 0.85 and nll < nll_untrained - 1.0
 assert abs(nll - nll_rk4) < 0.05  # the 8-step solver used in training is not being exploited
@@ -485,8 +563,10 @@ for _ in range(3):
     start = time.process_time()
     (-log_likelihood(cnf, x_batch, method="rk4", steps=8).log_prob.mean()).backward()
     simulated.append(time.process_time() - start)
-print(f"one regression step {1e3 * min(one_pass):.1f} ms vs one maximum-likelihood step {1e3 * min(simulated):.1f} ms "
-      f"(x{min(simulated) / min(one_pass):.0f}), CPU time")
+print(
+    f"one regression step {1e3 * min(one_pass):.1f} ms vs one maximum-likelihood step {1e3 * min(simulated):.1f} ms "
+    f"(x{min(simulated) / min(one_pass):.0f}), CPU time"
+)
 
 # %% [markdown]
 # And that is with a fixed 8-step solver in 2D. With an adaptive solver the number of steps grows as

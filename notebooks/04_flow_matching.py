@@ -45,25 +45,29 @@ import time
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
+from IPython.display import display
 
 from lessons.budget import budget, by_budget
 from lessons.cnf import log_likelihood, train_max_likelihood
 from lessons.data2d import sample_target, target_density
-from lessons.flow_matching import (cfm_loss, conditional_velocity, empirical_marginal_velocity, fm_loss,
-                                   marginal_velocity)
+from lessons.flow_matching import cfm_loss, conditional_velocity, empirical_marginal_velocity, fm_loss
+from lessons.mixture import ExactMixtureModel
 from lessons.models import MLP
 from lessons.paths import GaussianPath
 from lessons.schedules import LinearSchedule, VESchedule, VPSchedule
 from lessons.solvers import solve_ode
 from lessons.training import train
+from widgets.training_monitor import TrainingMonitor
 
 torch.manual_seed(0)
 print(f"budget: {budget()}  (set COURSE_BUDGET=fast for a quick run)")
 
 TARGET = "mixture"  # three unequal Gaussians: closed-form density, entropy and marginal field
 mixture = target_density(TARGET)
-print(f"target {TARGET!r}: means {mixture.means.tolist()}, stds {mixture.stds.tolist()}, "
-      f"weights {[round(w, 2) for w in mixture.weights.tolist()]}")
+print(
+    f"target {TARGET!r}: means {mixture.means.tolist()}, stds {mixture.stds.tolist()}, "
+    f"weights {[round(w, 2) for w in mixture.weights.tolist()]}"
+)
 
 # %% [markdown]
 # ## 1. The flow-matching objective, and why it is intractable
@@ -141,8 +145,10 @@ for name, path in paths.items():
     scale = u.norm(dim=1).max()
     fd_error[name] = ((u - by_fd).norm(dim=1).max() / scale).item()
     table_error[name] = ((u - closed_form).norm(dim=1).max() / scale).item()
-    print(f"{name}: |u| up to {scale:8.2f}; max error vs finite differences {fd_error[name]:.1e}, "
-          f"vs the closed form {table_error[name]:.1e}")
+    print(
+        f"{name}: |u| up to {scale:8.2f}; max error vs finite differences {fd_error[name]:.1e}, "
+        f"vs the closed form {table_error[name]:.1e}"
+    )
 
 # %%
 fig, axes = plt.subplots(2, 3, figsize=(13, 7), sharex=True)
@@ -153,15 +159,24 @@ for col, (name, path) in enumerate(paths.items()):
     traj = c.alpha[:, None, None] * point[:1] + c.sigma[:, None, None] * few  # (T, 12, 2)
     speed = (c.d_alpha[:, None, None] * point[:1] + c.d_sigma[:, None, None] * few).norm(dim=-1)  # (T, 12)
     top, bottom = axes[0, col], axes[1, col]
-    top.fill_between(t_draw, 2 * c.alpha - 2 * c.sigma, 2 * c.alpha + 2 * c.sigma, color="tab:blue", alpha=0.15,
-                     label=r"$\alpha_t\,$data $\pm 2\sigma_t$")
+    top.fill_between(
+        t_draw,
+        2 * c.alpha - 2 * c.sigma,
+        2 * c.alpha + 2 * c.sigma,
+        color="tab:blue",
+        alpha=0.15,
+        label=r"$\alpha_t\,$data $\pm 2\sigma_t$",
+    )
     top.plot(t_draw, traj[:, :, 0], color="tab:gray", lw=0.8)
     top.plot(t_draw, 2 * c.alpha, color="tab:red", lw=2, label=r"mean $\alpha_t\,$data")
     top.set(title=f"{name}: conditional paths to data = (2, 1)", ylabel="first coordinate of $x_t$")
     top.legend(fontsize=8, loc="upper left")
     bottom.semilogy(t_draw, speed, color="tab:gray", lw=0.8)
-    bottom.set(title=f"{name}: speed $|u_t(x_t\\mid$data$)|$ along them", xlabel="t (0 = noise, 1 = data)",
-               ylabel="speed")
+    bottom.set(
+        title=f"{name}: speed $|u_t(x_t\\mid$data$)|$ along them",
+        xlabel="t (0 = noise, 1 = data)",
+        ylabel="speed",
+    )
 fig.tight_layout()
 plt.show()
 
@@ -223,7 +238,8 @@ def field_by_components(x, t):
 probe_t = torch.full((2000,), 0.6)
 probe_x = path.sample(torch.randn(2000, 2), mixture.sample(2000), probe_t).x_t  # points of p_t
 u_mine, w_mine = field_by_components(probe_x, probe_t)
-u_lib = marginal_velocity(mixture, path, probe_x, probe_t)  # the library, via the posterior mean of the data
+exact_field = ExactMixtureModel(mixture, path.schedule, prediction="velocity")  # the library's ideal model
+u_lib = exact_field(x=probe_x, t=probe_t)  # via the posterior means of the data and the noise
 c = path.schedule(probe_t)
 weights_gap = (w_mine - mixture.posterior_weights(probe_x, c.alpha, c.sigma)).abs().max().item()
 field_gap = ((u_mine - u_lib).norm(dim=1).max() / u_lib.norm(dim=1).max()).item()
@@ -232,14 +248,18 @@ print(f"marginal field: largest relative difference from the library's {field_ga
 assert weights_gap < 1e-5 and field_gap < 1e-5
 
 # %% [markdown]
-# The library reaches the same field another way: $u_t(x\mid\text{data})$ is affine in the data, so its posterior
-# average is $u_t(x \mid \mathbb E[\text{data}\mid x_t = x])$, one conditional field at the posterior mean.
+# The library (`lessons.mixture.ExactMixtureModel`, the ideal model of a mixture target for any prediction type)
+# reaches the same field another way: the conditional velocity $\dot\alpha_t\,\text{data} + \dot\sigma_t\,\text{noise}$
+# is affine in (data, noise), so its posterior average is
+# $\dot\alpha_t\,\mathbb E[\text{data}\mid x_t = x] + \dot\sigma_t\,\mathbb E[\text{noise}\mid x_t = x]$, two posterior means
+# in closed form.
 #
 # Neither computation used the definition itself. The Monte Carlo check does: draw $N$ data points from $q$ and
 # weight each one's conditional field by $p_t(x\mid\text{data}_i)$, normalised (self-normalised importance sampling),
 # $$\hat u_t(x) = \sum_{i=1}^N \frac{\mathcal N(x;\alpha_t\,\text{data}_i,\sigma_t^2 I)}{\sum_j \mathcal N(x;\alpha_t\,\text{data}_j,\sigma_t^2 I)}\;u_t(x\mid\text{data}_i).$$
 # This is also the *exact* marginal field of the empirical target made of those $N$ points (which is what a network
 # would chase if it saw only $N$ training points forever). Its error must shrink like $1/\sqrt N$.
+
 
 # %%
 def field_by_monte_carlo(x, t, data):
@@ -255,7 +275,7 @@ def field_by_monte_carlo(x, t, data):
 mc_ts = [0.25, 0.5, 0.75]
 mc_sizes = [256, 1024, 4096, 16384]
 mc_x = {tv: path.sample(torch.randn(200, 2), mixture.sample(200), torch.full((200,), tv)).x_t for tv in mc_ts}
-exact = {tv: marginal_velocity(mixture, path, mc_x[tv], torch.full((200,), tv)) for tv in mc_ts}
+exact = {tv: exact_field(x=mc_x[tv], t=torch.full((200,), tv)) for tv in mc_ts}
 
 
 def relative_error(u, ref):
@@ -276,11 +296,18 @@ tt = torch.full((200,), 0.5)
 mine, lib = field_by_monte_carlo(mc_x[0.5], tt, big), empirical_marginal_velocity(path, big, mc_x[0.5], tt)
 print(f"by hand vs library estimator: {relative_error(mine, lib):.1e}")
 assert relative_error(mine, lib) < 1e-4
-mc_noise = {tv: relative_error(field_by_monte_carlo(mc_x[tv], torch.full((200,), tv), mixture.sample(mc_sizes[-1])),
-                                field_by_monte_carlo(mc_x[tv], torch.full((200,), tv), mixture.sample(mc_sizes[-1])))
-            / math.sqrt(2) for tv in mc_ts}
-print("one estimate's own noise at the largest N (from two independent ones): "
-      + ", ".join(f"t={tv}: {mc_noise[tv]:.4f}" for tv in mc_ts))
+mc_noise = {
+    tv: relative_error(
+        field_by_monte_carlo(mc_x[tv], torch.full((200,), tv), mixture.sample(mc_sizes[-1])),
+        field_by_monte_carlo(mc_x[tv], torch.full((200,), tv), mixture.sample(mc_sizes[-1])),
+    )
+    / math.sqrt(2)
+    for tv in mc_ts
+}
+print(
+    "one estimate's own noise at the largest N (from two independent ones): "
+    + ", ".join(f"t={tv}: {mc_noise[tv]:.4f}" for tv in mc_ts)
+)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 5))
@@ -289,16 +316,27 @@ axis = torch.linspace(-4, 4, 21)
 grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1).reshape(-1, 2)  # (441, 2)
 u_grid, w_grid = field_by_components(grid, torch.full((grid.shape[0],), 0.6))
 ax.scatter(*probe_x.T, s=3, c=w_mine.argmax(1), cmap="viridis", alpha=0.4)
-ax.quiver(*grid.T, *u_grid.T, w_grid.argmax(1), cmap="viridis", angles="xy", scale_units="xy", scale=8, width=0.004)
-ax.set(title="exact marginal field at t = 0.6\n(colour: most likely component; points: samples of $p_t$)",
-       xlabel="$x_1$", ylabel="$x_2$", aspect="equal", xlim=(-4, 4), ylim=(-4, 4))
+ax.quiver(
+    *grid.T, *u_grid.T, w_grid.argmax(1), cmap="viridis", angles="xy", scale_units="xy", scale=8, width=0.004
+)
+ax.set(
+    title="exact marginal field at t = 0.6\n(colour: most likely component; points: samples of $p_t$)",
+    xlabel="$x_1$",
+    ylabel="$x_2$",
+    aspect="equal",
+    xlim=(-4, 4),
+    ylim=(-4, 4),
+)
 ax = axes[1]
 for tv in mc_ts:
     ax.loglog(mc_sizes, mc_error[tv], "o-", label=f"t = {tv}")
 ref = mc_error[0.5][0] * (torch.tensor(mc_sizes, dtype=torch.float64) / mc_sizes[0]) ** -0.5
 ax.loglog(mc_sizes, ref, "k--", label=r"slope $-1/2$")
-ax.set(title="Monte Carlo average of conditional fields vs exact field", xlabel="number of data samples N",
-       ylabel="relative RMS error")
+ax.set(
+    title="Monte Carlo average of conditional fields vs exact field",
+    xlabel="number of data samples N",
+    ylabel="relative RMS error",
+)
 ax.legend()
 fig.tight_layout()
 plt.show()
@@ -310,7 +348,9 @@ plt.show()
 # floor that does not shrink.
 for tv in mc_ts:
     slope = math.log(mc_error[tv][-1] / mc_error[tv][0]) / math.log(mc_sizes[-1] / mc_sizes[0])
-    print(f"t = {tv}: fitted slope {slope:.2f}, final error {mc_error[tv][-1]:.4f} vs noise {mc_noise[tv]:.4f}")
+    print(
+        f"t = {tv}: fitted slope {slope:.2f}, final error {mc_error[tv][-1]:.4f} vs noise {mc_noise[tv]:.4f}"
+    )
     assert -0.8 < slope < -0.3, slope
     assert mc_error[tv][-1] < 3 * mc_noise[tv] and mc_error[tv][-1] < 0.05
 
@@ -338,7 +378,9 @@ assert torch.allclose(by_hand, library)
 # batches of 256 fresh samples of the mixture, AdamW. We keep a copy of the untrained network as a baseline.
 # For section 6 we also record, every few steps, the test negative log-likelihood (NLL) of the network seen
 # as a CNF (lesson 03's `log_likelihood`, RK4 with 20 steps, on 500 held-out points), leaving the time spent
-# on these evaluations out of the training time.
+# on these evaluations out of the training time. At the same steps the training monitor redraws the loss and
+# 500 samples of the network so far (RK4, 40 steps, from the same noise each time); its time is left out too.
+
 
 # %%
 def nll_tracker(points):
@@ -363,14 +405,40 @@ torch.manual_seed(0)
 untrained = MLP(hidden=64, depth=3)
 cfm_model = copy.deepcopy(untrained)
 g_train = torch.Generator().manual_seed(1)
-cfm_track, callback = nll_tracker(track_points)
-cfm_result = train(cfm_model, lambda m, data: cfm_loss(m, path, data), lambda: mixture.sample(BATCH, generator=g_train),
-                   steps=CFM_STEPS, lr=2e-3, device="cpu", progress=False, callback=callback,
-                   callback_every=CFM_STEPS // 15)
+cfm_track, track_nll = nll_tracker(track_points)
+watch_noise = torch.randn(500, 2, generator=torch.Generator().manual_seed(100))
+monitor = TrainingMonitor(
+    sample=lambda m: solve_ode(m, watch_noise, steps=40, method="rk4").final,
+    target=track_points,
+    view=6,
+    title="CFM training (velocity MSE)",
+)
+display(monitor)
+
+
+def track_and_watch(step, model, losses):
+    track_nll(step, model, losses)
+    monitor(step, model, losses)
+    cfm_track["eval_seconds"] += monitor.last_update_seconds  # drawing is not training either
+
+
+cfm_result = train(
+    cfm_model,
+    lambda m, data: cfm_loss(m, path, data),
+    lambda: mixture.sample(BATCH, generator=g_train),
+    steps=CFM_STEPS,
+    lr=2e-3,
+    device="cpu",
+    progress=False,
+    callback=track_and_watch,
+    callback_every=CFM_STEPS // 15,
+)
 cfm_seconds = cfm_result.seconds - cfm_track["eval_seconds"]  # training only
-print(f"CFM: {cfm_result.steps_done} steps in {cfm_seconds:.1f} s of training "
-      f"({1000 * cfm_seconds / cfm_result.steps_done:.2f} ms per step); "
-      f"last 100 losses average {sum(cfm_result.losses[-100:]) / 100:.3f}")
+print(
+    f"CFM: {cfm_result.steps_done} steps in {cfm_seconds:.1f} s of training "
+    f"({1000 * cfm_seconds / cfm_result.steps_done:.2f} ms per step); "
+    f"last 100 losses average {sum(cfm_result.losses[-100:]) / 100:.3f}"
+)
 
 # %% [markdown]
 # How close is the learned $v_\theta$ to the exact marginal $u_t$? At each $t$ we draw points of $p_t$ and measure
@@ -389,7 +457,7 @@ def field_error_per_t(model):
     errors = []
     for tv in err_ts.tolist():
         tt = torch.full((4000,), tv)
-        u = marginal_velocity(mixture, path, path.sample(eval_noise, eval_data, tt).x_t, tt)
+        u = exact_field(x=path.sample(eval_noise, eval_data, tt).x_t, t=tt)
         errors.append(fm_loss(model, path, mixture, eval_data, eval_noise, tt).item() / (u**2).mean().item())
     return torch.tensor(errors)
 
@@ -403,18 +471,45 @@ fig, axes = plt.subplots(1, 2, figsize=(12, 5))
 ax = axes[0]
 ax.semilogy(err_ts, err_untrained, "o-", color="tab:gray", label="untrained network")
 ax.semilogy(err_ts, err_trained, "o-", color="tab:red", label=f"CFM-trained ({CFM_STEPS} steps)")
-ax.set(title="learned field vs exact marginal field", xlabel="t (0 = noise, 1 = data)",
-       ylabel=r"$E\|v_\theta - u_t\|^2 \,/\, E\|u_t\|^2$")
+ax.set(
+    title="learned field vs exact marginal field",
+    xlabel="t (0 = noise, 1 = data)",
+    ylabel=r"$E\|v_\theta - u_t\|^2 \,/\, E\|u_t\|^2$",
+)
 ax.legend()
 ax = axes[1]
 tq = 0.8
 tt = torch.full((grid.shape[0],), tq)
 with torch.no_grad():
-    u_exact, v_learned = marginal_velocity(mixture, path, grid, tt), cfm_model(x=grid, t=tt)
-ax.quiver(*grid.T, *u_exact.T, color="black", angles="xy", scale_units="xy", scale=8, width=0.005, label="exact $u_t$")
-ax.quiver(*grid.T, *v_learned.T, color="tab:red", angles="xy", scale_units="xy", scale=8, width=0.003,
-          label=r"learned $v_\theta$")
-ax.set(title=f"fields at t = {tq}", xlabel="$x_1$", ylabel="$x_2$", aspect="equal", xlim=(-4.5, 4.5), ylim=(-4.5, 4.5))
+    u_exact, v_learned = exact_field(x=grid, t=tt), cfm_model(x=grid, t=tt)
+ax.quiver(
+    *grid.T,
+    *u_exact.T,
+    color="black",
+    angles="xy",
+    scale_units="xy",
+    scale=8,
+    width=0.005,
+    label="exact $u_t$",
+)
+ax.quiver(
+    *grid.T,
+    *v_learned.T,
+    color="tab:red",
+    angles="xy",
+    scale_units="xy",
+    scale=8,
+    width=0.003,
+    label=r"learned $v_\theta$",
+)
+ax.set(
+    title=f"fields at t = {tq}",
+    xlabel="$x_1$",
+    ylabel="$x_2$",
+    aspect="equal",
+    xlim=(-4.5, 4.5),
+    ylim=(-4.5, 4.5),
+)
 ax.legend(loc="lower right")
 fig.tight_layout()
 plt.show()
@@ -422,8 +517,10 @@ plt.show()
 # proves C10 (second half): the CFM-trained field approaches the exact marginal field. Averaged over t its
 # squared error is a few percent of the field's squared size, and at every t it is many times smaller than
 # the untrained network's (whose error is about the field's whole size).
-print(f"mean relative error: trained {err_trained.mean():.4f}, untrained {err_untrained.mean():.3f}; "
-      f"largest ratio trained/untrained {(err_trained / err_untrained).max():.3f}")
+print(
+    f"mean relative error: trained {err_trained.mean():.4f}, untrained {err_untrained.mean():.3f}; "
+    f"largest ratio trained/untrained {(err_trained / err_untrained).max():.3f}"
+)
 assert err_trained.mean() < 0.05
 assert (err_trained < 0.1 * err_untrained).all()
 
@@ -446,6 +543,7 @@ assert (err_trained < 0.1 * err_untrained).all()
 # noise that shrinks like $1/\sqrt N$. A **wrong** target, the conditional field of a data point that did *not*
 # produce $x_t$ (the batch's data shifted by one), must give a gradient that stays away.
 
+
 # %%
 def flat_grad(loss, model):
     """All parameter gradients of loss, flattened into one vector."""
@@ -455,11 +553,15 @@ def flat_grad(loss, model):
 def three_gradients(model, data, noise, t):
     """Gradients of the CFM loss, the FM loss and a wrong-target loss on one batch."""
     x_t = path.sample(noise, data, t).x_t
-    by_hand_fm = F.mse_loss(model(x=x_t, t=t), marginal_velocity(mixture, path, x_t, t))
+    by_hand_fm = F.mse_loss(model(x=x_t, t=t), exact_field(x=x_t, t=t))
     fm = fm_loss(model, path, mixture, data, noise, t)
     assert torch.allclose(by_hand_fm, fm)
     wrong = F.mse_loss(model(x=x_t, t=t), path.sample(noise, data.roll(1, 0), t).velocity)
-    return flat_grad(cfm_loss(model, path, data, noise, t), model), flat_grad(fm, model), flat_grad(wrong, model)
+    return (
+        flat_grad(cfm_loss(model, path, data, noise, t), model),
+        flat_grad(fm, model),
+        flat_grad(wrong, model),
+    )
 
 
 g_batch = torch.Generator().manual_seed(3)
@@ -472,40 +574,61 @@ for n in grad_sizes:
     g_cfm, g_fm, g_wrong = three_gradients(untrained, big_data[:n], big_noise[:n], big_t[:n])
     rel_gap["cfm"].append(((g_cfm - g_fm).norm() / g_fm.norm()).item())
     rel_gap["wrong"].append(((g_wrong - g_fm).norm() / g_fm.norm()).item())
-    print(f"N = {n:6d}: |g_CFM - g_FM| / |g_FM| = {rel_gap['cfm'][-1]:.4f},  wrong target: {rel_gap['wrong'][-1]:.3f}")
+    print(
+        f"N = {n:6d}: |g_CFM - g_FM| / |g_FM| = {rel_gap['cfm'][-1]:.4f},  wrong target: {rel_gap['wrong'][-1]:.3f}"
+    )
 
 # the gradient gap at N_MAX is the mean of CHUNKS independent chunk gaps: their spread predicts its size
-chunk_gaps = torch.stack([torch.sub(*three_gradients(untrained, d, z, tc)[:2])
-                          for d, z, tc in zip(big_data.chunk(CHUNKS), big_noise.chunk(CHUNKS), big_t.chunk(CHUNKS))])
-predicted = (chunk_gaps.var(0).sum() / CHUNKS).sqrt() / g_fm.norm()  # expected |g_CFM - g_FM| / |g_FM| if equal in mean
-print(f"at N = {N_MAX}: gap {rel_gap['cfm'][-1]:.4f}, Monte Carlo noise level {predicted:.4f}, "
-      f"wrong target {rel_gap['wrong'][-1]:.3f}")
+chunk_gaps = torch.stack(
+    [
+        torch.sub(*three_gradients(untrained, d, z, tc)[:2])
+        for d, z, tc in zip(big_data.chunk(CHUNKS), big_noise.chunk(CHUNKS), big_t.chunk(CHUNKS))
+    ]
+)
+predicted = (
+    chunk_gaps.var(0).sum() / CHUNKS
+).sqrt() / g_fm.norm()  # expected |g_CFM - g_FM| / |g_FM| if equal in mean
+print(
+    f"at N = {N_MAX}: gap {rel_gap['cfm'][-1]:.4f}, Monte Carlo noise level {predicted:.4f}, "
+    f"wrong target {rel_gap['wrong'][-1]:.3f}"
+)
 
 # the losses differ by the same constant for very different networks
 loss_rows = []
 with torch.no_grad():
     big = path.sample(big_noise, big_data, big_t)
     x_big, u_cond = big.x_t, big.velocity
-    u_marg = marginal_velocity(mixture, path, x_big, big_t)
-    constant = F.mse_loss(u_cond, u_marg).item()  # E|u(x_t | data) - u(x_t)|^2 / 2 (the MSE averages 2 coordinates)
+    u_marg = exact_field(x=x_big, t=big_t)
+    constant = F.mse_loss(
+        u_cond, u_marg
+    ).item()  # E|u(x_t | data) - u(x_t)|^2 / 2 (the MSE averages 2 coordinates)
     for name, model in [("untrained", untrained), ("CFM-trained", cfm_model)]:
         cfm_value = cfm_loss(model, path, big_data, big_noise, big_t).item()
         fm_value = fm_loss(model, path, mixture, big_data, big_noise, big_t).item()
         # on a finite batch, CFM - FM - constant = -mean <v - u_marg, u_cond - u_marg>: zero-mean noise
         cross = ((model(x=x_big, t=big_t) - u_marg) * (u_cond - u_marg)).sum(1)
         loss_rows.append((cfm_value, fm_value, (cross.std() / math.sqrt(N_MAX)).item()))
-        print(f"{name:12s}: CFM {cfm_value:.4f}  FM {fm_value:.4f}  CFM - FM {cfm_value - fm_value:.4f} "
-              f"(standard error {loss_rows[-1][2]:.4f})")
+        print(
+            f"{name:12s}: CFM {cfm_value:.4f}  FM {fm_value:.4f}  CFM - FM {cfm_value - fm_value:.4f} "
+            f"(standard error {loss_rows[-1][2]:.4f})"
+        )
 print(f"the constant E|u(x_t | data) - u(x_t)|^2 / 2 on the same batch: {constant:.4f}")
 
 # %%
 fig, ax = plt.subplots(figsize=(6.5, 4.5))
 ax.loglog(grad_sizes, rel_gap["cfm"], "o-", color="tab:red", label="CFM vs FM")
 ax.loglog(grad_sizes, rel_gap["wrong"], "s-", color="tab:gray", label="wrong target vs FM")
-ax.loglog(grad_sizes, [rel_gap["cfm"][0] * (n / grad_sizes[0]) ** -0.5 for n in grad_sizes], "k--",
-          label=r"slope $-1/2$")
-ax.set(title="parameter gradients on a fixed batch of N samples", xlabel="N",
-       ylabel=r"$\|g - g_{FM}\| \,/\, \|g_{FM}\|$")
+ax.loglog(
+    grad_sizes,
+    [rel_gap["cfm"][0] * (n / grad_sizes[0]) ** -0.5 for n in grad_sizes],
+    "k--",
+    label=r"slope $-1/2$",
+)
+ax.set(
+    title="parameter gradients on a fixed batch of N samples",
+    xlabel="N",
+    ylabel=r"$\|g - g_{FM}\| \,/\, \|g_{FM}\|$",
+)
 ax.legend()
 fig.tight_layout()
 plt.show()
@@ -542,57 +665,94 @@ CNF_STEPS = by_budget(fast=150, full=1500)
 cnf_model = copy.deepcopy(untrained)
 g_train = torch.Generator().manual_seed(1)
 cnf_track, callback = nll_tracker(track_points)
-cnf_result = train_max_likelihood(cnf_model, lambda: mixture.sample(BATCH, generator=g_train), CNF_STEPS,
-                                  method="dopri5", rtol=1e-3, atol=1e-3, lr=2e-3, device="cpu", progress=False,
-                                  callback=callback, callback_every=CNF_STEPS // 15)
+cnf_result = train_max_likelihood(
+    cnf_model,
+    lambda: mixture.sample(BATCH, generator=g_train),
+    CNF_STEPS,
+    method="dopri5",
+    rtol=1e-3,
+    atol=1e-3,
+    lr=2e-3,
+    device="cpu",
+    progress=False,
+    callback=callback,
+    callback_every=CNF_STEPS // 15,
+)
 cnf_seconds = cnf_result.seconds - cnf_track["eval_seconds"]
 print(f"CNF (maximum likelihood): {cnf_result.steps_done} steps in {cnf_seconds:.1f} s of training")
 
 test_points = sample_target(TARGET, 1000, seed=123)
 with torch.no_grad():
     true_nll = -mixture.log_prob(test_points)  # (1000,) the exact density
-    nll = {name: -log_likelihood(model, test_points, method="rk4", steps=40).log_prob
-           for name, model in [("CFM", cfm_model), ("CNF", cnf_model)]}
+    nll = {
+        name: -log_likelihood(model, test_points, method="rk4", steps=40).log_prob
+        for name, model in [("CFM", cfm_model), ("CNF", cnf_model)]
+    }
     best_track = -mixture.log_prob(track_points).mean().item()
 total = {"CFM": cfm_seconds, "CNF": cnf_seconds}
 steps_done = {"CFM": cfm_result.steps_done, "CNF": cnf_result.steps_done}
 per_step = {name: total[name] / steps_done[name] for name in total}
 goal = best_track + 0.1  # within 0.1 nats per point of the exact NLL on the tracking points
-reached = {name: next((sec for sec, v in zip(track["seconds"], track["nll"]) if v <= goal), math.inf)
-           for name, track in [("CFM", cfm_track), ("CNF", cnf_track)]}
+reached = {
+    name: next((sec for sec, v in zip(track["seconds"], track["nll"]) if v <= goal), math.inf)
+    for name, track in [("CFM", cfm_track), ("CNF", cnf_track)]
+}
 print(f"{'':4s} {'steps':>6s} {'seconds':>8s} {'ms/step':>8s} {'test NLL':>9s} {'s to goal':>10s}")
 for name in ("CFM", "CNF"):
-    print(f"{name:4s} {steps_done[name]:6d} {total[name]:8.1f} {1000 * per_step[name]:8.2f} "
-          f"{nll[name].mean():9.3f} {reached[name]:10.1f}")
-print(f"exact NLL (entropy of the target on these points): {true_nll.mean():.3f}; "
-      f"goal on the tracking points: NLL <= {goal:.3f}")
+    print(
+        f"{name:4s} {steps_done[name]:6d} {total[name]:8.1f} {1000 * per_step[name]:8.2f} "
+        f"{nll[name].mean():9.3f} {reached[name]:10.1f}"
+    )
+print(
+    f"exact NLL (entropy of the target on these points): {true_nll.mean():.3f}; "
+    f"goal on the tracking points: NLL <= {goal:.3f}"
+)
 paired = nll["CFM"] - nll["CNF"]  # the same test points: compare point by point
 paired_se = (paired.std() / math.sqrt(len(paired))).item()
-print(f"CFM - CNF test NLL: {paired.mean():.3f} (standard error {paired_se:.3f}); "
-      f"CNF is {per_step['CNF'] / per_step['CFM']:.0f} times slower per step")
+print(
+    f"CFM - CNF test NLL: {paired.mean():.3f} (standard error {paired_se:.3f}); "
+    f"CNF is {per_step['CNF'] / per_step['CFM']:.0f} times slower per step"
+)
 
 # %%
 with torch.no_grad():
     start = torch.randn(2000, 2, generator=torch.Generator().manual_seed(11))
-    samples = {name: solve_ode(model, start, steps=40, method="rk4").final
-               for name, model in [("CFM", cfm_model), ("CNF", cnf_model)]}
+    samples = {
+        name: solve_ode(model, start, steps=40, method="rk4").final
+        for name, model in [("CFM", cfm_model), ("CNF", cnf_model)]
+    }
 fig, axes = plt.subplots(1, 4, figsize=(17, 4.3))
 target_points = sample_target(TARGET, 2000, seed=5)
 for ax, name in zip(axes[:2], ("CFM", "CNF")):
     ax.scatter(*target_points.T, s=3, color="tab:gray", alpha=0.3, label="target")
     ax.scatter(*samples[name].T, s=3, color="tab:red", alpha=0.5, label=f"{name} samples")
-    ax.set(title=f"{name}: {steps_done[name]} steps, {total[name]:.0f} s", xlabel="$x_1$", ylabel="$x_2$",
-           aspect="equal", xlim=(-5, 5), ylim=(-5, 5))
+    ax.set(
+        title=f"{name}: {steps_done[name]} steps, {total[name]:.0f} s",
+        xlabel="$x_1$",
+        ylabel="$x_2$",
+        aspect="equal",
+        xlim=(-5, 5),
+        ylim=(-5, 5),
+    )
     ax.legend(loc="lower right", fontsize=8, markerscale=3)
-axes[2].bar(["CFM", "CNF (max. lik.)"], [1000 * per_step["CFM"], 1000 * per_step["CNF"]], color=["tab:red", "tab:blue"])
+axes[2].bar(
+    ["CFM", "CNF (max. lik.)"],
+    [1000 * per_step["CFM"], 1000 * per_step["CNF"]],
+    color=["tab:red", "tab:blue"],
+)
 axes[2].set(yscale="log", title="training time per step", ylabel="milliseconds (log scale)")
 ax = axes[3]
 ax.plot(cfm_track["seconds"], cfm_track["nll"], "o-", color="tab:red", label="CFM")
 ax.plot(cnf_track["seconds"], cnf_track["nll"], "s-", color="tab:blue", label="CNF (max. lik.)")
 ax.axhline(best_track, color="black", ls="--", label="exact (target entropy)")
 ax.axhline(goal, color="gray", ls=":", label="goal: exact + 0.1")
-ax.set(xscale="log", ylim=(best_track - 0.2, best_track + 2.5), title="test NLL during training",
-       xlabel="training seconds (log scale)", ylabel="nats per point")
+ax.set(
+    xscale="log",
+    ylim=(best_track - 0.2, best_track + 2.5),
+    title="test NLL during training",
+    xlabel="training seconds (log scale)",
+    ylabel="nats per point",
+)
 ax.legend(fontsize=8)
 fig.tight_layout()
 plt.show()
@@ -617,7 +777,8 @@ assert paired.mean() < 0.1
 # ## Exercises
 # 1. **Another path.** Train the same network with `cfm_loss` on `GaussianPath(VPSchedule())` (draw
 #    $t$ with `lessons.flow_matching.sample_times(B, t_max=0.99)`: VP's field blows up at $t = 1$) and redo the
-#    error-per-$t$ plot against `marginal_velocity(mixture, vp_path, ...)`. Where is the error largest, and why?
+#    error-per-$t$ plot against `ExactMixtureModel(mixture, VPSchedule(), "velocity")`. Where is the error largest,
+#    and why?
 # 2. **$\sigma_\min$.** Use `LinearSchedule(sigma_min=0.1)`. What is $p_1$ now? Check that the samples are
 #    the target blurred by noise of std 0.1 (compare variances per component).
 # 3. **Train with FM itself.** Our target has an exact field, so you can train with `fm_loss` directly.

@@ -43,10 +43,12 @@ from scipy.optimize import linear_sum_assignment
 from lessons.budget import budget, by_budget
 from lessons.couplings import couple, pair_batches, reflow_pairs, transport_cost
 from lessons.data2d import sample_target, target_density
-from lessons.flow_matching import cfm_loss, marginal_velocity
+from lessons.evaluation import nfe_to_reach
+from lessons.flow_matching import cfm_batch_loss
 from lessons.metrics import normalized_path_energy, path_energy, straightness
-from lessons.optimal_transport import ot_assignment, w2
+from lessons.mixture import ExactMixtureModel
 from lessons.models import MLP
+from lessons.optimal_transport import ot_assignment, w2
 from lessons.paths import GaussianPath
 from lessons.schedules import LinearSchedule, VPSchedule
 from lessons.solvers import NFE_PER_STEP, solve_ode, step
@@ -92,7 +94,8 @@ print(f"data-vs-data W2 on {N_EVAL} points of {TARGET}: {baseline:.3f}")
 # $u_0(x) = \mathbb{E}[\text{data}] - (1-\sigma_{\min})x$, which points towards the data mean, the origin
 # here, and not towards any mode. Two solutions of one ODE are never at the same place at the same
 # time, so where conditional lines cross, the marginal trajectories must bend instead. For the 8-gaussians target
-# (a Gaussian mixture) lesson 04's `marginal_velocity` gives this field exactly.
+# (a Gaussian mixture) the ideal model `lessons.mixture.ExactMixtureModel` with `prediction="velocity"` gives
+# this field exactly (lesson 04).
 
 # %%
 # conditional OT paths, written out, and their straightness computed by hand
@@ -115,20 +118,26 @@ print(f"largest change of speed along a conditional path: {(speed - speed[0]).ab
 mixture = target_density(TARGET)
 
 
-def ot_field(x, t):
-    return marginal_velocity(mixture, ot_path, x, t)
+ot_field = ExactMixtureModel(mixture, ot_path.schedule, prediction="velocity")  # called like every model
 
 
 marginal = solve_ode(ot_field, noise.float(), steps=100, method="rk4")
 chord_sq = ((marginal.final - marginal.xs[0]) ** 2).sum(-1).mean().item()
 s_marginal = straightness(marginal)
-print(f"marginal trajectories: straightness {s_marginal:.3f}, relative to mean squared chord {s_marginal / chord_sq:.4f}")
+print(
+    f"marginal trajectories: straightness {s_marginal:.3f}, relative to mean squared chord {s_marginal / chord_sq:.4f}"
+)
 
 
 def segments_cross(p, q, r, s):
     """For each pair (i, j) of segments p_i->q_i and r_j->s_j: do they intersect? (orientation test)"""
+
     def orient(a, b, c):
-        return torch.sign((b[..., 0] - a[..., 0]) * (c[..., 1] - a[..., 1]) - (b[..., 1] - a[..., 1]) * (c[..., 0] - a[..., 0]))
+        return torch.sign(
+            (b[..., 0] - a[..., 0]) * (c[..., 1] - a[..., 1])
+            - (b[..., 1] - a[..., 1]) * (c[..., 0] - a[..., 0])
+        )
+
     p, q, r, s = p[:, None], q[:, None], r[None], s[None]
     return (orient(p, q, r) != orient(p, q, s)) & (orient(r, s, p) != orient(r, s, q))
 
@@ -139,8 +148,10 @@ print(f"{crossings} of {k * (k - 1) // 2} pairs of conditional lines cross")
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 5.2))
-for ax, traj, title in [(axes[0], conditional, "conditional OT paths (independent pairs)"),
-                        (axes[1], marginal, "marginal trajectories (exact field, RK4)")]:
+for ax, traj, title in [
+    (axes[0], conditional, "conditional OT paths (independent pairs)"),
+    (axes[1], marginal, "marginal trajectories (exact field, RK4)"),
+]:
     paths = traj.xs[:, :k].float()
     ax.plot(paths[:, :, 0], paths[:, :, 1], color="tab:gray", lw=0.7, alpha=0.7)
     ax.scatter(*paths[0].T, s=8, color="tab:blue", label="noise (t = 0)", zorder=3)
@@ -179,8 +190,10 @@ rows, cols = linear_sum_assignment(cost.numpy())  # Hungarian-type exact assignm
 by_hand = batch_data[cols]  # rows come out sorted: noise_i is paired with data_cols[i]
 lib_noise, lib_data = couple(batch_noise, batch_data, "ot")  # the library: POT's exact network simplex
 cost_ind, cost_ot = transport_cost(batch_noise, batch_data), transport_cost(lib_noise, lib_data)
-print(f"mean squared pair distance: independent {cost_ind:.2f}, OT by hand {transport_cost(batch_noise, by_hand):.2f}, "
-      f"library {cost_ot:.2f}")
+print(
+    f"mean squared pair distance: independent {cost_ind:.2f}, OT by hand {transport_cost(batch_noise, by_hand):.2f}, "
+    f"library {cost_ot:.2f}"
+)
 assert abs(transport_cost(batch_noise, by_hand) - cost_ot) < 1e-6 * cost_ot
 assert torch.equal(ot_assignment(batch_noise, batch_data).sort().values, torch.arange(256))
 
@@ -190,11 +203,7 @@ assert torch.equal(ot_assignment(batch_noise, batch_data).sort().values, torch.a
 
 # %%
 path = GaussianPath(LinearSchedule())  # sigma_min = 0: rectified flow's straight interpolation
-
-
-def cfm_objective(model, batch):
-    noise, data = batch
-    return cfm_loss(model, path, data, noise=noise)
+cfm_objective = cfm_batch_loss(path)  # cfm_loss on each (noise, data) batch of pair_batches
 
 
 def train_flow(next_batch, steps=STEPS, init=None, seed=0):
@@ -209,7 +218,9 @@ t0 = time.process_time()
 icfm = train_flow(pair_batches(train_data, 256, "independent", seed=0))
 t1 = time.process_time()
 otcfm = train_flow(pair_batches(train_data, 256, "ot", seed=0))
-print(f"CPU time: I-CFM {t1 - t0:.1f} s, OT-CFM {time.process_time() - t1:.1f} s (the per-batch assignment costs extra)")
+print(
+    f"CPU time: I-CFM {t1 - t0:.1f} s, OT-CFM {time.process_time() - t1:.1f} s (the per-batch assignment costs extra)"
+)
 
 # %%
 eval_noise = torch.randn(N_EVAL, 2, generator=g)
@@ -221,7 +232,10 @@ for name, model in [("I-CFM", icfm), ("OT-CFM", otcfm)]:
         "straightness": straightness(traj),
         "NPE": normalized_path_energy(traj, w2_sq_source),
         "traj": traj,
-        **{f"W2@{n}": w2(solve_ode(model, eval_noise, steps=n).final, test_data, solver="emd") for n in (1, 2, 4, 100)},
+        **{
+            f"W2@{n}": w2(solve_ode(model, eval_noise, steps=n).final, test_data, solver="emd")
+            for n in (1, 2, 4, 100)
+        },
     }
     print(f"{name:7s}", "  ".join(f"{k} {v:.3f}" for k, v in results[name].items() if k != "traj"))
 
@@ -237,14 +251,21 @@ for name, model in [("I-CFM", icfm), ("OT-CFM", otcfm)]:
 traj = results["OT-CFM"]["traj"]
 pe_by_hand = ((traj.xs[1:] - traj.xs[:-1]) ** 2).sum(-1).sum(0).mean().item() / 0.01  # 100 steps of 0.01
 npe_by_hand = abs(pe_by_hand - w2_sq_source) / w2_sq_source
-print(f"OT-CFM path energy {pe_by_hand:.2f} vs W2^2 {w2_sq_source:.2f}; NPE by hand {npe_by_hand:.4f}, "
-      f"library {normalized_path_energy(traj, w2_sq_source):.4f}")
+print(
+    f"OT-CFM path energy {pe_by_hand:.2f} vs W2^2 {w2_sq_source:.2f}; NPE by hand {npe_by_hand:.4f}, "
+    f"library {normalized_path_energy(traj, w2_sq_source):.4f}"
+)
 assert abs(pe_by_hand - path_energy(traj)) < 1e-4 * pe_by_hand
 
 # %%
 fig, axes = plt.subplots(1, 4, figsize=(17, 4.6))
-for ax, (c_noise, c_data, title) in zip(axes[:2], [(batch_noise, batch_data, f"independent pairs, cost {cost_ind:.1f}"),
-                                                   (lib_noise, lib_data, f"minibatch OT pairs, cost {cost_ot:.1f}")]):
+for ax, (c_noise, c_data, title) in zip(
+    axes[:2],
+    [
+        (batch_noise, batch_data, f"independent pairs, cost {cost_ind:.1f}"),
+        (lib_noise, lib_data, f"minibatch OT pairs, cost {cost_ot:.1f}"),
+    ],
+):
     for a, b in zip(c_noise[:80], c_data[:80]):
         ax.plot([a[0], b[0]], [a[1], b[1]], color="tab:gray", lw=0.6)
     ax.scatter(*c_noise[:80].T, s=6, color="tab:blue", label="noise")
@@ -254,10 +275,18 @@ for ax, (c_noise, c_data, title) in zip(axes[:2], [(batch_noise, batch_data, f"i
 for ax, name in zip(axes[2:], ["I-CFM", "OT-CFM"]):
     paths = results[name]["traj"].xs[:, :60]
     ax.plot(paths[:, :, 0], paths[:, :, 1], color="tab:gray", lw=0.6)
-    ax.scatter(*solve_ode(icfm if name == "I-CFM" else otcfm, eval_noise, steps=2).final.T, s=3, color="tab:green",
-               label="2 Euler steps")
-    ax.set(title=f"{name}: straightness {results[name]['straightness']:.2f}, W2@2 {results[name]['W2@2']:.2f}",
-           xlabel="$x_1$", ylabel="$x_2$", aspect="equal")
+    ax.scatter(
+        *solve_ode(icfm if name == "I-CFM" else otcfm, eval_noise, steps=2).final.T,
+        s=3,
+        color="tab:green",
+        label="2 Euler steps",
+    )
+    ax.set(
+        title=f"{name}: straightness {results[name]['straightness']:.2f}, W2@2 {results[name]['W2@2']:.2f}",
+        xlabel="$x_1$",
+        ylabel="$x_2$",
+        aspect="equal",
+    )
     ax.legend(loc="lower left", fontsize=8)
 fig.tight_layout()
 plt.show()
@@ -296,15 +325,22 @@ print(f"largest gap between the hand-made and library reflow pairs: {(x - lib_pa
 assert torch.allclose(x, lib_pair_data, atol=1e-4)
 
 # 2-rectified flow: start from the 1-rectified weights and train on the fixed pairs
-reflow = train_flow(pair_batches(lib_pair_data, 256, "paired", source=lib_pair_noise, seed=1), init=icfm, seed=1)
+reflow = train_flow(
+    pair_batches(lib_pair_data, 256, "paired", source=lib_pair_noise, seed=1), init=icfm, seed=1
+)
 
 # %%
 rows_c16 = {}
 for name, model in [("1-RF (I-CFM)", icfm), ("2-RF (reflow)", reflow)]:
     traj = solve_ode(model, eval_noise, steps=100)
-    rows_c16[name] = {"straightness": straightness(traj), "traj": traj,
-                      **{f"W2@{n}": w2(solve_ode(model, eval_noise, steps=n).final, test_data, solver="emd")
-                         for n in (1, 2, 100)}}
+    rows_c16[name] = {
+        "straightness": straightness(traj),
+        "traj": traj,
+        **{
+            f"W2@{n}": w2(solve_ode(model, eval_noise, steps=n).final, test_data, solver="emd")
+            for n in (1, 2, 100)
+        },
+    }
     print(f"{name:14s}", "  ".join(f"{k} {v:.3f}" for k, v in rows_c16[name].items() if k != "traj"))
 
 fig, axes = plt.subplots(2, 3, figsize=(13, 8.6))
@@ -314,7 +350,9 @@ for r, (name, model) in enumerate([("1-RF (I-CFM)", icfm), ("2-RF (reflow)", ref
     axes[r, 0].set(title=f"{name}: trajectories, straightness {rows_c16[name]['straightness']:.2f}")
     for c, n in [(1, 1), (2, 2)]:
         axes[r, c].scatter(*test_data.T, s=2, color="tab:red", alpha=0.3, label="target")
-        axes[r, c].scatter(*solve_ode(model, eval_noise, steps=n).final.T, s=2, color="tab:green", label=f"{n} Euler step(s)")
+        axes[r, c].scatter(
+            *solve_ode(model, eval_noise, steps=n).final.T, s=2, color="tab:green", label=f"{n} Euler step(s)"
+        )
         axes[r, c].set(title=f"{name}: {n} step(s), W2 {rows_c16[name][f'W2@{n}']:.2f}")
         axes[r, c].legend(loc="lower left", fontsize=8)
 for ax in axes.flat:
@@ -341,6 +379,7 @@ assert after["W2@1"] < before["W2@2"]
 # steps to meet a tolerance. A straight, constant-speed trajectory is integrated *exactly* by one Euler
 # step, so curvature is what costs NFE.
 
+
 # %%
 def heun_step(field, x, t, h):
     """One Heun step by hand."""
@@ -350,8 +389,10 @@ def heun_step(field, x, t, h):
 
 
 x_probe = torch.randn(5, 2, generator=g)
-print("Heun by hand vs lessons.solvers.step:", (heun_step(ot_field, x_probe, 0.3, 0.1)
-                                               - step(ot_field, x_probe, 0.3, 0.1, "heun")).abs().max().item())
+print(
+    "Heun by hand vs lessons.solvers.step:",
+    (heun_step(ot_field, x_probe, 0.3, 0.1) - step(ot_field, x_probe, 0.3, 0.1, "heun")).abs().max().item(),
+)
 assert torch.allclose(heun_step(ot_field, x_probe, 0.3, 0.1), step(ot_field, x_probe, 0.3, 0.1, "heun"))
 
 # %% [markdown]
@@ -364,8 +405,9 @@ assert torch.allclose(heun_step(ot_field, x_probe, 0.3, 0.1), step(ot_field, x_p
 # %%
 vp_path = GaussianPath(VPSchedule())
 T_END = {"OT": 1.0, "VP": 1 - 1e-3}
-FIELDS = {"OT": ot_field, "VP": lambda x, t: marginal_velocity(mixture, vp_path, x, t)}
+FIELDS = {"OT": ot_field, "VP": ExactMixtureModel(mixture, vp_path.schedule, prediction="velocity")}
 NFES = [4, 8, 16, 32, 64, 128, 256]
+SHOWN = {m: NFE_PER_STEP[m] for m in ("euler", "midpoint", "heun", "rk4")}  # rk4_38 behaves like rk4
 solver_noise = torch.randn(N_EVAL, 2, generator=g, dtype=torch.float64)
 
 
@@ -375,37 +417,39 @@ def error_vs(reference, samples):
 
 curves, adaptive = {}, {}
 for name, field in FIELDS.items():
-    reference = solve_ode(field, solver_noise, method="dopri5", steps=1, t_end=T_END[name], rtol=1e-7, atol=1e-7).final
-    for method, per_step in NFE_PER_STEP.items():
-        curves[name, method] = [error_vs(reference, solve_ode(field, solver_noise, steps=n // per_step, method=method,
-                                                              t_end=T_END[name]).final) for n in NFES]
-    adaptive[name] = [(traj.nfe, error_vs(reference, traj.final)) for tol in (1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
-                      for traj in [solve_ode(field, solver_noise, method="dopri5", steps=1, t_end=T_END[name],
-                                             rtol=tol, atol=tol)]]
-    print(name, {m: [f"{e:.3f}" for e in curves[name, m]] for m in NFE_PER_STEP})
+    reference = solve_ode(
+        field, solver_noise, method="dopri5", steps=1, t_end=T_END[name], rtol=1e-7, atol=1e-7
+    ).final
+    for method, per_step in SHOWN.items():
+        curves[name, method] = [
+            error_vs(
+                reference,
+                solve_ode(field, solver_noise, steps=n // per_step, method=method, t_end=T_END[name]).final,
+            )
+            for n in NFES
+        ]
+    adaptive[name] = [
+        (traj.nfe, error_vs(reference, traj.final))
+        for tol in (1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
+        for traj in [
+            solve_ode(field, solver_noise, method="dopri5", steps=1, t_end=T_END[name], rtol=tol, atol=tol)
+        ]
+    ]
+    print(name, {m: [f"{e:.3f}" for e in curves[name, m]] for m in SHOWN})
     print(name, "dopri5 (NFE, error):", [(n, f"{e:.4f}") for n, e in adaptive[name]])
 
 # %%
-def nfe_at(nfes, errors, eps):
-    """The NFE at which an error curve first reaches eps, interpolated linearly in log-log (inf if never)."""
-    if errors[0] <= eps:
-        return float(nfes[0])
-    for n0, e0, n1, e1 in zip(nfes[:-1], errors[:-1], nfes[1:], errors[1:]):
-        if e1 <= eps < e0:
-            if not np.isfinite(e0):
-                return float(n1)
-            frac = (np.log(e0) - np.log(eps)) / (np.log(e0) - np.log(e1))
-            return float(np.exp(np.log(n0) + frac * (np.log(n1) - np.log(n0))))
-    return float("inf")
-
-
 EPS = 0.02  # target error: 0.4% of the radius (5) of the circle of modes, far below the W2 baseline
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
 for ax, name in zip(axes, FIELDS):
-    for method in NFE_PER_STEP:
+    for method in SHOWN:
         errs = np.array(curves[name, method])
-        ax.loglog(NFES, np.where(np.isfinite(errs), errs, np.nan), "o-",
-                  label=f"{method} (NFE for {EPS}: {nfe_at(NFES, errs, EPS):.0f})")
+        ax.loglog(
+            NFES,
+            np.where(np.isfinite(errs), errs, np.nan),
+            "o-",
+            label=f"{method} (NFE for {EPS}: {nfe_to_reach(NFES, errs, EPS):.0f})",
+        )
     nfe, err = zip(*adaptive[name])
     ax.loglog(nfe, err, "k*--", label="dopri5, tolerance 1e-2..1e-6")
     ax.axhline(EPS, color="gray", ls=":", label=f"target error {EPS}")
@@ -414,7 +458,7 @@ for ax, name in zip(axes, FIELDS):
 fig.tight_layout()
 plt.show()
 
-needed = {(p, m): nfe_at(NFES, curves[p, m], EPS) for p in FIELDS for m in NFE_PER_STEP}
+needed = {(p, m): nfe_to_reach(NFES, curves[p, m], EPS) for p in FIELDS for m in SHOWN}
 print(f"NFE to reach error {EPS}:", {k: round(v, 1) for k, v in needed.items()})
 # proves C17: on both paths, every higher-order solver reaches the target error with fewer NFE than Euler.
 for p in FIELDS:
@@ -433,7 +477,9 @@ for p in FIELDS:
 # %%
 ot_nfe, ot_err = zip(*sorted(adaptive["OT"], key=lambda p: -p[1]))
 vp_nfe, vp_err = zip(*sorted(adaptive["VP"], key=lambda p: -p[1]))
-matched = {eps: (nfe_at(ot_nfe, ot_err, eps), nfe_at(vp_nfe, vp_err, eps)) for eps in (3e-3, 1e-3)}
+matched = {
+    eps: (nfe_to_reach(ot_nfe, ot_err, eps), nfe_to_reach(vp_nfe, vp_err, eps)) for eps in (3e-3, 1e-3)
+}
 print("dopri5 NFE at equal error (OT, VP):", {k: (round(a), round(b)) for k, (a, b) in matched.items()})
 # proves C18: at the same error, the adaptive solver needs fewer evaluations on the OT path than on the
 # VP (diffusion) path of the same target, from the same noise.
@@ -455,8 +501,10 @@ moons_flow = train_flow(pair_batches(train_data, 256, "ot", source=moons_train, 
 moved = solve_ode(moons_flow, moons_test, steps=100)
 w2_moved = w2(moved.final, test_data, solver="emd")
 w2_source = w2(moons_test, test_data, solver="emd")
-print(f"W2 to the 8 gaussians: the moons themselves {w2_source:.3f}, after the flow {w2_moved:.3f}, "
-      f"data-vs-data baseline {baseline:.3f}")
+print(
+    f"W2 to the 8 gaussians: the moons themselves {w2_source:.3f}, after the flow {w2_moved:.3f}, "
+    f"data-vs-data baseline {baseline:.3f}"
+)
 
 fig, axes = plt.subplots(1, 3, figsize=(14, 4.8))
 axes[0].scatter(*moons_test.T, s=3, color="tab:blue", label="source: moons")

@@ -100,12 +100,30 @@ def v_mse_loss(model, data):
 
 start = time.process_time()
 fm_net, v_net = MLP(hidden=128, depth=3), MLP(hidden=128, depth=3)
-fm_run = train(fm_net, lambda m, b: cfm_loss(m, GaussianPath(lin), b), lambda: target.sample(256),
-               steps=train_steps, lr=5e-4, seed=0, device="cpu", progress=False)
-v_run = train(v_net, v_mse_loss, lambda: target.sample(256), steps=train_steps, lr=5e-4, seed=1, device="cpu",
-              progress=False)
-print(f"trained two networks for {train_steps} steps each in {time.process_time() - start:.1f} s of CPU; "
-      f"last losses: FM {sum(fm_run.losses[-100:]) / 100:.3f}, v-MSE {sum(v_run.losses[-100:]) / 100:.3f}")
+fm_run = train(
+    fm_net,
+    lambda m, b: cfm_loss(m, GaussianPath(lin), b),
+    lambda: target.sample(256),
+    steps=train_steps,
+    lr=5e-4,
+    seed=0,
+    device="cpu",
+    progress=False,
+)
+v_run = train(
+    v_net,
+    v_mse_loss,
+    lambda: target.sample(256),
+    steps=train_steps,
+    lr=5e-4,
+    seed=1,
+    device="cpu",
+    progress=False,
+)
+print(
+    f"trained two networks for {train_steps} steps each in {time.process_time() - start:.1f} s of CPU; "
+    f"last losses: FM {sum(fm_run.losses[-100:]) / 100:.3f}, v-MSE {sum(v_run.losses[-100:]) / 100:.3f}"
+)
 
 # %% [markdown]
 # ## 1. DDIM is the flow-matching Euler sampler (C20)
@@ -147,10 +165,19 @@ grid = torch.linspace(0, 1, 51, dtype=torch.float64)
 ddim_fm = ddim(fm64, noise, lin, grid, prediction="velocity")
 euler_fm = solve_ode(fm64, noise, ts=grid, method="euler")
 gap_fm64 = (ddim_fm.xs - euler_fm.xs).abs().max().item()
-gap_fm32 = (ddim(fm_net, noise.float(), lin, grid.float(), prediction="velocity").final
-            - solve_ode(fm_net, noise.float(), ts=grid.float(), method="euler").final).abs().max().item()
-print(f"FM network, 50 steps: max |DDIM - Euler| over the whole path = {gap_fm64:.1e} (float64), "
-      f"{gap_fm32:.1e} on the final samples in float32")
+gap_fm32 = (
+    (
+        ddim(fm_net, noise.float(), lin, grid.float(), prediction="velocity").final
+        - solve_ode(fm_net, noise.float(), ts=grid.float(), method="euler").final
+    )
+    .abs()
+    .max()
+    .item()
+)
+print(
+    f"FM network, 50 steps: max |DDIM - Euler| over the whole path = {gap_fm64:.1e} (float64), "
+    f"{gap_fm32:.1e} on the final samples in float32"
+)
 
 # %% [markdown]
 # **Any schedule.** The blog's change of variables: divide by $\alpha$. With $\tilde x = x/\alpha$ and
@@ -177,8 +204,12 @@ x = c_t.alpha[:, None] * target.sample(2000).double() + c_t.sigma[:, None] * noi
 data_hat, noise_hat = to_data_and_noise(v64(x=x, t=t_vec), "v", x, c_t)
 ddim_step = c_s.alpha[:, None] * data_hat + c_s.sigma[:, None] * noise_hat
 eta_t, eta_s = c_t.sigma / c_t.alpha, c_s.sigma / c_s.alpha
-x_tilde_s = x / c_t.alpha[:, None] + (eta_s - eta_t)[:, None] * noise_hat  # Euler in (x / alpha, sigma / alpha)
-print(f"one cosine step: max |DDIM / alpha_s - Euler in x/alpha| = {(ddim_step / c_s.alpha[:, None] - x_tilde_s).abs().max():.1e}")
+x_tilde_s = (
+    x / c_t.alpha[:, None] + (eta_s - eta_t)[:, None] * noise_hat
+)  # Euler in (x / alpha, sigma / alpha)
+print(
+    f"one cosine step: max |DDIM / alpha_s - Euler in x/alpha| = {(ddim_step / c_s.alpha[:, None] - x_tilde_s).abs().max():.1e}"
+)
 assert torch.allclose(ddim_step / c_s.alpha[:, None], x_tilde_s, atol=1e-10)
 
 
@@ -193,16 +224,19 @@ def v_net_as_linear_velocity(x, t, cond=None):
 
 # %% [markdown]
 # The library does the same for any pair of schedules with `lessons.conversions.change_schedule` (it finds the
-# time of equal log-SNR by bisection and rescales $x$). Both versions must agree, and then DDIM on the cosine
-# grid must equal Euler on the linear path on the grid $\tau_i$, with the paths related by the factor $\alpha+\sigma$.
+# time of equal log-SNR with the source schedule's closed-form `time_at_log_snr` and rescales $x$). Both
+# versions must agree, and then DDIM on the cosine grid must equal Euler on the linear path on the grid
+# $\tau_i$, with the paths related by the factor $\alpha+\sigma$.
 
 # %%
 from lessons.conversions import change_schedule
 
 v_as_velocity = change_schedule(v64, source=cos, target=lin, prediction="v", output="velocity")
 probe_t = torch.rand(2000, dtype=torch.float64) * 0.98 + 0.01
-print(f"hand-made vs library change of schedule: max diff = "
-      f"{(v_net_as_linear_velocity(noise, probe_t) - v_as_velocity(x=noise, t=probe_t)).abs().max():.1e}")
+print(
+    f"hand-made vs library change of schedule: max diff = "
+    f"{(v_net_as_linear_velocity(noise, probe_t) - v_as_velocity(x=noise, t=probe_t)).abs().max():.1e}"
+)
 assert torch.allclose(v_net_as_linear_velocity(noise, probe_t), v_as_velocity(x=noise, t=probe_t), atol=1e-9)
 
 c_grid = cos(grid)
@@ -211,8 +245,10 @@ ddim_cos = ddim(v64, noise, cos, grid, prediction="v")
 euler_lin = solve_ode(v_as_velocity, noise, ts=tau_grid, method="euler")
 scale = (c_grid.alpha + c_grid.sigma)[:, None, None]
 gap_cos = (ddim_cos.xs - scale * euler_lin.xs).abs().max().item()
-print(f"diffusion network, 50 cosine steps: max |DDIM path - (alpha + sigma) x Euler path| = {gap_cos:.1e}; "
-      f"final samples differ by {(ddim_cos.final - euler_lin.final).abs().max():.1e}")
+print(
+    f"diffusion network, 50 cosine steps: max |DDIM path - (alpha + sigma) x Euler path| = {gap_cos:.1e}; "
+    f"final samples differ by {(ddim_cos.final - euler_lin.final).abs().max():.1e}"
+)
 
 # %%
 from lessons.metrics import energy_distance
@@ -220,14 +256,28 @@ from lessons.metrics import energy_distance
 reference = target.sample(2000, generator=torch.Generator().manual_seed(7))
 fig, axes = plt.subplots(1, 3, figsize=(17, 5))
 axes[0].scatter(*reference.T, s=3, c="lightgray", label="target")
-axes[0].scatter(*ddim_fm.final.T, s=14, facecolors="none", edgecolors="C0", lw=0.6, label="DDIM (velocity output)")
+axes[0].scatter(
+    *ddim_fm.final.T, s=14, facecolors="none", edgecolors="C0", lw=0.6, label="DDIM (velocity output)"
+)
 axes[0].scatter(*euler_fm.final.T, s=2, c="C3", label="flow Euler")
 axes[0].set_title("FM network, 50 steps: DDIM and Euler samples coincide")
 show = slice(0, 15)
 for i in range(15):
     axes[1].plot(*ddim_cos.xs[:, i].T, c="C0", lw=1, label="DDIM on cosine, x_t" if i == 0 else None)
-    axes[1].plot(*euler_lin.xs[:, i].T, c="C3", lw=1, ls="--", label="Euler on linear, x / (alpha + sigma)" if i == 0 else None)
-    axes[2].plot(*(ddim_cos.xs[:, i] / scale[:, 0]).T, c="C0", lw=3, alpha=0.4, label="DDIM path / (alpha + sigma)" if i == 0 else None)
+    axes[1].plot(
+        *euler_lin.xs[:, i].T,
+        c="C3",
+        lw=1,
+        ls="--",
+        label="Euler on linear, x / (alpha + sigma)" if i == 0 else None,
+    )
+    axes[2].plot(
+        *(ddim_cos.xs[:, i] / scale[:, 0]).T,
+        c="C0",
+        lw=3,
+        alpha=0.4,
+        label="DDIM path / (alpha + sigma)" if i == 0 else None,
+    )
     axes[2].plot(*euler_lin.xs[:, i].T, c="C3", lw=1, label="Euler on linear" if i == 0 else None)
 axes[1].scatter(*ddim_cos.final[show].T, c="k", s=12, zorder=3, label="same end points")
 axes[1].set_title("diffusion network: two different-looking paths ...")
@@ -239,10 +289,14 @@ plt.tight_layout()
 plt.show()
 
 # proves C20: DDIM and flow Euler give the same samples from the same network (float64; float32 to its rounding)
-print(f"FM network: DDIM vs Euler {gap_fm64:.1e} (float64) and {gap_fm32:.1e} (float32); "
-      f"diffusion network through the change of variables: {gap_cos:.1e}")
-print(f"the samples are good ones: energy distance to the target {energy_distance(ddim_fm.final, reference.double()):.4f} (FM net), "
-      f"{energy_distance(ddim_cos.final, reference.double()):.4f} (v net)")
+print(
+    f"FM network: DDIM vs Euler {gap_fm64:.1e} (float64) and {gap_fm32:.1e} (float32); "
+    f"diffusion network through the change of variables: {gap_cos:.1e}"
+)
+print(
+    f"the samples are good ones: energy distance to the target {energy_distance(ddim_fm.final, reference.double()):.4f} (FM net), "
+    f"{energy_distance(ddim_cos.final, reference.double()):.4f} (v net)"
+)
 assert gap_fm64 < 1e-10 and gap_cos < 1e-10  # float64 rounding, ~1e-16 per operation times the path length
 assert gap_fm32 < 1e-4  # float32 rounding: ~1e-7 relative, times 50 steps, on samples of size ~5
 
@@ -253,26 +307,23 @@ assert gap_fm32 < 1e-4  # float32 rounding: ~1e-7 relative, times 50 steps, on s
 # **DDIM integrates exactly where the output is constant.** For a one-point target (a Gaussian of std $10^{-6}$
 # here) the ideal data estimate is the point itself at every $t$, so DDIM reaches it in **one** step on any schedule,
 # while Euler on the cosine schedule's velocity field is far off with one step and still off with ten (that field
-# is curved; on the linear path it would be exact, since there $\hat u$ is constant too).
+# is curved; on the linear path it would be exact, since there $\hat u$ is constant too). The ideal model of a
+# mixture target, for any schedule and prediction type, is `lessons.mixture.ExactMixtureModel`; with
+# `prediction="velocity"` it is the exact marginal field, a velocity field for solvers and for DDIM alike.
 
 # %%
-from lessons.flow_matching import marginal_velocity
-from lessons.mixture import GaussianMixture
-
-
-def exact_velocity(mixture, schedule):
-    """The ideal model of a mixture target as a velocity field for solvers and for DDIM (prediction='velocity')."""
-    path = GaussianPath(schedule)
-    return lambda x, t, cond=None: marginal_velocity(mixture, path, x, t)
-
+from lessons.mixture import ExactMixtureModel, GaussianMixture
 
 point = GaussianMixture([[2.0, 1.0]], 1e-6)
 p_noise = noise[:200]
+point_u = ExactMixtureModel(point, cos, prediction="velocity")
 for steps in (1, 10):
     g = torch.linspace(0, 1, steps + 1, dtype=torch.float64)
-    err_ddim = (ddim(exact_velocity(point, cos), p_noise, cos, g, prediction="velocity").final - point.means).norm(dim=1).max()
-    err_euler = (solve_ode(exact_velocity(point, cos), p_noise, ts=g).final - point.means).norm(dim=1).max()
-    print(f"{steps:2d} step(s) on the cosine schedule, one-point target: DDIM error {err_ddim:.1e}, Euler error {err_euler:.2f}")
+    err_ddim = (ddim(point_u, p_noise, cos, g, prediction="velocity").final - point.means).norm(dim=1).max()
+    err_euler = (solve_ode(point_u, p_noise, ts=g).final - point.means).norm(dim=1).max()
+    print(
+        f"{steps:2d} step(s) on the cosine schedule, one-point target: DDIM error {err_ddim:.1e}, Euler error {err_euler:.2f}"
+    )
 
 # %% [markdown]
 # ## 2. DDIM is invariant to scaling; the flow Euler sampler is not (C21)
@@ -299,46 +350,79 @@ norm = torch.sqrt(tt**2 + (1 - tt) ** 2)
 vp_lin = RescaledSchedule(lin)  # default scale: c = 1 / sqrt(alpha^2 + sigma^2)
 assert torch.allclose(vp_lin(tt).alpha, tt / norm) and torch.allclose(vp_lin(tt).sigma, (1 - tt) / norm)
 assert torch.allclose(vp_lin.log_snr(tt[1:-1]), lin.log_snr(tt[1:-1]))
-print("c(t) at t = 0, 0.5, 1:", [round(v, 4) for v in (1 / norm[[0, 5, 10]]).tolist()],
-      "; alpha^2 + sigma^2 of the rescaled schedule:", (vp_lin(tt).alpha ** 2 + vp_lin(tt).sigma ** 2).unique().tolist())
+print(
+    "c(t) at t = 0, 0.5, 1:",
+    [round(v, 4) for v in (1 / norm[[0, 5, 10]]).tolist()],
+    "; alpha^2 + sigma^2 of the rescaled schedule:",
+    (vp_lin(tt).alpha ** 2 + vp_lin(tt).sigma ** 2).unique().tolist(),
+)
 
 # %%
 step_counts = [2, 4, 8, 16, 32, 64, 128]
 rows = []
+u_fm, u_vp = (
+    ExactMixtureModel(target, sched, prediction="velocity") for sched in (lin, vp_lin)
+)  # the ideal models
 for steps in step_counts:
     g = torch.linspace(0, 1, steps + 1, dtype=torch.float64)
-    d_fm = ddim(exact_velocity(target, lin), noise, lin, g, prediction="velocity")
-    d_vp = ddim(exact_velocity(target, vp_lin), noise, vp_lin, g, prediction="velocity")
-    e_fm = solve_ode(exact_velocity(target, lin), noise, ts=g)
-    e_vp = solve_ode(exact_velocity(target, vp_lin), noise, ts=g)
-    rows.append(dict(steps=steps, ddim_final=(d_fm.final - d_vp.final).norm(dim=1).mean().item(),
-                     ddim_path=(d_fm.xs - d_vp.xs).norm(dim=2).max().item(),
-                     ddim_scaled=(d_vp.xs - d_fm.xs / torch.sqrt(g**2 + (1 - g) ** 2)[:, None, None]).abs().max().item(),
-                     euler_final=(e_fm.final - e_vp.final).norm(dim=1).mean().item(),
-                     euler_path=(e_fm.xs - e_vp.xs).norm(dim=2).max().item()))
+    d_fm = ddim(u_fm, noise, lin, g, prediction="velocity")
+    d_vp = ddim(u_vp, noise, vp_lin, g, prediction="velocity")
+    e_fm = solve_ode(u_fm, noise, ts=g)
+    e_vp = solve_ode(u_vp, noise, ts=g)
+    rows.append(
+        dict(
+            steps=steps,
+            ddim_final=(d_fm.final - d_vp.final).norm(dim=1).mean().item(),
+            ddim_path=(d_fm.xs - d_vp.xs).norm(dim=2).max().item(),
+            ddim_scaled=(d_vp.xs - d_fm.xs / torch.sqrt(g**2 + (1 - g) ** 2)[:, None, None])
+            .abs()
+            .max()
+            .item(),
+            euler_final=(e_fm.final - e_vp.final).norm(dim=1).mean().item(),
+            euler_path=(e_fm.xs - e_vp.xs).norm(dim=2).max().item(),
+        )
+    )
     if steps == 8:
         paths8 = (d_fm, d_vp, e_fm, e_vp)
-print("steps | DDIM: mean |final FM - final VP|  max path gap  | Euler: mean |final FM - final VP|  max path gap")
+print(
+    "steps | DDIM: mean |final FM - final VP|  max path gap  | Euler: mean |final FM - final VP|  max path gap"
+)
 for r in rows:
-    print(f"{r['steps']:5d} |       {r['ddim_final']:.1e}              {r['ddim_path']:.2f}      |"
-          f"        {r['euler_final']:.3f}                   {r['euler_path']:.2f}")
+    print(
+        f"{r['steps']:5d} |       {r['ddim_final']:.1e}              {r['ddim_path']:.2f}      |"
+        f"        {r['euler_final']:.3f}                   {r['euler_path']:.2f}"
+    )
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(17, 5))
 names = ("DDIM, FM schedule", "DDIM, VP-rescaled", "Euler, FM schedule", "Euler, VP-rescaled")
-for ax, pair, title in ((axes[0], (0, 1), "DDIM, 8 steps: paths differ, samples identical"),
-                        (axes[1], (2, 3), "flow Euler, 8 steps: paths and samples differ")):
+for ax, pair, title in (
+    (axes[0], (0, 1), "DDIM, 8 steps: paths differ, samples identical"),
+    (axes[1], (2, 3), "flow Euler, 8 steps: paths and samples differ"),
+):
     ax.scatter(*reference.T, s=2, c="lightgray")
     for j, ls in zip(pair, ("-", "--")):
         for i in range(12):
             ax.plot(*paths8[j].xs[:, i].T, ls=ls, c=f"C{j}", lw=1.2, label=names[j] if i == 0 else None)
-        ax.scatter(*paths8[j].final[:12].T, c=f"C{j}", s=40 if ls == "-" else 12, marker="o" if ls == "-" else "x", zorder=3)
+        ax.scatter(
+            *paths8[j].final[:12].T,
+            c=f"C{j}",
+            s=40 if ls == "-" else 12,
+            marker="o" if ls == "-" else "x",
+            zorder=3,
+        )
     ax.set(xlabel="x[0]", ylabel="x[1]", aspect="equal", title=title)
     ax.legend(loc="lower left", fontsize=8)
 axes[2].loglog(step_counts, [max(r["ddim_final"], 1e-17) for r in rows], "o-", label="DDIM")
 axes[2].loglog(step_counts, [r["euler_final"] for r in rows], "s-", label="flow Euler")
-axes[2].loglog(step_counts, [rows[0]["euler_final"] * 2 / n for n in step_counts], "k:", label="slope -1 (first order)")
-axes[2].set(xlabel="steps", ylabel="mean |sample(FM) - sample(VP-rescaled)|", title="the gap between the two schedules' samples")
+axes[2].loglog(
+    step_counts, [rows[0]["euler_final"] * 2 / n for n in step_counts], "k:", label="slope -1 (first order)"
+)
+axes[2].set(
+    xlabel="steps",
+    ylabel="mean |sample(FM) - sample(VP-rescaled)|",
+    title="the gap between the two schedules' samples",
+)
 axes[2].legend()
 plt.tight_layout()
 plt.show()
@@ -348,9 +432,13 @@ for r in rows:
     assert r["ddim_final"] < 1e-12 and r["ddim_scaled"] < 1e-12, r  # identical up to float64 rounding
     assert r["ddim_path"] > 0.5  # ... while the DDIM paths themselves are far apart
     assert r["euler_final"] > 1e-3 and r["euler_path"] > 0.5, r  # Euler's samples and paths move
-assert rows[-1]["euler_final"] < rows[0]["euler_final"] / 30  # and Euler's gap is a discretisation error: it shrinks
-print(f"C21: DDIM samples equal to {max(r['ddim_final'] for r in rows):.0e}; flow Euler samples differ by "
-      f"{rows[0]['euler_final']:.3f} (2 steps) to {rows[-1]['euler_final']:.4f} (128 steps)")
+assert (
+    rows[-1]["euler_final"] < rows[0]["euler_final"] / 30
+)  # and Euler's gap is a discretisation error: it shrinks
+print(
+    f"C21: DDIM samples equal to {max(r['ddim_final'] for r in rows):.0e}; flow Euler samples differ by "
+    f"{rows[0]['euler_final']:.3f} (2 steps) to {rows[-1]['euler_final']:.4f} (128 steps)"
+)
 
 # %% [markdown]
 # ## 3. Straight to a point is not straight to a distribution
@@ -374,17 +462,27 @@ s_noise = noise[:1000]
 
 
 def exact_path(mixture, schedule, steps=200):
-    return solve_ode(exact_velocity(mixture, schedule), s_noise, steps=steps, method="midpoint")
+    return solve_ode(
+        ExactMixtureModel(mixture, schedule, "velocity"), s_noise, steps=steps, method="midpoint"
+    )
 
 
-targets = {"point (2, 1), std 1e-2": GaussianMixture([[2.0, 1.0]], 0.01),
-           "N(0, I)": GaussianMixture([[0.0, 0.0]], 1.0),
-           "the skewed mixture": target}
-straight = {name: {sched_name: straightness(exact_path(mix, sched)) for sched_name, sched in (("FM", lin), ("VP", cos))}
-            for name, mix in targets.items()}
+targets = {
+    "point (2, 1), std 1e-2": GaussianMixture([[2.0, 1.0]], 0.01),
+    "N(0, I)": GaussianMixture([[0.0, 0.0]], 1.0),
+    "the skewed mixture": target,
+}
+straight = {
+    name: {
+        sched_name: straightness(exact_path(mix, sched)) for sched_name, sched in (("FM", lin), ("VP", cos))
+    }
+    for name, mix in targets.items()
+}
 widths = [0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.4, 2.0]
-sweep = {name: [straightness(exact_path(GaussianMixture([[0.0, 0.0]], w), sched)) for w in widths]
-         for name, sched in (("FM (linear)", lin), ("VP (cosine)", cos))}
+sweep = {
+    name: [straightness(exact_path(GaussianMixture([[0.0, 0.0]], w), sched)) for w in widths]
+    for name, sched in (("FM (linear)", lin), ("VP (cosine)", cos))
+}
 for name, row in straight.items():
     print(f"{name:24s} straightness: FM {row['FM']:.4f}   VP {row['VP']:.4f}")
 
@@ -394,14 +492,23 @@ for ax, name in zip(axes[:2], ("point (2, 1), std 1e-2", "the skewed mixture")):
     for sched_name, sched, c in (("FM (linear)", lin, "C0"), ("VP (cosine)", cos, "C1")):
         tr = exact_path(targets[name], sched, steps=40)
         for i in range(12):
-            ax.plot(*tr.xs[:, i].T, c=c, lw=1, label=f"{sched_name}: S = {straight[name][sched_name[:2]]:.3f}" if i == 0 else None)
+            ax.plot(
+                *tr.xs[:, i].T,
+                c=c,
+                lw=1,
+                label=f"{sched_name}: S = {straight[name][sched_name[:2]]:.3f}" if i == 0 else None,
+            )
         ax.scatter(*tr.xs[0, :12].T, c="k", s=8)
     ax.set(xlabel="x[0]", ylabel="x[1]", aspect="equal", title=f"exact sampling paths to {name}")
     ax.legend(loc="lower left", fontsize=9)
 for name, vals in sweep.items():
     axes[2].plot(widths, vals, "o-", label=name)
-axes[2].set(xscale="log", xlabel="target width (std of N(0, w^2 I))", ylabel="straightness S (0 = straight)",
-            title="narrow targets favour FM, broad ones VP")
+axes[2].set(
+    xscale="log",
+    xlabel="target width (std of N(0, w^2 I))",
+    ylabel="straightness S (0 = straight)",
+    title="narrow targets favour FM, broad ones VP",
+)
 axes[2].legend()
 plt.tight_layout()
 plt.show()
@@ -410,7 +517,9 @@ plt.show()
 assert straight["point (2, 1), std 1e-2"]["FM"] < 0.02 * straight["point (2, 1), std 1e-2"]["VP"]
 assert straight["N(0, I)"]["VP"] < 1e-6 and straight["N(0, I)"]["FM"] > 0.5
 assert straight["the skewed mixture"]["VP"] < 0.7 * straight["the skewed mixture"]["FM"]
-assert sweep["FM (linear)"][0] < sweep["VP (cosine)"][0] and sweep["VP (cosine)"][-1] < sweep["FM (linear)"][-1]
+assert (
+    sweep["FM (linear)"][0] < sweep["VP (cosine)"][0] and sweep["VP (cosine)"][-1] < sweep["FM (linear)"][-1]
+)
 
 # %% [markdown]
 # FM is the straighter path for a point (0.008 vs 1.6) and for narrow targets; from a width of about 0.3 on, the
@@ -448,11 +557,35 @@ from lessons.conversions import PREDICTIONS, convert
 
 g = torch.Generator().manual_seed(3)
 t_probe = torch.rand(4000, generator=g, dtype=torch.float64) * 0.98 + 0.01
-x_probe = GaussianPath(cos).sample(torch.randn(4000, 2, generator=g, dtype=torch.float64), target.sample(4000, generator=g).double(), t_probe).x_t
+x_probe = (
+    GaussianPath(cos)
+    .sample(
+        torch.randn(4000, 2, generator=g, dtype=torch.float64),
+        target.sample(4000, generator=g).double(),
+        t_probe,
+    )
+    .x_t
+)
 v_out = v64(x=x_probe, t=t_probe)
-round_trip = max((convert(convert(convert(v_out, "v", a, x_probe, cos(t_probe)), a, b, x_probe, cos(t_probe)), b, "v", x_probe,
-                          cos(t_probe)) - v_out).abs().max().item() for a, b in itertools.permutations(PREDICTIONS, 2))
-print(f"v -> a -> b -> v for all {len(list(itertools.permutations(PREDICTIONS, 2)))} ordered pairs (a, b): max error {round_trip:.1e}")
+round_trip = max(
+    (
+        convert(
+            convert(convert(v_out, "v", a, x_probe, cos(t_probe)), a, b, x_probe, cos(t_probe)),
+            b,
+            "v",
+            x_probe,
+            cos(t_probe),
+        )
+        - v_out
+    )
+    .abs()
+    .max()
+    .item()
+    for a, b in itertools.permutations(PREDICTIONS, 2)
+)
+print(
+    f"v -> a -> b -> v for all {len(list(itertools.permutations(PREDICTIONS, 2)))} ordered pairs (a, b): max error {round_trip:.1e}"
+)
 
 # %% [markdown]
 # Now the loss identity, per sample, for the flow-matching network: its velocity output, converted into each kind,
@@ -468,7 +601,10 @@ print(f"v -> a -> b -> v for all {len(list(itertools.permutations(PREDICTIONS, 2
 from lessons.weighting import eps_mse_factor, implied_weighting
 
 g = torch.Generator().manual_seed(4)
-data_p, noise_p = target.sample(4000, generator=g).double(), torch.randn(4000, 2, generator=g, dtype=torch.float64)
+data_p, noise_p = (
+    target.sample(4000, generator=g).double(),
+    torch.randn(4000, 2, generator=g, dtype=torch.float64),
+)
 t_p = torch.rand(4000, generator=g, dtype=torch.float64) * 0.98 + 0.01
 coef = lin(t_p)
 x_p = GaussianPath(lin).sample(noise_p, data_p, t_p).x_t
@@ -476,28 +612,57 @@ u_out = fm64(x=x_p, t=t_p)
 eps_err = ((convert(u_out, "velocity", "eps", x_p, coef) - noise_p) ** 2).sum(1)
 worst = 0.0
 for kind in PREDICTIONS:
-    err = ((convert(u_out, "velocity", kind, x_p, coef) - from_data_and_noise(data_p, noise_p, kind, coef)) ** 2).sum(1)
+    err = (
+        (convert(u_out, "velocity", kind, x_p, coef) - from_data_and_noise(data_p, noise_p, kind, coef)) ** 2
+    ).sum(1)
     worst = max(worst, ((err - eps_mse_factor(kind, coef) * eps_err).abs() / err).max().item())
 lam_p = lin.log_snr(t_p)
-closed = {"data": torch.exp(-lam_p), "v": coef.alpha**2 * (torch.exp(-lam_p) + 1) ** 2, "velocity": (1 + torch.exp(-lam_p / 2)) ** 2}
-closed_gap = max((eps_mse_factor(k, coef) - f).abs().max().item() / f.abs().max().item() for k, f in closed.items())
-print(f"per-sample ||pred - target||^2 = factor x ||eps_hat - eps||^2 for every kind: max relative error {worst:.1e}; "
-      f"factors vs closed forms: {closed_gap:.1e}")
+closed = {
+    "data": torch.exp(-lam_p),
+    "v": coef.alpha**2 * (torch.exp(-lam_p) + 1) ** 2,
+    "velocity": (1 + torch.exp(-lam_p / 2)) ** 2,
+}
+closed_gap = max(
+    (eps_mse_factor(k, coef) - f).abs().max().item() / f.abs().max().item() for k, f in closed.items()
+)
+print(
+    f"per-sample ||pred - target||^2 = factor x ||eps_hat - eps||^2 for every kind: max relative error {worst:.1e}; "
+    f"factors vs closed forms: {closed_gap:.1e}"
+)
 
 print("\nerror amplification |d x_hat / d output| and |d eps_hat / d output| on the cosine schedule")
 probe = torch.tensor([0.02, 0.5, 0.98], dtype=torch.float64)
 for kind in ("eps", "data", "v", "velocity"):
-    amp = [[(to_data_and_noise(torch.full((1, 1), 1.0, dtype=torch.float64), kind, torch.zeros(1, 1, dtype=torch.float64),
-                               cos(probe[i:i + 1]))[j]).abs().item() for i in range(3)] for j in (0, 1)]
-    print(f"  {kind:8s} -> data: " + "  ".join(f"{a:6.2f}" for a in amp[0]) + "   -> eps: " + "  ".join(f"{a:6.2f}" for a in amp[1])
-          + "   (t = 0.02, 0.5, 0.98)")
+    amp = [
+        [
+            (
+                to_data_and_noise(
+                    torch.full((1, 1), 1.0, dtype=torch.float64),
+                    kind,
+                    torch.zeros(1, 1, dtype=torch.float64),
+                    cos(probe[i : i + 1]),
+                )[j]
+            )
+            .abs()
+            .item()
+            for i in range(3)
+        ]
+        for j in (0, 1)
+    ]
+    print(
+        f"  {kind:8s} -> data: "
+        + "  ".join(f"{a:6.2f}" for a in amp[0])
+        + "   -> eps: "
+        + "  ".join(f"{a:6.2f}" for a in amp[1])
+        + "   (t = 0.02, 0.5, 0.98)"
+    )
 
 # %% [markdown]
 # **The weightings, side by side.** `implied_weighting(kind, schedule, t, time_density)` computes $w(\lambda_t)$; we put
 # the usual recipes on one axis of $\lambda$ (normalised to 1 at $\lambda = 0$):
 
 # %%
-from lessons.schedules import VPSchedule, time_at_log_snr
+from lessons.schedules import VPSchedule
 from lessons.weighting import fm_weighting, logit_normal_density
 
 lam_axis = torch.linspace(-12, 12, 241, dtype=torch.float64)
@@ -511,19 +676,30 @@ recipes = {
 }
 weights = {}
 for name, (kind, sched, density) in recipes.items():
-    t_of_lam = time_at_log_snr(sched, lam_axis)
+    t_of_lam = sched.time_at_log_snr(lam_axis)
     ends = sched.log_snr(torch.tensor([0.0, 1.0], dtype=torch.float64))
     inside = (lam_axis > ends[0]) & (lam_axis < ends[1])  # DDPM's VP schedule does not reach lambda = -12
     w = implied_weighting(kind, sched, t_of_lam[inside], density)
-    w0 = implied_weighting(kind, sched, time_at_log_snr(sched, torch.zeros(1, dtype=torch.float64)), density)
+    w0 = implied_weighting(kind, sched, sched.time_at_log_snr(torch.zeros(1, dtype=torch.float64)), density)
     weights[name] = (lam_axis[inside], w, w / w0)
 
 fig, ax = plt.subplots(figsize=(9, 5))
-for i, (name, (lam, _, w_norm)) in enumerate(weights.items()):
+for name, (lam, _, w_norm) in weights.items():
     dashed = "v-MSE" in name  # drawn on top of flow matching's curve, which it covers exactly
-    ax.semilogy(lam, w_norm, lw=2 if dashed or "flow" in name else 1.3, ls="--" if dashed else "-", zorder=3 if dashed else 2, label=name)
-ax.set(xlabel=r"log-SNR $\lambda$ (noise $\leftarrow$ $\rightarrow$ data)", ylabel=r"$w(\lambda) / w(0)$",
-       title="every loss is an eps-MSE weighted in log-SNR", ylim=(1e-4, 1e3))
+    ax.semilogy(
+        lam,
+        w_norm,
+        lw=2 if dashed or "flow" in name else 1.3,
+        ls="--" if dashed else "-",
+        zorder=3 if dashed else 2,
+        label=name,
+    )
+ax.set(
+    xlabel=r"log-SNR $\lambda$ (noise $\leftarrow$ $\rightarrow$ data)",
+    ylabel=r"$w(\lambda) / w(0)$",
+    title="every loss is an eps-MSE weighted in log-SNR",
+    ylim=(1e-4, 1e3),
+)
 ax.legend(fontsize=9)
 plt.show()
 
@@ -531,8 +707,10 @@ plt.show()
 lam_fm, w_fm, _ = weights["flow matching (u-MSE, linear)"]
 lam_x, w_x, _ = weights["x-MSE, cosine"]
 lam_e, w_e, _ = weights["eps-MSE, cosine (iDDPM)"]
-print(f"round trips {round_trip:.1e}; per-sample loss identity {worst:.1e}; "
-      f"x-MSE weight / eps-MSE weight = e^-lambda to {(w_x / w_e / torch.exp(-lam_x) - 1).abs().max():.1e}")
+print(
+    f"round trips {round_trip:.1e}; per-sample loss identity {worst:.1e}; "
+    f"x-MSE weight / eps-MSE weight = e^-lambda to {(w_x / w_e / torch.exp(-lam_x) - 1).abs().max():.1e}"
+)
 assert round_trip < 1e-10 and worst < 1e-9 and closed_gap < 1e-12
 assert torch.allclose(w_fm, fm_weighting(lam_fm), rtol=1e-9)  # FM: w = e^(-lambda/2) / 2
 assert torch.allclose(w_x / w_e, torch.exp(-lam_x), rtol=1e-9)  # x-MSE = e^-lambda times eps-MSE
@@ -549,9 +727,9 @@ assert torch.allclose(w_x / w_e, torch.exp(-lam_x), rtol=1e-9)  # x-MSE = e^-lam
 
 # %%
 lam_axis = torch.linspace(-10, 10, 201, dtype=torch.float64)
-w_fm = implied_weighting("velocity", lin, time_at_log_snr(lin, lam_axis))
-w_v = implied_weighting("v", cos, time_at_log_snr(cos, lam_axis))
-w_eps = implied_weighting("eps", cos, time_at_log_snr(cos, lam_axis))
+w_fm = implied_weighting("velocity", lin, lin.time_at_log_snr(lam_axis))
+w_v = implied_weighting("v", cos, cos.time_at_log_snr(lam_axis))
+w_eps = implied_weighting("eps", cos, cos.time_at_log_snr(lam_axis))
 ratio, ratio_eps = w_fm / w_v, w_fm / w_eps
 
 fig, axes = plt.subplots(1, 2, figsize=(14, 4.5))
@@ -570,8 +748,10 @@ plt.show()
 
 # proves C23: w_FM(lambda) / w_v,cos(lambda) is the constant pi / 2 for every lambda (and eps-MSE's is not)
 spread = (ratio.max() / ratio.min() - 1).item()
-print(f"ratio w_FM / w_v,cos in [{ratio.min():.12f}, {ratio.max():.12f}] (pi/2 = {math.pi / 2:.12f}); "
-      f"for eps-MSE it ranges over [{ratio_eps.min():.3g}, {ratio_eps.max():.3g}]")
+print(
+    f"ratio w_FM / w_v,cos in [{ratio.min():.12f}, {ratio.max():.12f}] (pi/2 = {math.pi / 2:.12f}); "
+    f"for eps-MSE it ranges over [{ratio_eps.min():.3g}, {ratio_eps.max():.3g}]"
+)
 assert spread < 1e-9 and abs(ratio.mean().item() - math.pi / 2) < 1e-9
 assert ratio_eps.max() / ratio_eps.min() > 100
 
@@ -592,21 +772,31 @@ assert ratio_eps.max() / ratio_eps.min() > 100
 
 # %%
 from lessons.schedules import TruncatedSchedule
-from lessons.sde import ExactEps
 from lessons.weighting import weighted_eps_loss
 
 lam_min = torch.tensor([-4.0], dtype=torch.float64)
-train_schedules = {"linear": lin, "cosine": cos, "VP-rescaled linear": vp_lin,
-                   "linear, from lambda=-4": TruncatedSchedule(lin, time_at_log_snr(lin, lam_min).item(), 1.0),
-                   "cosine, from lambda=-4": TruncatedSchedule(cos, time_at_log_snr(cos, lam_min).item(), 1.0)}
+train_schedules = {
+    "linear": lin,
+    "cosine": cos,
+    "VP-rescaled linear": vp_lin,
+    "linear, from lambda=-4": TruncatedSchedule(lin, lin.time_at_log_snr(lam_min).item(), 1.0),
+    "cosine, from lambda=-4": TruncatedSchedule(cos, cos.time_at_log_snr(lam_min).item(), 1.0),
+}
 n_mc = by_budget(fast=100_000, full=400_000)
 estimates = {}
 for model_name in ("ideal model", "diffusion network"):
     for i, (name, sched) in enumerate(train_schedules.items()):
         g = torch.Generator().manual_seed(100 + i)
         data_mc = target.sample(n_mc, generator=g).double()
-        t_mc, noise_mc = torch.rand(n_mc, generator=g, dtype=torch.float64), torch.randn(n_mc, 2, generator=g, dtype=torch.float64)
-        eps_model = ExactEps(target, sched) if model_name == "ideal model" else change_schedule(v64, cos, sched, "v", "eps")
+        t_mc, noise_mc = (
+            torch.rand(n_mc, generator=g, dtype=torch.float64),
+            torch.randn(n_mc, 2, generator=g, dtype=torch.float64),
+        )
+        eps_model = (
+            ExactMixtureModel(target, sched)
+            if model_name == "ideal model"
+            else change_schedule(v64, cos, sched, "v", "eps")
+        )
         with torch.no_grad():
             per_sample = weighted_eps_loss(eps_model, sched, fm_weighting, data_mc, t=t_mc, noise=noise_mc)
         estimates[model_name, name] = (per_sample.mean().item(), per_sample.std().item() / n_mc**0.5)
@@ -621,7 +811,9 @@ for ax, model_name in zip(axes, ("ideal model", "diffusion network")):
     errs = [2 * estimates[model_name, n][1] for n in names]
     ax.bar(range(len(names)), means, yerr=errs, capsize=6, color=["C0", "C0", "C0", "C1", "C1"])
     ax.set_xticks(range(len(names)), [n.replace(", ", ",\n") for n in names], fontsize=8)
-    ax.set(ylabel="expected loss (FM weighting), +- 2 s.e.", title=f"{model_name}: same end points, same loss")
+    ax.set(
+        ylabel="expected loss (FM weighting), +- 2 s.e.", title=f"{model_name}: same end points, same loss"
+    )
 plt.tight_layout()
 plt.show()
 
@@ -633,10 +825,15 @@ def z_score(model_name, a, b):
 
 
 for model_name in ("ideal model", "diffusion network"):
-    same = [z_score(model_name, "linear", "cosine"), z_score(model_name, "linear", "VP-rescaled linear"),
-            z_score(model_name, "linear, from lambda=-4", "cosine, from lambda=-4")]
+    same = [
+        z_score(model_name, "linear", "cosine"),
+        z_score(model_name, "linear", "VP-rescaled linear"),
+        z_score(model_name, "linear, from lambda=-4", "cosine, from lambda=-4"),
+    ]
     other = z_score(model_name, "linear", "linear, from lambda=-4")
-    print(f"{model_name}: same end points differ by {', '.join(f'{z:.2f}' for z in same)} s.e.; other end points by {other:.0f} s.e.")
+    print(
+        f"{model_name}: same end points differ by {', '.join(f'{z:.2f}' for z in same)} s.e.; other end points by {other:.0f} s.e."
+    )
     assert max(same) < 4 and other > 20
 
 # %% [markdown]
@@ -667,29 +864,40 @@ for model_name in ("ideal model", "diffusion network"):
 # where $f = \beta/2$ and $g^2 = \beta$ are known in closed form.
 
 # %%
-from lessons.sde import SDECoefficients, reverse_sde, sde_coefficients
-from lessons.sde import SDESchedule
+from lessons.evaluation import data_band
+from lessons.sde import SDECoefficients, SDESchedule, reverse_sde, sde_coefficients
 
 vp = VPSchedule(beta_min=0.1, beta_max=20.0)
 t_chk = torch.linspace(0, 0.99, 100, dtype=torch.float64)
 k = sde_coefficients(vp, t_chk)  # flow -> SDE
-flow_to_sde = max((k.f - 0.5 * vp.beta(t_chk)).abs().max().item(), (k.g**2 - vp.beta(t_chk)).abs().max().item())
+flow_to_sde = max(
+    (k.f - 0.5 * vp.beta(t_chk)).abs().max().item(), (k.g**2 - vp.beta(t_chk)).abs().max().item()
+)
 vp_from_sde = SDESchedule(lambda t: SDECoefficients(f=0.5 * vp.beta(t), g=vp.beta(t).sqrt()))  # SDE -> flow
-sde_to_flow = max((vp_from_sde(t_chk).alpha - vp(t_chk).alpha).abs().max().item(),
-                  (vp_from_sde(t_chk).sigma - vp(t_chk).sigma).abs().max().item())
+sde_to_flow = max(
+    (vp_from_sde(t_chk).alpha - vp(t_chk).alpha).abs().max().item(),
+    (vp_from_sde(t_chk).sigma - vp(t_chk).sigma).abs().max().item(),
+)
 cos_back = SDESchedule(lambda t: sde_coefficients(cos, t), t_min=1e-3)  # cosine -> (f, g) -> back
 t_far = torch.linspace(0.05, 1, 96, dtype=torch.float64)
-cos_round = max((cos_back(t_far).alpha - cos(t_far).alpha).abs().max().item(), (cos_back(t_far).sigma - cos(t_far).sigma).abs().max().item())
-print(f"VP: (alpha, sigma) -> (f, g) vs beta/2, sqrt(beta): {flow_to_sde:.1e};  (f, g) -> (alpha, sigma): {sde_to_flow:.1e}")
+cos_round = max(
+    (cos_back(t_far).alpha - cos(t_far).alpha).abs().max().item(),
+    (cos_back(t_far).sigma - cos(t_far).sigma).abs().max().item(),
+)
+print(
+    f"VP: (alpha, sigma) -> (f, g) vs beta/2, sqrt(beta): {flow_to_sde:.1e};  (f, g) -> (alpha, sigma): {sde_to_flow:.1e}"
+)
 print(f"cosine -> (f, g) -> (alpha, sigma) round trip (trapezoid rule on 20001 points): {cos_round:.1e}")
 
 # the flow drift u + eps^2/2 score (eps = g) equals the diffusion drift f x + g^2 score
 x_chk = torch.randn(500, 2, dtype=torch.float64) * 2
 t_c = torch.rand(500, dtype=torch.float64) * 0.9 + 0.05
 kk, score = sde_coefficients(vp, t_c), target.score(x_chk, vp(t_c).alpha, vp(t_c).sigma)
-flow_drift = exact_velocity(target, vp)(x_chk, t_c) + 0.5 * (kk.g**2)[:, None] * score
+flow_drift = ExactMixtureModel(target, vp, "velocity")(x_chk, t_c) + 0.5 * (kk.g**2)[:, None] * score
 sde_drift = kk.f[:, None] * x_chk + (kk.g**2)[:, None] * score
-print(f"flow-side drift vs SDE-side drift: max relative gap {((flow_drift - sde_drift).abs() / (1 + sde_drift.abs())).max():.1e}")
+print(
+    f"flow-side drift vs SDE-side drift: max relative gap {((flow_drift - sde_drift).abs() / (1 + sde_drift.abs())).max():.1e}"
+)
 
 # %% [markdown]
 # **Same marginals from both descriptions.** Run the reverse SDE built from $(f, g)$ *alone* (the schedule
@@ -697,7 +905,7 @@ print(f"flow-side drift vs SDE-side drift: max relative gap {((flow_drift - sde_
 # $(\alpha, \sigma)$ alone, from the same starting points (the exact $t = 0$ marginal of DDPM's VP path, which is
 # almost but not quite pure noise). Compare their clouds at $t = 0.5$ and $t = 1$ with fresh exact samples of $p_t$,
 # by energy distance; the yardstick is the spread of the energy distance between two exact sample sets of the same
-# size (20 pairs: a sampler passes if it is within 4 standard deviations of their mean). As a
+# size (20 pairs, `lessons.evaluation.data_band`: a sampler passes if it is within 4 standard deviations of their mean). As a
 # check that the test can fail, a *wrong* SDE that forgets the extra $\tfrac12 g^2\nabla\log p$ in the drift
 # (keeping the noise) is measured too.
 
@@ -705,37 +913,59 @@ print(f"flow-side drift vs SDE-side drift: max relative gap {((flow_drift - sde_
 n_sde, sde_steps = 2000, by_budget(fast=300, full=1000)
 g = torch.Generator().manual_seed(11)
 c0 = vp(torch.zeros(n_sde, dtype=torch.float64))
-start_x = c0.alpha[:, None] * target.sample(n_sde, generator=g).double() + c0.sigma[:, None] * torch.randn(n_sde, 2, generator=g, dtype=torch.float64)
+start_x = target.sample_noised(n_sde, c0.alpha, c0.sigma, generator=g, dtype=torch.float64)  # the exact p_0
 ts_sde = torch.linspace(0, 1, sde_steps + 1, dtype=torch.float64)
-sde_run = reverse_sde(ExactEps(target, vp_from_sde), start_x, vp_from_sde, ts_sde, generator=torch.Generator().manual_seed(12))
-ode_run = solve_ode(exact_velocity(target, vp), start_x, ts=ts_sde, method="euler")
+sde_run = reverse_sde(
+    ExactMixtureModel(target, vp_from_sde),
+    start_x,
+    vp_from_sde,
+    ts_sde,
+    generator=torch.Generator().manual_seed(12),
+)
+ode_run = solve_ode(ExactMixtureModel(target, vp, "velocity"), start_x, ts=ts_sde, method="euler")
 
 wrong, x_w, gw = [start_x], start_x, torch.Generator().manual_seed(13)
 for t0, t1 in zip(ts_sde[:-1].tolist(), ts_sde[1:].tolist()):  # Euler-Maruyama with half the score term
     tv = torch.full((n_sde,), t0, dtype=torch.float64)
     kk = sde_coefficients(vp, tv)
-    drift = exact_velocity(target, vp)(x_w, tv)  # = f x + g^2/2 score: the extra g^2/2 score is missing
-    x_w = x_w + (t1 - t0) * drift + kk.g[:, None] * (t1 - t0) ** 0.5 * torch.randn(n_sde, 2, generator=gw, dtype=torch.float64)
+    drift = ExactMixtureModel(target, vp, "velocity")(
+        x_w, tv
+    )  # = f x + g^2/2 score: the extra g^2/2 score is missing
+    x_w = (
+        x_w
+        + (t1 - t0) * drift
+        + kk.g[:, None] * (t1 - t0) ** 0.5 * torch.randn(n_sde, 2, generator=gw, dtype=torch.float64)
+    )
     wrong.append(x_w)
 
 
 def exact_marginal(t, n, seed):
-    gen = torch.Generator().manual_seed(seed)
-    c = vp(torch.full((n,), t, dtype=torch.float64))
-    return c.alpha[:, None] * target.sample(n, generator=gen).double() + c.sigma[:, None] * torch.randn(n, 2, generator=gen, dtype=torch.float64)
+    c = vp(torch.tensor([t], dtype=torch.float64))
+    return target.sample_noised(
+        n, c.alpha, c.sigma, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+    )
 
 
 marg = {}
 for t_show in (0.5, 1.0):
     i = int(round(t_show * sde_steps))
     ref = exact_marginal(t_show, n_sde, 20)
-    null = torch.tensor([energy_distance(exact_marginal(t_show, n_sde, 30 + 2 * j), exact_marginal(t_show, n_sde, 31 + 2 * j))
-                         for j in range(20)])
-    marg[t_show] = dict(sde=energy_distance(sde_run.xs[i], ref), ode=energy_distance(ode_run.xs[i], ref),
-                        wrong=energy_distance(wrong[i], ref), tol=(null.mean() + 4 * null.std()).item(), i=i, ref=ref)
-    print(f"t = {t_show}: energy distance to exact p_t: reverse SDE {marg[t_show]['sde']:.4f}, flow ODE {marg[t_show]['ode']:.4f}, "
-          f"wrong SDE {marg[t_show]['wrong']:.4f}; exact vs exact: {null.mean():.4f} +- {null.std():.4f} (20 pairs), "
-          f"tolerance mean + 4 std = {marg[t_show]['tol']:.4f}")
+    null = data_band(
+        energy_distance, lambda seed, t=t_show: exact_marginal(t, n_sde, seed), repeats=20, first_seed=30
+    )
+    marg[t_show] = dict(
+        sde=energy_distance(sde_run.xs[i], ref),
+        ode=energy_distance(ode_run.xs[i], ref),
+        wrong=energy_distance(wrong[i], ref),
+        tol=(null.mean() + 4 * null.std()).item(),
+        i=i,
+        ref=ref,
+    )
+    print(
+        f"t = {t_show}: energy distance to exact p_t: reverse SDE {marg[t_show]['sde']:.4f}, flow ODE {marg[t_show]['ode']:.4f}, "
+        f"wrong SDE {marg[t_show]['wrong']:.4f}; exact vs exact: {null.mean():.4f} +- {null.std():.4f} (20 pairs), "
+        f"tolerance mean + 4 std = {marg[t_show]['tol']:.4f}"
+    )
 path_gap = (sde_run.final - ode_run.final).norm(dim=1).mean().item()
 print(f"same start, different paths: mean |SDE sample - ODE sample| = {path_gap:.2f}")
 
@@ -760,7 +990,9 @@ plt.show()
 assert flow_to_sde < 1e-9 and sde_to_flow < 1e-6 and cos_round < 1e-5  # trapezoid rule error ~ h^2
 for t_show, m in marg.items():
     assert m["sde"] < m["tol"] and m["ode"] < m["tol"], (t_show, m["sde"], m["ode"], m["tol"])
-assert marg[1.0]["wrong"] > 10 * marg[1.0]["tol"] and path_gap > 0.5  # the test can fail: a wrong drift is caught
+assert (
+    marg[1.0]["wrong"] > 10 * marg[1.0]["tol"] and path_gap > 0.5
+)  # the test can fail: a wrong drift is caught
 
 # %% [markdown]
 # ## 8. Logit-normal time sampling (C26)
@@ -775,12 +1007,17 @@ assert marg[1.0]["wrong"] > 10 * marg[1.0]["tol"] and path_gap > 0.5  # the test
 # at ten checkpoints along training.
 
 # %%
-from lessons.weighting import logit_normal_times
 from scipy import integrate
 
+from lessons.weighting import logit_normal_times
+
 edges = torch.linspace(0, 1, 11, dtype=torch.float64)
-share_exact = torch.tensor([integrate.quad(lambda u: logit_normal_density(torch.tensor([u], dtype=torch.float64)).item(), a, b)[0]
-                            for a, b in zip(edges[:-1].tolist(), edges[1:].tolist())])
+share_exact = torch.tensor(
+    [
+        integrate.quad(lambda u: logit_normal_density(torch.tensor([u], dtype=torch.float64)).item(), a, b)[0]
+        for a, b in zip(edges[:-1].tolist(), edges[1:].tolist())
+    ]
+)
 draws = logit_normal_times(200_000, generator=torch.Generator().manual_seed(5)).double()
 share_drawn = torch.bincount(torch.bucketize(draws, edges[1:-1]), minlength=10) / draws.numel()
 print("share of training times per tenth of [0, 1]:")
@@ -790,8 +1027,12 @@ print("               " + " ".join(f"{v:.3f}" for v in share_exact.tolist()) + "
 
 gen = torch.Generator().manual_seed(9)  # fixed probe points x_t of the linear path, with their exact field
 probe_t = torch.rand(20_000, generator=gen) * 0.999  # the exact field needs sigma > 0
-probe_x = GaussianPath(lin).sample(torch.randn(20_000, 2, generator=gen), target.sample(20_000, generator=gen), probe_t).x_t
-probe_u = exact_velocity(target, lin)(probe_x, probe_t)
+probe_x = (
+    GaussianPath(lin)
+    .sample(torch.randn(20_000, 2, generator=gen), target.sample(20_000, generator=gen), probe_t)
+    .x_t
+)
+probe_u = ExactMixtureModel(target, lin, "velocity")(probe_x, probe_t)
 probe_bin = torch.bucketize(probe_t, edges[1:-1].float())
 
 
@@ -805,11 +1046,22 @@ def excess_loss_per_time(model):
 curves, start = {}, time.process_time()
 for name, draw_t in (("uniform", lambda b: torch.rand(b)), ("logit-normal", lambda b: logit_normal_times(b))):
     history = []  # the loss per time at 10 checkpoints along training
-    train(MLP(hidden=128, depth=3), lambda m, b: cfm_loss(m, GaussianPath(lin), b, t=draw_t(b.shape[0])),
-          lambda: target.sample(256), steps=train_steps, lr=5e-4, seed=0, device="cpu", progress=False,
-          callback=lambda step, m, losses: history.append(excess_loss_per_time(m)), callback_every=train_steps // 10)
+    train(
+        MLP(hidden=128, depth=3),
+        lambda m, b: cfm_loss(m, GaussianPath(lin), b, t=draw_t(b.shape[0])),
+        lambda: target.sample(256),
+        steps=train_steps,
+        lr=5e-4,
+        seed=0,
+        device="cpu",
+        progress=False,
+        callback=lambda step, m, losses: history.append(excess_loss_per_time(m)),
+        callback_every=train_steps // 10,
+    )
     curves[name] = torch.stack(history)  # (checkpoints, 10 tenths of t)
-print(f"trained two networks, identical but for the time sampler, in {time.process_time() - start:.1f} s of CPU")
+print(
+    f"trained two networks, identical but for the time sampler, in {time.process_time() - start:.1f} s of CPU"
+)
 mid = ((edges[:-1] + edges[1:]) / 2).numpy()
 
 # %%
@@ -821,7 +1073,9 @@ lam_w, _, w_sd3 = weights["FM + logit-normal t (SD3)"]
 lam_f, _, w_plain = weights["flow matching (u-MSE, linear)"]
 axes[1].semilogy(lam_f, w_plain, label="flow matching, uniform t")
 axes[1].semilogy(lam_w, w_sd3, label="flow matching, logit-normal t (SD3)")
-axes[1].set(xlabel=r"$\lambda$", ylabel=r"$w(\lambda)/w(0)$", title="the weighting it implies", ylim=(1e-4, 1e3))
+axes[1].set(
+    xlabel=r"$\lambda$", ylabel=r"$w(\lambda)/w(0)$", title="the weighting it implies", ylim=(1e-4, 1e3)
+)
 for (name, curve), c in zip(curves.items(), ("C0", "C1")):
     axes[2].semilogy(mid, curve.mean(0), "o-", c=c, label=f"{name} t: averaged over training")
     axes[2].semilogy(mid, curve[-1], ":", c=c, label=f"{name} t: at the end")
@@ -834,10 +1088,20 @@ plt.show()
 # proves C26: logit-normal sampling moves training to the middle times: learned faster there, worse at the ends
 ratio_avg = curves["logit-normal"].mean(0) / curves["uniform"].mean(0)
 ratio_end = curves["logit-normal"][-1] / curves["uniform"][-1]
-print("excess loss, logit-normal / uniform, per tenth of t, averaged over training: " + " ".join(f"{r:.2f}" for r in ratio_avg.tolist()))
-print("                                                    at the end of training: " + " ".join(f"{r:.2f}" for r in ratio_end.tolist()))
-assert (share_drawn - share_exact).abs().max() < 0.005  # the sampler follows its density (s.e. of a share ~ 0.001)
-assert share_exact[4:6].sum() > 0.3 and share_exact[[0, -1]].sum() < 0.03  # middle 31%, ends 3% (uniform: 20% each)
+print(
+    "excess loss, logit-normal / uniform, per tenth of t, averaged over training: "
+    + " ".join(f"{r:.2f}" for r in ratio_avg.tolist())
+)
+print(
+    "                                                    at the end of training: "
+    + " ".join(f"{r:.2f}" for r in ratio_end.tolist())
+)
+assert (
+    share_drawn - share_exact
+).abs().max() < 0.005  # the sampler follows its density (s.e. of a share ~ 0.001)
+assert (
+    share_exact[4:6].sum() > 0.3 and share_exact[[0, -1]].sum() < 0.03
+)  # middle 31%, ends 3% (uniform: 20% each)
 assert ratio_avg[4:7].mean() < 0.85  # learned faster in the middle (t in [0.4, 0.7])
 assert min(ratio_avg[0], ratio_avg[-1], ratio_end[0], ratio_end[-1]) > 1.5  # worse where it rarely trains
 

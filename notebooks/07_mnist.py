@@ -37,8 +37,9 @@ import matplotlib.pyplot as plt
 import torch
 
 from lessons.budget import budget, by_budget
+from lessons.checkpoints import checkpoint_path
 from lessons.device import describe_device, pick_device
-from lessons.mnist import MNIST_CHECKPOINTS, load_mnist, tile
+from lessons.mnist import load_mnist, tile
 
 device = pick_device()
 print("budget:", budget(), "| device:", describe_device(device))
@@ -58,7 +59,9 @@ test_set = load_mnist("test")
 # %%
 fig, ax = plt.subplots(figsize=(8, 2.2))
 ax.imshow(tile(train_set.images[torch.arange(0, 4000, 100)[:40]], nrow=20), cmap="gray_r")
-ax.set_title(f"real digits ({train_set.source} source), pixel range [{train_set.images.min():.0f}, {train_set.images.max():.0f}]")
+ax.set_title(
+    f"real digits ({train_set.source} source), pixel range [{train_set.images.min():.0f}, {train_set.images.max():.0f}]"
+)
 ax.axis("off")
 plt.show()
 
@@ -110,17 +113,44 @@ assert torch.allclose(by_hand, library)
 #
 # The budget decides the length: a tiny U-Net for a few hundred steps in the fast budget, the small one
 # for longer in the full budget. That is enough to see digits form, not enough to measure anything, so
-# the measurements below use the shipped checkpoints.
+# the measurements below use the shipped checkpoints. The training monitor shows them forming: every
+# few dozen steps it redraws the loss and 20 digits sampled from the EMA weights (8 Euler steps, classes
+# 0..9 twice, the same noise every time).
 
 # %%
+from IPython.display import display
+
 from lessons.image_training import generate, load_image_model, train_image_model
+from widgets.training_monitor import TrainingMonitor
 
 size, steps = by_budget(fast=("tiny", 300), full=("small", 1500))
 model = UNet(unet_config(size, num_classes=10))
-ema_model, result = train_image_model(model, "cfm", train_set, steps=steps, batch_size=32, lr=2e-3,
-                                      classes=True, device=device, progress=False)
-print(f"trained the {size} U-Net for {result.steps_done} steps in {result.seconds:.0f} s; "
-      f"loss {sum(result.losses[:20]) / 20:.3f} -> {sum(result.losses[-20:]) / 20:.3f}")
+watch_noise = torch.randn(20, 1, 28, 28, generator=torch.Generator().manual_seed(100)).to(device)
+watch_labels = (torch.arange(20) % 10).to(device)
+monitor = TrainingMonitor(
+    sample=lambda m: generate(m, "cfm", watch_noise, nfe=8, cond=watch_labels).final,
+    images=True,
+    smooth=20,
+    title=f"Training the {size} U-Net with CFM",
+)
+display(monitor)
+ema_model, result = train_image_model(
+    model,
+    "cfm",
+    train_set,
+    steps=steps,
+    batch_size=32,
+    lr=2e-3,
+    classes=True,
+    device=device,
+    progress=False,
+    callback=monitor,
+    callback_every=steps // 6,
+)
+print(
+    f"trained the {size} U-Net for {result.steps_done} steps in {result.seconds:.0f} s; "
+    f"loss {sum(result.losses[:20]) / 20:.3f} -> {sum(result.losses[-20:]) / 20:.3f}"
+)
 assert sum(result.losses[-20:]) < 0.8 * sum(result.losses[:20])  # it really learned something
 
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 2.6), gridspec_kw={"width_ratios": [1, 1.4]})
@@ -153,13 +183,16 @@ plt.show()
 # First, the Euler loop by hand against the library's sampler.
 
 # %%
-cfm_model, cfm_settings = load_image_model(MNIST_CHECKPOINTS / "cfm_small.pt")
-ddpm_model, ddpm_settings = load_image_model(MNIST_CHECKPOINTS / "ddpm_small.pt")
+cfm_model, cfm_settings = load_image_model(checkpoint_path("mnist", "cfm_small.pt"))
+ddpm_model, ddpm_settings = load_image_model(checkpoint_path("mnist", "ddpm_small.pt"))
 for name, s in (("cfm", cfm_settings), ("ddpm", ddpm_settings)):
-    print(f"{name}: {s['steps']} steps of batch {s['batch_size']}, {s['train_cpu_seconds']:.0f} CPU seconds on {s['device']}, "
-          f"final loss {s['final_loss']:.3f}")
-assert {k: cfm_settings[k] for k in ("steps", "batch_size", "lr", "size", "seed")} == \
-       {k: ddpm_settings[k] for k in ("steps", "batch_size", "lr", "size", "seed")}  # a fair comparison
+    print(
+        f"{name}: {s['steps']} steps of batch {s['batch_size']}, {s['train_cpu_seconds']:.0f} CPU seconds on {s['device']}, "
+        f"final loss {s['final_loss']:.3f}"
+    )
+assert {k: cfm_settings[k] for k in ("steps", "batch_size", "lr", "size", "seed")} == {
+    k: ddpm_settings[k] for k in ("steps", "batch_size", "lr", "size", "seed")
+}  # a fair comparison
 
 torch.manual_seed(0)
 demo_noise, demo_labels = torch.randn(10, 1, 28, 28), torch.arange(10)
@@ -167,15 +200,22 @@ x, n = demo_noise, 8
 for i in range(n):  # Euler: x <- x + (1/n) v(x, i/n)
     x = x + cfm_model(x=x, t=torch.full((10,), i / n), cond=demo_labels) / n
 library = generate(cfm_model, "cfm", demo_noise, nfe=n, cond=demo_labels)
-print("Euler by hand vs lessons.image_training.generate, max difference:", (x - library.final).abs().max().item())
+print(
+    "Euler by hand vs lessons.image_training.generate, max difference:",
+    (x - library.final).abs().max().item(),
+)
 assert torch.allclose(x, library.final, atol=1e-5) and library.nfe == n
 
 # %%
 nfes = by_budget(fast=[1, 2, 4, 8, 16, 32], full=[1, 2, 4, 8, 16, 32, 100])
 fig, axes = plt.subplots(1, 2, figsize=(12, 0.75 * len(nfes) + 0.8))
-for ax, (name, net) in zip(axes, (("DDPM + DDIM (clipped)", ddpm_model), ("flow matching + Euler", cfm_model))):
+for ax, (name, net) in zip(
+    axes, (("DDPM + DDIM (clipped)", ddpm_model), ("flow matching + Euler", cfm_model))
+):
     method = "ddpm" if "DDPM" in name else "cfm"
-    rows = [generate(net, method, demo_noise, nfe=n, cond=demo_labels, clip=method == "ddpm").final for n in nfes]
+    rows = [
+        generate(net, method, demo_noise, nfe=n, cond=demo_labels, clip=method == "ddpm").final for n in nfes
+    ]
     ax.imshow(tile(torch.cat(rows), nrow=10), cmap="gray_r")
     ax.set_yticks([14 + 29 * i for i in range(len(nfes))], [f"NFE {n}" for n in nfes])
     ax.set_xticks([])
@@ -198,17 +238,24 @@ plt.show()
 import numpy as np
 import scipy.linalg
 
+from lessons.evaluation import nfe_to_reach
 from lessons.image_metrics import accuracy, classify, frechet_distance, load_classifier
 
 classifier = load_classifier()
-print(f"classifier accuracy on the {len(test_set)} held-out digits: {accuracy(classifier, test_set.images, test_set.labels):.3f}")
+print(
+    f"classifier accuracy on the {len(test_set)} held-out digits: {accuracy(classifier, test_set.images, test_set.labels):.3f}"
+)
 n_eval = by_budget(fast=200, full=1000)
-reference = test_set.images[torch.randperm(len(test_set), generator=torch.Generator().manual_seed(0))[:n_eval]]
+reference = test_set.images[
+    torch.randperm(len(test_set), generator=torch.Generator().manual_seed(0))[:n_eval]
+]
 real = train_set.images[torch.randperm(len(train_set), generator=torch.Generator().manual_seed(1))[:n_eval]]
 fa, fb = classify(classifier, real)[0].double(), classify(classifier, reference)[0].double()
 sa, sb = np.cov(fa.T.numpy()), np.cov(fb.T.numpy())
 # scipy may warn that sa @ sb is singular: some ReLU features are 0 on every digit. The square root is still fine.
-by_hand = ((fa.mean(0) - fb.mean(0)) ** 2).sum().item() + np.trace(sa + sb - 2 * scipy.linalg.sqrtm(sa @ sb).real)
+by_hand = ((fa.mean(0) - fb.mean(0)) ** 2).sum().item() + np.trace(
+    sa + sb - 2 * scipy.linalg.sqrtm(sa @ sb).real
+)
 floor = frechet_distance(fa, fb)
 print(f"real vs held-out real, {n_eval} digits each: FD by hand {by_hand:.3f}, library {floor:.3f}")
 assert abs(by_hand - floor) < 1e-6 * max(1.0, floor)
@@ -218,14 +265,21 @@ eval_noise = torch.randn(n_eval, 1, 28, 28, generator=torch.Generator().manual_s
 eval_labels = torch.arange(n_eval) % 10
 reference_feats = fb  # the held-out digits' features, computed above
 curves = {"ddpm": [], "ddpm_clip": [], "cfm": []}
-for key, method, net, clip in (("ddpm", "ddpm", ddpm_model, False), ("ddpm_clip", "ddpm", ddpm_model, True),
-                               ("cfm", "cfm", cfm_model, False)):
+for key, method, net, clip in (
+    ("ddpm", "ddpm", ddpm_model, False),
+    ("ddpm_clip", "ddpm", ddpm_model, True),
+    ("cfm", "cfm", cfm_model, False),
+):
     for n in nfes:
         samples = generate(net, method, eval_noise, nfe=n, cond=eval_labels, clip=clip).final
         feats, predicted = classify(classifier, samples)
-        curves[key].append((frechet_distance(feats, reference_feats), float((predicted == eval_labels).float().mean())))
-print(f"{'NFE':>4} | {'DDIM FD':>8} {'acc':>5} | {'DDIM+clip FD':>12} {'acc':>5} | {'CFM FD':>8} {'acc':>5}"
-      f"   (real-vs-real FD floor {floor:.1f})")
+        curves[key].append(
+            (frechet_distance(feats, reference_feats), float((predicted == eval_labels).float().mean()))
+        )
+print(
+    f"{'NFE':>4} | {'DDIM FD':>8} {'acc':>5} | {'DDIM+clip FD':>12} {'acc':>5} | {'CFM FD':>8} {'acc':>5}"
+    f"   (real-vs-real FD floor {floor:.1f})"
+)
 for i, n in enumerate(nfes):
     (fd_d, acc_d), (fd_k, acc_k), (fd_c, acc_c) = curves["ddpm"][i], curves["ddpm_clip"][i], curves["cfm"][i]
     print(f"{n:>4} | {fd_d:>8.1f} {acc_d:>5.2f} | {fd_k:>12.1f} {acc_k:>5.2f} | {fd_c:>8.1f} {acc_c:>5.2f}")
@@ -241,9 +295,9 @@ for i, n in enumerate(nfes):
 # %% [markdown]
 # **Claim C27.** Pick a quality target that DDPM itself attains: 1.5 times the FD the (clipped) DDPM
 # model reaches at the largest NFE we try. For each model, read off the number of evaluations at which
-# its curve crosses the target, interpolating between the grid points on the log-log plot (where the
-# curves are nearly straight), so two models are not declared equal just because both cross between
-# the same two grid points. The flow-matching model should need clearly fewer evaluations (we ask for at
+# its curve crosses the target, interpolating between the grid points on the log-log plot, where the
+# curves are nearly straight (`lessons.evaluation.nfe_to_reach`), so two models are not declared equal
+# just because both cross between the same two grid points. The flow-matching model should need clearly fewer evaluations (we ask for at
 # most 80% of DDPM's) and give the better digits at every budget up to 8 NFE.
 
 # %%
@@ -252,22 +306,10 @@ fd_ddpm = np.array([fd for fd, _ in curves["ddpm_clip"]])
 fd_raw = np.array([fd for fd, _ in curves["ddpm"]])
 fd_cfm = np.array([fd for fd, _ in curves["cfm"]])
 target = 1.5 * fd_ddpm[-1]
-
-
-def nfe_to_reach(fds):
-    """The NFE where the FD curve first crosses the target, interpolated linearly in log NFE and log FD."""
-    hits = [i for i, fd in enumerate(fds) if fd <= target]
-    if not hits:
-        return float("inf")
-    i = hits[0]
-    if i == 0:
-        return float(nfes[0])
-    a, b = np.log([fds[i - 1], fds[i]])
-    frac = (a - np.log(target)) / (a - b)
-    return float(np.exp(np.log(nfes[i - 1]) + frac * (np.log(nfes[i]) - np.log(nfes[i - 1]))))
-
-
-need_ddpm, need_cfm = nfe_to_reach(fd_ddpm), nfe_to_reach(fd_cfm)
+need_ddpm, need_cfm = (
+    nfe_to_reach(nfes, fd_ddpm, target),
+    nfe_to_reach(nfes, fd_cfm, target),
+)  # log-log crossing
 fig, ax = plt.subplots(figsize=(8, 4))
 ax.plot(nfes, fd_raw, "x:", color="tab:blue", alpha=0.6, label="DDPM + DDIM, unclipped")
 ax.plot(nfes, fd_ddpm, "o-", color="tab:blue", label="DDPM + DDIM, clipped")
@@ -275,12 +317,19 @@ ax.plot(nfes, fd_cfm, "s-", color="tab:orange", label="flow matching + Euler")
 ax.axhline(target, color="gray", ls="--", label=f"target FD = {target:.1f}")
 ax.plot([need_ddpm, need_cfm], [target, target], "v", color="gray", ms=9, label="where each curve crosses it")
 ax.axhline(floor, color="k", ls=":", label=f"real vs real ({n_eval} digits)")
-ax.set(xscale="log", yscale="log", xlabel="network evaluations (NFE)", ylabel="classifier Fréchet distance",
-       title="sample quality vs number of steps")
+ax.set(
+    xscale="log",
+    yscale="log",
+    xlabel="network evaluations (NFE)",
+    ylabel="classifier Fréchet distance",
+    title="sample quality vs number of steps",
+)
 ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1))
 plt.show()
-print(f"NFE needed to reach FD <= {target:.2f}: DDPM {need_ddpm:.1f}, flow matching {need_cfm:.1f} "
-      f"(ratio {need_cfm / need_ddpm:.2f})")
+print(
+    f"NFE needed to reach FD <= {target:.2f}: DDPM {need_ddpm:.1f}, flow matching {need_cfm:.1f} "
+    f"(ratio {need_cfm / need_ddpm:.2f})"
+)
 assert need_cfm <= 0.8 * need_ddpm, "flow matching should need clearly fewer evaluations"
 small = [i for i, n in enumerate(nfes) if n <= 8]
 assert (fd_cfm[small] < fd_ddpm[small]).all(), "flow matching should win at every NFE <= 8"
@@ -303,7 +352,7 @@ from lessons.solvers import solve_ode
 
 schedule = LinearSchedule()
 digit = torch.tensor([7])
-path = solve_ode(lambda x, t: cfm_model(x=x, t=t, cond=digit), demo_noise[:1], steps=8)
+path = solve_ode(cfm_model, demo_noise[:1], steps=8, cond=digit)
 states, guesses = [], []
 for t_i, x_i in zip(path.ts[:-1], path.xs[:-1]):
     t_vec = t_i.reshape(1)
@@ -346,12 +395,20 @@ dequantized = 2 * dequantize(pixels, generator=torch.Generator().manual_seed(0))
 estimates = []
 for bpd_steps in step_counts:
     with torch.no_grad():
-        ll = log_likelihood(lambda x, t: cfm_model(x=x, t=t), dequantized, method="midpoint", steps=bpd_steps,
-                            exact=False, generator=torch.Generator().manual_seed(0))
+        ll = log_likelihood(
+            cfm_model,
+            dequantized,
+            method="midpoint",
+            steps=bpd_steps,
+            exact=False,
+            generator=torch.Generator().manual_seed(0),
+        )
     bpd = bits_per_dim(ll.log_prob, num_dims=784, data_range=2.0)
     estimates.append(bpd.mean().item())
-    print(f"{bpd_steps:>4} midpoint steps ({ll.nfe:>3} evaluations): {bpd.mean():.2f} ± {bpd.std() / n_bpd ** 0.5:.2f} "
-          f"bits/dim on {n_bpd} held-out digits")
+    print(
+        f"{bpd_steps:>4} midpoint steps ({ll.nfe:>3} evaluations): {bpd.mean():.2f} ± {bpd.std() / n_bpd**0.5:.2f} "
+        f"bits/dim on {n_bpd} held-out digits"
+    )
 assert all(torch.isfinite(torch.tensor(estimates))) and max(estimates) < 8.0  # better than a uniform density
 changes = [abs(a - b) for a, b in zip(estimates, estimates[1:])]
 assert changes[-1] < changes[0], "the estimate should settle as the solver steps grow"

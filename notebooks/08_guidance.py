@@ -31,10 +31,11 @@ import matplotlib.pyplot as plt
 import torch
 
 from lessons.budget import budget, by_budget
+from lessons.checkpoints import checkpoint_path
 from lessons.device import describe_device, pick_device
 from lessons.image_metrics import classify, frechet_distance, load_classifier
 from lessons.image_training import generate, load_image_model
-from lessons.mnist import MNIST_CHECKPOINTS, load_mnist, tile
+from lessons.mnist import load_mnist, tile
 
 device = pick_device()
 print("budget:", budget(), "| device:", describe_device(device))
@@ -66,9 +67,11 @@ from lessons.guidance import ClassifierFreeGuidance
 from lessons.image_training import make_loss
 from lessons.unet import UNet, unet_config
 
-cfm_model, settings = load_image_model(MNIST_CHECKPOINTS / "cfm_small.pt")
-print(f"shipped model: class-conditional flow matching, label dropout p = {settings['p_uncond']}, "
-      f"{settings['steps']} steps, {settings['train_cpu_seconds']:.0f} CPU seconds")
+cfm_model, settings = load_image_model(checkpoint_path("mnist", "cfm_small.pt"))
+print(
+    f"shipped model: class-conditional flow matching, label dropout p = {settings['p_uncond']}, "
+    f"{settings['steps']} steps, {settings['train_cpu_seconds']:.0f} CPU seconds"
+)
 x, t, c = torch.randn(4, 1, 28, 28), torch.rand(4), torch.tensor([3, 1, 4, 1])
 w = 2.0
 null = torch.full_like(c, cfm_model.num_classes)  # the "no class" token is index 10
@@ -89,13 +92,32 @@ from lessons.image_training import train_image_model
 
 size, steps = by_budget(fast=("tiny", 300), full=("small", 1500))
 tiny = UNet(unet_config(size, num_classes=10))
-ema_tiny, result = train_image_model(tiny, "cfm", train_set, steps=steps, batch_size=32, lr=2e-3, classes=True,
-                                     p_uncond=0.1, device=device, progress=False)
-print(f"{size} model, {result.steps_done} steps: loss {sum(result.losses[:20]) / 20:.3f} -> {sum(result.losses[-20:]) / 20:.3f}")
+ema_tiny, result = train_image_model(
+    tiny,
+    "cfm",
+    train_set,
+    steps=steps,
+    batch_size=32,
+    lr=2e-3,
+    classes=True,
+    p_uncond=0.1,
+    device=device,
+    progress=False,
+)
+print(
+    f"{size} model, {result.steps_done} steps: loss {sum(result.losses[:20]) / 20:.3f} -> {sum(result.losses[-20:]) / 20:.3f}"
+)
 assert sum(result.losses[-20:]) < 0.8 * sum(result.losses[:20])
 seen = []
-spy = lambda x, t, cond: seen.append(cond) or tiny(x=x, t=t, cond=cond)  # noqa: E731  (records the labels it gets)
-make_loss("cfm", forward=spy, num_classes=10, p_uncond=0.1)(tiny, (train_set.images[:1000].to(device), train_set.labels[:1000].to(device)))
+
+
+def spy(x, t, cond):  # records the labels it gets
+    return seen.append(cond) or tiny(x=x, t=t, cond=cond)
+
+
+make_loss("cfm", forward=spy, num_classes=10, p_uncond=0.1)(
+    tiny, (train_set.images[:1000].to(device), train_set.labels[:1000].to(device))
+)
 dropped = float((seen[0] == 10).float().mean())
 print(f"fraction of labels dropped to 'no class' in a batch of 1000: {dropped:.3f} (p_uncond = 0.1)")
 assert abs(dropped - 0.1) < 4 * (0.1 * 0.9 / 1000) ** 0.5  # within 4 binomial standard errors
@@ -127,8 +149,14 @@ rows, grids = [], []
 for w in scales:
     samples = generate(cfm_model, "cfm", noise, nfe=nfe, cond=labels, guidance=w).final
     feats, predicted = classify(classifier, samples)
-    rows.append(dict(w=w, accuracy=float((predicted == labels).float().mean()), diversity=class_diversity(feats, labels),
-                     fd=frechet_distance(feats, ref_feats)))
+    rows.append(
+        dict(
+            w=w,
+            accuracy=float((predicted == labels).float().mean()),
+            diversity=class_diversity(feats, labels),
+            fd=frechet_distance(feats, ref_feats),
+        )
+    )
     grids.append(samples[:30])
 print(f"{nfe} Euler steps, {n_eval} samples per scale; real held-out digits: diversity {real_diversity:.2f}")
 print(f"{'w':>5} | {'accuracy':>8} | {'diversity':>9} | {'FD':>7}")
@@ -171,11 +199,15 @@ ax2.axhline(real_diversity, color="tab:red", ls=":", label="diversity of real di
 ax2.set_ylabel("mean feature distance within a class")
 fig.legend(loc="center right", bbox_to_anchor=(0.88, 0.5))
 plt.show()
-print(f"accuracy {acc[0]:.3f} -> {acc[-1]:.3f} (standard error {acc_se:.3f}); "
-      f"diversity {div[0]:.2f} -> {div[-1]:.2f} (data-vs-data spread {div_noise:.2f})")
+print(
+    f"accuracy {acc[0]:.3f} -> {acc[-1]:.3f} (standard error {acc_se:.3f}); "
+    f"diversity {div[0]:.2f} -> {div[-1]:.2f} (data-vs-data spread {div_noise:.2f})"
+)
 assert acc[-1] - acc[0] > 3 * acc_se, "guidance should raise class accuracy"
 assert div[0] - div[-1] > 3 * div_noise, "guidance should lower diversity"
-assert (acc[1:] - acc[:-1] > -2 * acc_se).all() and (div[1:] - div[:-1] < 2 * div_noise).all()  # monotone up to noise
+assert (acc[1:] - acc[:-1] > -2 * acc_se).all() and (
+    div[1:] - div[:-1] < 2 * div_noise
+).all()  # monotone up to noise
 
 # %% [markdown]
 # Too much guidance costs quality too: the Fréchet distance, which sees both whether samples look like
@@ -190,7 +222,9 @@ assert (acc[1:] - acc[:-1] > -2 * acc_se).all() and (div[1:] - div[:-1] < 2 * di
 from widgets.guidance import GuidanceExplorer, precompute_guided_samples
 
 explorer_scales = [0.0, 0.5, 1.0, 2.0, 4.0]
-explorer = GuidanceExplorer(precompute_guided_samples(cfm_model, explorer_scales, per_class=8, nfe=8), classifier)
+explorer = GuidanceExplorer(
+    precompute_guided_samples(cfm_model, explorer_scales, per_class=8, nfe=8), classifier
+)
 explorer.scale.value = 4.0  # what a learner would do: move the slider
 assert explorer.message.layout.display == "none"
 print(f"lesson CPU time: {time.process_time() - lesson_start:.0f} s")

@@ -69,7 +69,9 @@ class StaticWidgets:
             for buf in model.get("buffers", []):
                 if buf.get("path") == ["value"]:
                     return f"<img src='data:image/{st.get('format', 'png')};base64,{buf['data']}' style='max-width:100%'>"
-        if "code" in st and "_esm" in st:  # widgets.plotly_view.PlotlyLibrary: the book ships plotly.js itself
+        if (
+            "code" in st and "_esm" in st
+        ):  # widgets.plotly_view.PlotlyLibrary: the book ships plotly.js itself
             return ""
         if "index" in st and "_options_labels" in st:
             chosen = st["index"] if isinstance(st["index"], int) else 0
@@ -86,8 +88,10 @@ def plotly_div(data, layout) -> str:
     plotly_div.count = getattr(plotly_div, "count", 0) + 1
     div_id = f"book-plot-{plotly_div.count}"
     figure = json.dumps({"data": data, "layout": layout}).replace("</", "<\\/")
-    return (f"<div id='{div_id}' style='width:100%'></div><script>(function(){{var f={figure};"
-            f"Plotly.newPlot('{div_id}', f.data, f.layout, {{responsive: true, displaylogo: false}});}})();</script>")
+    return (
+        f"<div id='{div_id}' style='width:100%'></div><script>(function(){{var f={figure};"
+        f"Plotly.newPlot('{div_id}', f.data, f.layout, {{responsive: true, displaylogo: false}});}})();</script>"
+    )
 
 
 def make_static(nb) -> None:
@@ -111,8 +115,13 @@ def execute(path: Path, budget: str, timeout: int):
     """Run a notebook in a fresh kernel from its folder; return (notebook, error message or None, seconds)."""
     nb = nbformat.read(path, as_version=4)
     os.environ["COURSE_BUDGET"] = budget
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=True,
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        store_widget_state=True,
+        resources={"metadata": {"path": str(path.parent)}},
+    )
     start, error = time.perf_counter(), None
     try:
         client.execute()
@@ -137,12 +146,16 @@ def write_page(nb, out: Path, name: str, title: str, nav: str, error: str | None
     exporter.mathjax_url = mathjax_url(out)
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
     head = f"<title>{html.escape(title)}</title>{STYLE}<script src='assets/plotly.min.js'></script>"
-    body = re.sub(r"<title>.*?</title>", "", body, count=1, flags=re.S).replace("</head>", head + "</head>", 1)
+    body = re.sub(r"<title>.*?</title>", "", body, count=1, flags=re.S).replace(
+        "</head>", head + "</head>", 1
+    )
     # the template links require.js (unused here) from a CDN: the book loads nothing from the network
     body = re.sub(r"<script[^>]*\bsrc=[\"']https?://[^>]*>\s*</script>", "", body)
     banner = f"<nav class='book-nav'>{nav}</nav>"
     if error:
-        banner += f"<div class='book-failed'><b>This lesson failed to run.</b><pre>{html.escape(error)}</pre></div>"
+        banner += (
+            f"<div class='book-failed'><b>This lesson failed to run.</b><pre>{html.escape(error)}</pre></div>"
+        )
     body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + banner, body, count=1)
     (out / f"{name}.html").write_text(body, encoding="utf-8")
 
@@ -166,15 +179,21 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "_book")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     args = parser.parse_args(argv)
-    paths = args.notebooks or sorted(p for p in (ROOT / "notebooks").glob("*.ipynb") if re.match(r"\d\d_", p.name))
+    paths = args.notebooks or sorted(
+        p for p in (ROOT / "notebooks").glob("*.ipynb") if re.match(r"\d\d_", p.name)
+    )
     if not paths:
         parser.error("no lesson notebooks found (notebooks/NN_*.ipynb)")
     out = args.out
     (out / "assets").mkdir(parents=True, exist_ok=True)
     import plotly
 
-    shutil.copyfile(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", out / "assets" / "plotly.min.js")
-    nav = "<a href='index.html'>Contents</a>" + "".join(f"<a href='{p.stem}.html'>{p.stem[:2]}</a>" for p in paths)
+    shutil.copyfile(
+        Path(plotly.__file__).parent / "package_data" / "plotly.min.js", out / "assets" / "plotly.min.js"
+    )
+    nav = "<a href='index.html'>Contents</a>" + "".join(
+        f"<a href='{p.stem}.html'>{p.stem[:2]}</a>" for p in paths
+    )
     rows, failed = [], 0
     for path in paths:
         print(f"running {path.name} ({args.budget} budget)...", flush=True)
@@ -185,11 +204,15 @@ def main(argv=None) -> int:
         failed += error is not None
         status = "failed" if error else f"{seconds:.0f} s"
         print(f"  {'FAILED' if error else 'ok'} in {seconds:.0f} s", flush=True)
-        rows.append(f"<li><a href='{path.stem}.html'>{html.escape(title)}</a> <span class='book-note'>({status})</span></li>")
-    index = (f"<!doctype html><html><head><meta charset='utf-8'><title>From diffusion to flow matching</title>{STYLE}"
-             "<style>body{font-family:sans-serif;max-width:860px;margin:40px auto;font-size:18px;line-height:1.6}</style>"
-             f"</head><body><h1>From diffusion to flow matching, interactively</h1><p>Lessons, executed with the "
-             f"<b>{args.budget}</b> budget on {time.strftime('%Y-%m-%d')}.</p><ol start='0'>{''.join(rows)}</ol></body></html>")
+        rows.append(
+            f"<li><a href='{path.stem}.html'>{html.escape(title)}</a> <span class='book-note'>({status})</span></li>"
+        )
+    index = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>From diffusion to flow matching</title>{STYLE}"
+        "<style>body{font-family:sans-serif;max-width:860px;margin:40px auto;font-size:18px;line-height:1.6}</style>"
+        f"</head><body><h1>From diffusion to flow matching, interactively</h1><p>Lessons, executed with the "
+        f"<b>{args.budget}</b> budget on {time.strftime('%Y-%m-%d')}.</p><ol start='0'>{''.join(rows)}</ol></body></html>"
+    )
     (out / "index.html").write_text(index, encoding="utf-8")
     print(f"wrote {out / 'index.html'} ({len(paths) - failed} of {len(paths)} lessons ran)")
     return 1 if failed else 0

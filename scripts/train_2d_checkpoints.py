@@ -17,20 +17,20 @@ from pathlib import Path
 import torch
 
 from lessons.budget import budget, by_budget
-from lessons.checkpoints import save_checkpoint
+from lessons.checkpoints import checkpoint_path, save_checkpoint
 from lessons.couplings import pair_batches, reflow_pairs
 from lessons.data2d import sample_target
-from lessons.ddpm import DDPM, DiscreteVPSchedule
-from lessons.flow_matching import cfm_loss
-from lessons.optimal_transport import w2
-from lessons.models import MLP
-from lessons.paths import GaussianPath
 from lessons.ddim import ddim
+from lessons.ddpm import DDPM, DiscreteVPSchedule
+from lessons.flow_matching import cfm_batch_loss
+from lessons.models import MLP
+from lessons.optimal_transport import w2
+from lessons.paths import GaussianPath
 from lessons.schedules import LinearSchedule
 from lessons.solvers import solve_ode
-from lessons.training import train
+from lessons.training import random_batches, train
 
-METHODS = ("ddpm", "icfm", "otcfm", "reflow")
+CHECKPOINT_METHODS = ("ddpm", "icfm", "otcfm", "reflow")  # one checkpoint each, checkpoints/2d/<method>.pt
 MODEL = {"dim": 2, "hidden": 96, "depth": 3, "time_dim": 32, "activation": "silu"}
 TARGET, BATCH, LR, LR_SCHEDULE, DATA_SIZE = "8gaussians", 256, 2e-3, "cosine", 20_000
 
@@ -38,14 +38,24 @@ TARGET, BATCH, LR, LR_SCHEDULE, DATA_SIZE = "8gaussians", 256, 2e-3, "cosine", 2
 def train_ddpm(steps):
     ddpm, model = DDPM(num_steps=1000), MLP(**MODEL)
     data = sample_target(TARGET, DATA_SIZE, seed=1)
-    gen = torch.Generator().manual_seed(1_000)
-
-    def next_batch():
-        return data[torch.randint(0, DATA_SIZE, (BATCH,), generator=gen)]
-
-    train(model, lambda m, batch: ddpm.loss(m, batch), next_batch, steps, lr=LR, lr_schedule=LR_SCHEDULE, device="cpu",
-          progress=False)
-    return model, {"prediction": "eps", "schedule": "ddpm", "ddpm_steps": 1000, "beta_start": 1e-4, "beta_end": 0.02}
+    next_batch = random_batches(data, BATCH, torch.Generator().manual_seed(1_000))
+    train(
+        model,
+        lambda m, batch: ddpm.loss(m, batch),
+        next_batch,
+        steps,
+        lr=LR,
+        lr_schedule=LR_SCHEDULE,
+        device="cpu",
+        progress=False,
+    )
+    return model, {
+        "prediction": "eps",
+        "schedule": "ddpm",
+        "ddpm_steps": 1000,
+        "beta_start": 1e-4,
+        "beta_end": 0.02,
+    }
 
 
 def train_flow(steps, coupling, data, source=None, init=None, seed=2_000):
@@ -54,11 +64,18 @@ def train_flow(steps, coupling, data, source=None, init=None, seed=2_000):
     if init is not None:
         model.load_state_dict(init.state_dict())
 
-    def loss(m, batch):
-        return cfm_loss(m, path, data=batch[1], noise=batch[0])
-
     next_batch = pair_batches(data, BATCH, coupling, source=source, seed=seed)
-    train(model, loss, next_batch, steps, lr=LR, lr_schedule=LR_SCHEDULE, device="cpu", seed=seed, progress=False)
+    train(
+        model,
+        cfm_batch_loss(path),
+        next_batch,
+        steps,
+        lr=LR,
+        lr_schedule=LR_SCHEDULE,
+        device="cpu",
+        seed=seed,
+        progress=False,
+    )
     return model, {"prediction": "velocity", "schedule": "linear", "sigma_min": 0.0, "coupling": coupling}
 
 
@@ -74,8 +91,8 @@ def sample(model, info, n, seed=0):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="checkpoints/2d", type=Path)
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--out", default=checkpoint_path("2d"), type=Path)
+    parser.add_argument("--methods", nargs="+", default=list(CHECKPOINT_METHODS), choices=CHECKPOINT_METHODS)
     args = parser.parse_args()
     torch.set_num_threads(1)
     steps = by_budget(fast=200, full=6_000)
@@ -91,7 +108,9 @@ def main():
             model, info = train_flow(steps, "ot", data)
         else:  # reflow: couple noise with the I-CFM model's own samples, then retrain from I-CFM
             base = trained["icfm"] if "icfm" in trained else train_flow(steps, "independent", data)[0]
-            noise = torch.randn(by_budget(fast=2_000, full=DATA_SIZE), 2, generator=torch.Generator().manual_seed(7))
+            noise = torch.randn(
+                by_budget(fast=2_000, full=DATA_SIZE), 2, generator=torch.Generator().manual_seed(7)
+            )
             noise, data_hat = reflow_pairs(base, noise, steps=50, method="rk4")
             model, info = train_flow(steps // 2, "paired", data_hat, source=noise, init=base, seed=3_000)
             info["reflow_pairs"] = {"count": noise.shape[0], "solver": "rk4", "steps": 50}
@@ -99,12 +118,23 @@ def main():
         reference = sample_target(TARGET, 1000, seed=99)
         quality = w2(sample(model, info, 1000, seed=5), reference)
         baseline = w2(sample_target(TARGET, 1000, seed=98), reference)
-        settings = {"method": method, "target": TARGET, "model": MODEL, "train_steps": steps, "batch": BATCH,
-                    "lr": LR, "lr_schedule": LR_SCHEDULE, "budget": budget(), **info,
-                    "metrics": {"w2_to_target": round(quality, 4), "w2_data_vs_data": round(baseline, 4)}}
+        settings = {
+            "method": method,
+            "target": TARGET,
+            "model": MODEL,
+            "train_steps": steps,
+            "batch": BATCH,
+            "lr": LR,
+            "lr_schedule": LR_SCHEDULE,
+            "budget": budget(),
+            **info,
+            "metrics": {"w2_to_target": round(quality, 4), "w2_data_vs_data": round(baseline, 4)},
+        }
         digest = save_checkpoint(args.out / f"{method}.pt", model.state_dict(), settings)
-        print(f"{method:7s} W2 {quality:.3f} (data vs data {baseline:.3f})  "
-              f"{time.process_time() - start:.0f} s cpu  sha256 {digest[:12]}")
+        print(
+            f"{method:7s} W2 {quality:.3f} (data vs data {baseline:.3f})  "
+            f"{time.process_time() - start:.0f} s cpu  sha256 {digest[:12]}"
+        )
 
 
 if __name__ == "__main__":

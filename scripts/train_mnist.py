@@ -12,7 +12,7 @@ import time
 import torch
 
 from lessons.device import describe_device, pick_device
-from lessons.image_training import METHODS, save_image_model, train_image_model
+from lessons.image_training import IMAGE_METHODS, save_image_model, train_image_model
 from lessons.mnist import SOURCES, load_mnist
 from lessons.training import LR_SCHEDULES
 from lessons.unet import SIZES, UNet, count_parameters, unet_config
@@ -20,15 +20,19 @@ from lessons.unet import SIZES, UNet, count_parameters, unet_config
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--method", choices=METHODS, required=True)
-    parser.add_argument("--classes", action="store_true", help="class-conditional, with label dropout for guidance")
+    parser.add_argument("--method", choices=IMAGE_METHODS, required=True)
+    parser.add_argument(
+        "--classes", action="store_true", help="class-conditional, with label dropout for guidance"
+    )
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--size", choices=tuple(SIZES), default="small")
     parser.add_argument("--out", required=True)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--lr-schedule", choices=tuple(LR_SCHEDULES), default="cosine")
-    parser.add_argument("--p-uncond", type=float, default=0.1, help="label dropout probability (with --classes)")
+    parser.add_argument(
+        "--p-uncond", type=float, default=0.1, help="label dropout probability (with --classes)"
+    )
     parser.add_argument("--ema-decay", type=float, default=0.999)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best one here)")
@@ -40,23 +44,49 @@ def main(argv=None):
     data = load_mnist("train", source=args.source)
     torch.manual_seed(args.seed)
     model = UNet(unet_config(args.size, num_classes=10 if args.classes else None))
-    print(f"{args.method} U-Net '{args.size}': {count_parameters(model):,} parameters on {describe_device(device)}")
+    print(
+        f"{args.method} U-Net '{args.size}': {count_parameters(model):,} parameters on {describe_device(device)}"
+    )
     start_cpu = time.process_time()
-    ema, result = train_image_model(model, args.method, data, args.steps, batch_size=args.batch_size, lr=args.lr,
-                                    classes=args.classes, p_uncond=args.p_uncond, ema_decay=args.ema_decay,
-                                    lr_schedule=args.lr_schedule, device=device, seed=args.seed, use_compile=False if args.no_compile else None)
+    ema, result = train_image_model(
+        model,
+        args.method,
+        data,
+        args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        classes=args.classes,
+        p_uncond=args.p_uncond,
+        ema_decay=args.ema_decay,
+        lr_schedule=args.lr_schedule,
+        device=device,
+        seed=args.seed,
+        use_compile=False if args.no_compile else None,
+    )
     cpu_seconds = time.process_time() - start_cpu
     settings = {
-        "method": args.method, "classes": args.classes, "p_uncond": args.p_uncond if args.classes else 0.0,
-        "size": args.size, "steps": result.steps_done, "batch_size": args.batch_size, "lr": args.lr, "lr_schedule": args.lr_schedule,
-        "ema_decay": args.ema_decay, "seed": args.seed, "data": data.description, "device": describe_device(device),
-        "train_seconds": round(result.seconds, 1), "train_cpu_seconds": round(cpu_seconds, 1),
+        "method": args.method,
+        "classes": args.classes,
+        "p_uncond": args.p_uncond if args.classes else 0.0,
+        "size": args.size,
+        "steps": result.steps_done,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "lr_schedule": args.lr_schedule,
+        "ema_decay": args.ema_decay,
+        "seed": args.seed,
+        "data": data.description,
+        "device": describe_device(device),
+        "train_seconds": round(result.seconds, 1),
+        "train_cpu_seconds": round(cpu_seconds, 1),
         "final_loss": sum(result.losses[-100:]) / len(result.losses[-100:]),
         "ddpm": {"num_steps": 1000, "beta_start": 1e-4, "beta_end": 0.02},
     }
     digest = save_image_model(args.out, ema.cpu(), settings)
-    print(f"wrote {args.out} (sha256 {digest[:12]}...): {result.steps_done} steps in {result.seconds:.0f} s "
-          f"wall, {cpu_seconds:.0f} s CPU; final loss {settings['final_loss']:.4f}")
+    print(
+        f"wrote {args.out} (sha256 {digest[:12]}...): {result.steps_done} steps in {result.seconds:.0f} s "
+        f"wall, {cpu_seconds:.0f} s CPU; final loss {settings['final_loss']:.4f}"
+    )
 
 
 if __name__ == "__main__":

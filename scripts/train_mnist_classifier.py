@@ -1,6 +1,6 @@
 """Train the small MNIST classifier that measures sample quality, and write its checked checkpoint.
 
-    python scripts/train_mnist_classifier.py --steps 800 --out checkpoints/mnist/classifier.pt
+python scripts/train_mnist_classifier.py --steps 800 --out checkpoints/mnist/classifier.pt
 """
 
 import argparse
@@ -26,12 +26,21 @@ def main(argv=None):
     model, result = train_classifier(train_set, args.steps, args.batch_size, args.lr, args.seed, args.device)
     cpu_seconds = time.process_time() - start_cpu
     acc = accuracy(model, test_set.images, test_set.labels)
-    settings = {"steps": result.steps_done, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-                "data": train_set.description, "held_out_accuracy": acc, "train_seconds": round(result.seconds, 1),
-                "train_cpu_seconds": round(cpu_seconds, 1)}
+    settings = {
+        "steps": result.steps_done,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "seed": args.seed,
+        "data": train_set.description,
+        "held_out_accuracy": acc,
+        "train_seconds": round(result.seconds, 1),
+        "train_cpu_seconds": round(cpu_seconds, 1),
+    }
     digest = save_classifier(args.out, model, settings)
-    print(f"wrote {args.out} (sha256 {digest[:12]}...): held-out accuracy {acc:.4f} on {len(test_set)} digits; "
-          f"{result.seconds:.0f} s wall, {cpu_seconds:.0f} s CPU")
+    print(
+        f"wrote {args.out} (sha256 {digest[:12]}...): held-out accuracy {acc:.4f} on {len(test_set)} digits; "
+        f"{result.seconds:.0f} s wall, {cpu_seconds:.0f} s CPU"
+    )
 
 
 if __name__ == "__main__":

@@ -10,8 +10,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("COURSE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 
 # JavaScript run in the page: the plotly graph divs, and a change of one trace's data.
 PLOTS = "Array.from(document.querySelectorAll('.js-plotly-plot'))"
@@ -37,8 +44,13 @@ def voila_app(notebook: str = "notebooks/app.ipynb", timeout: float = 90.0):
     port = free_port()
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     log = open(ROOT / "build" / f"voila-{port}.log", "w") if (ROOT / "build").is_dir() else subprocess.DEVNULL
-    proc = subprocess.Popen([sys.executable, "-m", "voila", notebook, "--Voila.ip=127.0.0.1", f"--port={port}",
-                             "--no-browser"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voila", notebook, "--Voila.ip=127.0.0.1", f"--port={port}", "--no-browser"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + timeout
@@ -72,8 +84,14 @@ def chromium_page(width: int = 1600, height: int = 1000):
             page = browser.new_page(viewport={"width": width, "height": height})
             errors, outside = [], []
             page.on("pageerror", lambda err: errors.append(str(err)))
-            page.on("request", lambda req: None if req.url.startswith(("http://127.0.0.1", "data:", "blob:", "file:"))
-                    else outside.append(req.url))
+            page.on(
+                "request",
+                lambda req: (
+                    None
+                    if req.url.startswith(("http://127.0.0.1", "data:", "blob:", "file:"))
+                    else outside.append(req.url)
+                ),
+            )
             yield page, errors, outside
         finally:
             browser.close()
@@ -94,11 +112,17 @@ def signature(page, plot: int, trace: int) -> str:
     return page.evaluate(SIGNATURE, [plot, trace])
 
 
-def move_and_wait(page, handle, plot: int, trace: int, key: str = "ArrowRight", timeout_ms: int = 30_000) -> float:
+def move_and_wait(
+    page, handle, plot: int, trace: int, key: str = "ArrowRight", timeout_ms: int = 30_000
+) -> float:
     """Press key on a slider handle; wait until the plot's trace changes; return the seconds it took."""
     before = signature(page, plot, trace)
     start = time.perf_counter()
     handle.press(key)
-    page.wait_for_function(f"([p, t, b]) => ({SIGNATURE})([p, t]) !== b", arg=[plot, trace, before],
-                           timeout=timeout_ms, polling="raf")
+    page.wait_for_function(
+        f"([p, t, b]) => ({SIGNATURE})([p, t]) !== b",
+        arg=[plot, trace, before],
+        timeout=timeout_ms,
+        polling="raf",
+    )
     return time.perf_counter() - start

@@ -3,7 +3,11 @@
 import numpy as np
 import torch
 
-INTERIOR = torch.linspace(0.03, 0.97, 41, dtype=torch.float64)  # times away from the ends, for finite differences
+from lessons.mixture import ExactMixtureModel, GaussianMixture
+
+INTERIOR = torch.linspace(
+    0.03, 0.97, 41, dtype=torch.float64
+)  # times away from the ends, for finite differences
 
 
 def randomized(model, seed=0):
@@ -19,14 +23,13 @@ def central_difference(fn, t, h=1e-6):
     return (fn(t + h) - fn(t - h)) / (2 * h)
 
 
-def gaussian_eps_model(schedule, s=1.5):
-    """The ideal eps for data ~ N(0, s^2 I) on schedule: E[noise | x_t] = sigma x / (alpha^2 s^2 + sigma^2)."""
+def gaussian_model(schedule, mean=0.0, std=1.5, prediction="eps", dim=2):
+    """The ideal model for data ~ N(mean, std^2 I) in dim dimensions: the one-component ExactMixtureModel.
 
-    def model(x, t, cond=None):
-        c = schedule(t)
-        return (c.sigma / (c.alpha**2 * s**2 + c.sigma**2))[:, None] * x
-
-    return model
+    Its closed form, E[noise | x_t] = sigma (x - alpha mean) / (alpha^2 std^2 + sigma^2), is tested in test_mixture.
+    """
+    means = torch.as_tensor(mean, dtype=torch.float32).expand(dim)[None]  # (1, dim)
+    return ExactMixtureModel(GaussianMixture(means, std), schedule, prediction)
 
 
 def alpha_bars(T=1000, beta_start=1e-4, beta_end=0.02):

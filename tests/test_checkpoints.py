@@ -2,11 +2,12 @@
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
-from lessons.checkpoints import checksum, load_checkpoint, save_checkpoint
+from lessons.checkpoints import CHECKPOINTS_DIR, checkpoint_path, checksum, load_checkpoint, save_checkpoint
 from lessons.models import MLP
 
 
@@ -43,3 +44,9 @@ def test_a_damaged_or_missing_checkpoint_is_refused(tmp_path):
         load_checkpoint(tmp_path / "missing.pt")
     with pytest.raises(ValueError, match="plain data"):
         save_checkpoint(tmp_path / "bad.pt", {"w": torch.zeros(1)}, {"f": object()})
+
+
+def test_checkpoint_path_points_into_the_shipped_folder():
+    assert CHECKPOINTS_DIR == Path(__file__).resolve().parents[1] / "checkpoints"
+    assert checkpoint_path("mnist", "classifier.pt") == CHECKPOINTS_DIR / "mnist" / "classifier.pt"
+    assert checkpoint_path("2d", "icfm.pt").is_file() and checkpoint_path("mnist", "cfm_small.pt").is_file()

@@ -7,10 +7,10 @@ import torch
 from scipy.optimize import brentq
 
 from lessons.data2d import target_density
-from lessons.ddpm import DDPM, DiscreteVPSchedule
 from lessons.ddim import churn_ratio, churn_sampler, ddim
+from lessons.ddpm import DDPM, DiscreteVPSchedule
+from lessons.mixture import ExactMixtureModel
 from lessons.schedules import CosineSchedule, VPSchedule
-from lessons.sde import ExactEps
 
 MIXTURE = target_density("mixture")
 
@@ -25,9 +25,10 @@ def test_churn_one_draws_from_the_ddpm_posterior(schedule):
     """x_s ~ q(x_s | x_t, data_hat): mean (a_ts s_s^2 / s_t^2) x_t + (a_s s_ts^2 / s_t^2) data_hat, var s_ts^2 s_s^2 / s_t^2."""
     t, s = 0.4, 0.55
     x_t, seed = torch.randn(512, 2) * 2, 11
-    model = ExactEps(MIXTURE, schedule)
-    out = churn_sampler(model, x_t, schedule, torch.tensor([t, s]), churn=1.0,
-                        generator=torch.Generator().manual_seed(seed)).final
+    model = ExactMixtureModel(MIXTURE, schedule)
+    out = churn_sampler(
+        model, x_t, schedule, torch.tensor([t, s]), churn=1.0, generator=torch.Generator().manual_seed(seed)
+    ).final
     (a_t, s_t), (a_s, s_s) = _coef(schedule, t), _coef(schedule, s)
     data_hat = MIXTURE.posterior_mean(x_t, a_t, s_t)
     a_ts = a_t / a_s  # the forward kernel q(x_t | x_s) = N(a_ts x_s, s_ts^2)
@@ -42,16 +43,25 @@ def test_churn_one_draws_from_the_ddpm_posterior(schedule):
 def test_churn_step_is_a_ddim_step_to_a_further_time_then_forward_noising(churn):
     """Find u with lambda_u = lambda_s + churn (lambda_s - lambda_t), run DDIM t -> u, then noise u -> s."""
     schedule, t, s, seed = CosineSchedule(), 0.3, 0.5, 4
-    model = ExactEps(MIXTURE, schedule)
+    model = ExactMixtureModel(MIXTURE, schedule)
     x_t = torch.randn(256, 2, dtype=torch.float64)
-    lam = lambda v: schedule.log_snr(torch.tensor([v], dtype=torch.float64)).item()  # noqa: E731
+
+    def lam(v):
+        return schedule.log_snr(torch.tensor([v], dtype=torch.float64)).item()
+
     u = brentq(lambda v: lam(v) - (lam(s) + churn * (lam(s) - lam(t))), s, 1 - 1e-12, xtol=1e-14)
     x_u = ddim(model, x_t, schedule, torch.tensor([t, u], dtype=torch.float64), eta=0.0).final
     (a_u, s_u), (a_s, s_s) = _coef(schedule, u), _coef(schedule, s)
     z = torch.randn(x_t.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     expected = (a_s / a_u) * x_u + math.sqrt(s_s**2 - (a_s / a_u) ** 2 * s_u**2) * z
-    out = churn_sampler(model, x_t, schedule, torch.tensor([t, s], dtype=torch.float64), churn=churn,
-                        generator=torch.Generator().manual_seed(seed)).final
+    out = churn_sampler(
+        model,
+        x_t,
+        schedule,
+        torch.tensor([t, s], dtype=torch.float64),
+        churn=churn,
+        generator=torch.Generator().manual_seed(seed),
+    ).final
     assert torch.allclose(out, expected, atol=1e-6)
 
 
@@ -69,7 +79,7 @@ def test_churn_ratio_moves_log_snr_by_churn_times_the_step():
 def test_churn_zero_is_ddim_and_churn_one_is_ddim_with_eta_one():
     ddpm = DDPM()
     schedule = DiscreteVPSchedule(ddpm)
-    model = ExactEps(MIXTURE, schedule)
+    model = ExactMixtureModel(MIXTURE, schedule)
     noise, ts = torch.randn(300, 2), ddpm.t_of(torch.arange(1000, -1, -50))
     det = churn_sampler(model, noise, schedule, ts, churn=0.0, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(det.xs, ddim(model, noise, schedule, ts, eta=0.0).xs, atol=1e-4)
@@ -86,7 +96,7 @@ def test_churn_sampler_reproducible_from_a_seed_counts_evaluations_and_keeps_the
 
     def model(x, t, cond=None):
         calls.append(t[0].item())
-        return ExactEps(MIXTURE, schedule)(x=x, t=t)
+        return ExactMixtureModel(MIXTURE, schedule)(x=x, t=t)
 
     noise, ts = torch.randn(64, 2), torch.linspace(0.0, 1.0, 9)
     a = churn_sampler(model, noise, schedule, ts, churn=1.5, generator=torch.Generator().manual_seed(3))
@@ -99,7 +109,7 @@ def test_churn_sampler_reproducible_from_a_seed_counts_evaluations_and_keeps_the
 
 def test_bad_inputs_raise_value_errors():
     schedule = VPSchedule()
-    model, x = ExactEps(MIXTURE, schedule), torch.randn(4, 2)
+    model, x = ExactMixtureModel(MIXTURE, schedule), torch.randn(4, 2)
     with pytest.raises(ValueError, match="churn must be >= 0"):
         churn_sampler(model, x, schedule, torch.tensor([0.0, 1.0]), churn=-0.5)
     with pytest.raises(ValueError, match="increasing"):

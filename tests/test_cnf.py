@@ -7,18 +7,18 @@ import torch
 from torch import nn
 
 from lessons.cnf import (
+    ADJOINT_FIXED_STEP,
     LikelihoodResult,
     log_likelihood,
     standard_normal_log_prob,
     train_max_likelihood,
 )
-from lessons.divergence import divergence_exact, divergence_hutchinson
 from lessons.image_metrics import bits_per_dim, dequantize
 from lessons.mixture import GaussianMixture
 from lessons.models import MLP, SinusoidalTimeEmbedding
+from lessons.solvers import NFE_PER_STEP, solve_ode
 
 F64 = torch.float64
-
 
 
 class Affine(nn.Module):
@@ -26,7 +26,10 @@ class Affine(nn.Module):
 
     def __init__(self, a, b):
         super().__init__()
-        self.a, self.b = nn.Parameter(torch.as_tensor(a, dtype=F64)), nn.Parameter(torch.as_tensor(b, dtype=F64))
+        self.a, self.b = (
+            nn.Parameter(torch.as_tensor(a, dtype=F64)),
+            nn.Parameter(torch.as_tensor(b, dtype=F64)),
+        )
 
     def forward(self, x, t, cond=None):
         return x @ self.a.T + self.b
@@ -44,7 +47,10 @@ def _affine():
 
 def test_identity_flow_gives_the_prior_density():
     data = torch.randn(50, 2, dtype=F64)
-    zero = lambda x, t: torch.zeros_like(x)  # noqa: E731
+
+    def zero(x, t, cond=None):
+        return torch.zeros_like(x)
+
     normal = torch.distributions.Normal(0.0, 1.0)
     for method, steps in [("dopri5", None), ("rk4", 3), ("euler", 1)]:
         result = log_likelihood(zero, data, method=method, steps=steps)
@@ -54,7 +60,9 @@ def test_identity_flow_gives_the_prior_density():
     assert torch.allclose(standard_normal_log_prob(data), normal.log_prob(data).sum(1))
 
 
-@pytest.mark.parametrize("method, steps, tol", [("dopri5", None, 1e-4), ("rk4", 20, 1e-6), ("midpoint", 50, 2e-3)])
+@pytest.mark.parametrize(
+    "method, steps, tol", [("dopri5", None, 1e-4), ("rk4", 20, 1e-6), ("midpoint", 50, 2e-3)]
+)
 def test_affine_flow_likelihood_matches_closed_form(method, steps, tol):
     field = _affine()
     with torch.no_grad():
@@ -76,6 +84,21 @@ def test_fixed_step_nfe_counts_the_augmented_evaluations():
         assert adaptive > log_likelihood(field, data, rtol=1e-3, atol=1e-3).nfe
 
 
+@pytest.mark.parametrize("method", list(NFE_PER_STEP))
+def test_fixed_steps_are_the_steps_of_solve_ode(method):
+    """Each fixed-step name is one method: log_likelihood's noise is solve_ode's state, run from t = 1 to 0."""
+    field = _affine()
+    data = torch.randn(16, 2, dtype=F64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = solve_ode(field, data, steps=5, method=method, t_start=1.0, t_end=0.0).final
+        assert torch.allclose(
+            log_likelihood(field, data, method=method, steps=5).noise, expected, rtol=0, atol=1e-13
+        )
+    if method in ADJOINT_FIXED_STEP:  # torchdiffeq's method of that name under the adjoint: the same steps
+        adjoint = log_likelihood(field, data, method=method, steps=5, adjoint=True)
+        assert torch.allclose(adjoint.noise, expected, rtol=0, atol=1e-13)
+
+
 def test_hutchinson_likelihood_is_unbiased_for_a_linear_field():
     # for v = A x the estimate is constant along the path, so its error is eps^T A eps - tr A, mean zero
     field = _affine()
@@ -84,7 +107,9 @@ def test_hutchinson_likelihood_is_unbiased_for_a_linear_field():
         exact = log_likelihood(field, data, method="rk4", steps=10)
         g = torch.Generator().manual_seed(0)
         for noise in ("rademacher", "gaussian"):
-            est = log_likelihood(field, data, method="rk4", steps=10, exact=False, probe_noise=noise, generator=g)
+            est = log_likelihood(
+                field, data, method="rk4", steps=10, exact=False, probe_noise=noise, generator=g
+            )
             err = est.log_prob - exact.log_prob
             assert err.abs().max() > 1e-3  # single-probe estimates really are noisy ...
             assert err.mean().abs() < 5 * err.std() / 4000**0.5  # ... and right on average
@@ -93,7 +118,10 @@ def test_hutchinson_likelihood_is_unbiased_for_a_linear_field():
 def test_priors_and_conditions_are_passed_through():
     mixture = GaussianMixture([[0.0, 1.0], [2.0, -1.0]], [0.5, 0.8], [0.3, 0.7])
     data = torch.randn(20, 2)
-    zero = lambda x, t: 0 * x  # noqa: E731
+
+    def zero(x, t, cond=None):
+        return 0 * x
+
     assert torch.allclose(log_likelihood(zero, data, prior=mixture).log_prob, mixture.log_prob(data))
     assert torch.allclose(log_likelihood(zero, data, prior=mixture.log_prob).log_prob, mixture.log_prob(data))
     # a conditional field: v = cond * x with one scalar per sample, so div = 2 cond and log p shifts by -2 cond
@@ -105,7 +133,7 @@ def test_priors_and_conditions_are_passed_through():
 
 def test_image_shaped_data():
     data = torch.randn(6, 1, 3, 3, dtype=F64)
-    result = log_likelihood(lambda x, t: -0.5 * x, data, method="rk4", steps=10)
+    result = log_likelihood(lambda x, t, cond=None: -0.5 * x, data, method="rk4", steps=10)
     # x(1) = e^-0.5 x(0): noise = e^0.5 data and log p = log N(noise) + 9 * 0.5
     assert result.noise.shape == data.shape
     assert torch.allclose(result.log_prob, standard_normal_log_prob(data * math.exp(0.5)) + 4.5, atol=1e-6)
@@ -122,7 +150,7 @@ def test_gradients_through_the_solver_match_the_closed_form():
         assert torch.allclose(solver, closed, atol=1e-6)
 
 
-@pytest.mark.parametrize("method, steps", [("dopri5", None), ("rk4", 6)])
+@pytest.mark.parametrize("method, steps", [("dopri5", None), ("rk4_38", 6), ("heun", 6)])
 def test_adjoint_gradients_equal_backprop_gradients(method, steps):
     torch.manual_seed(0)
     model = MLP(dim=2, hidden=16, depth=2, time_scale=1.0).double()
@@ -130,7 +158,9 @@ def test_adjoint_gradients_equal_backprop_gradients(method, steps):
     grads = {}
     for adjoint in (False, True):
         model.zero_grad()
-        result = log_likelihood(model, data, method=method, steps=steps, rtol=1e-8, atol=1e-8, adjoint=adjoint)
+        result = log_likelihood(
+            model, data, method=method, steps=steps, rtol=1e-8, atol=1e-8, adjoint=adjoint
+        )
         (-result.log_prob.mean()).backward()
         grads[adjoint] = torch.cat([p.grad.flatten() for p in model.parameters()])
     assert grads[False].norm() > 1e-3
@@ -142,8 +172,16 @@ def test_max_likelihood_training_reaches_the_entropy_of_a_gaussian():
     mean, std = torch.tensor([1.5, -1.0], dtype=F64), torch.tensor([0.5, 2.0], dtype=F64)
     g = torch.Generator().manual_seed(0)
     field = Affine(torch.zeros(2, 2) + 0.01 * torch.eye(2), torch.zeros(2))
-    result = train_max_likelihood(field, lambda: mean + std * torch.randn(256, 2, generator=g, dtype=F64),
-                                  steps=100, method="rk4", solver_steps=2, lr=0.1, progress=False, device="cpu")
+    result = train_max_likelihood(
+        field,
+        lambda: mean + std * torch.randn(256, 2, generator=g, dtype=F64),
+        steps=100,
+        method="rk4",
+        solver_steps=2,
+        lr=0.1,
+        progress=False,
+        device="cpu",
+    )
     entropy = torch.distributions.Normal(mean, std).entropy().sum().item()
     assert result.steps_done == 100 and result.seconds > 0
     assert sum(result.losses[:10]) / 10 > entropy + 0.5
@@ -188,7 +226,9 @@ def test_bad_inputs_raise_value_errors():
     with pytest.raises(ValueError, match=r"shape \(B, \.\.\.\)"):
         log_likelihood(field, data[0])
     with pytest.raises(ValueError, match="nn.Module"):
-        log_likelihood(lambda x, t: x, data, adjoint=True)
+        log_likelihood(lambda x, t, cond=None: x, data, adjoint=True)
+    with pytest.raises(ValueError, match="rk4_38"):
+        log_likelihood(field, data, method="rk4", steps=4, adjoint=True)
     with pytest.raises(ValueError, match="one log-density per sample"):
         log_likelihood(field, data, prior=lambda noise: noise)
     with pytest.raises(ValueError, match="rtol and atol"):

@@ -84,7 +84,9 @@ def test_mixture_score_three_ways(t_value):
     schedule = CosineSchedule()
     t = torch.full((64,), t_value, dtype=torch.float64)
     coef = schedule(t)
-    x = (torch.randn(64, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 4).requires_grad_(True)
+    x = (
+        torch.randn(64, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 4
+    ).requires_grad_(True)
     (grad,) = torch.autograd.grad(mixture.log_prob(x, coef.alpha, coef.sigma).sum(), x)
     x = x.detach()
     score = mixture.score(x, coef.alpha, coef.sigma)

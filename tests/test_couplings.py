@@ -37,7 +37,9 @@ def test_ot_assignment_matches_brute_force_and_scipy():
     noise, data = _clouds(100, seed=2)
     cost = (torch.cdist(noise.double(), data.double()) ** 2).numpy()
     rows, cols = linear_sum_assignment(cost)
-    assert transport_cost(noise, data[ot_assignment(noise, data)]) == pytest.approx(cost[rows, cols].mean(), rel=1e-10)
+    assert transport_cost(noise, data[ot_assignment(noise, data)]) == pytest.approx(
+        cost[rows, cols].mean(), rel=1e-10
+    )
 
 
 def test_independent_coupling_keeps_pairs():
@@ -49,7 +51,7 @@ def test_independent_coupling_keeps_pairs():
 def test_reflow_pairs_follow_the_ode():
     shift = torch.tensor([2.0, -1.0])
 
-    def field(x, t):  # dx/dt = shift - x has x(1) = shift + (x(0) - shift) e^{-1}
+    def field(x, t, cond=None):  # dx/dt = shift - x has x(1) = shift + (x(0) - shift) e^{-1}
         return shift - x
 
     noise, _ = _clouds(50)

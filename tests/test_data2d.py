@@ -26,7 +26,7 @@ def test_points_are_shuffled(name):
     """No half of the set belongs to one part: the first and second halves have the same mean."""
     x = sample_target(name, N, seed=2)
     scale = x.std(0).max()
-    assert (x[: N // 2].mean(0) - x[N // 2:].mean(0)).abs().max() < 0.15 * scale
+    assert (x[: N // 2].mean(0) - x[N // 2 :].mean(0)).abs().max() < 0.15 * scale
 
 
 def test_seed_none_draws_fresh_points():

@@ -3,22 +3,10 @@
 import numpy as np
 import pytest
 import torch
+from model_helpers import alpha_bars, gaussian_model
 
-from lessons.ddpm import DDPM, ddpm_step_to_t
+from lessons.ddpm import DDPM, DiscreteVPSchedule, ddpm_step_to_t
 from lessons.models import MLP
-from model_helpers import alpha_bars
-
-
-def _exact_eps(ddpm, mean, std):
-    """E[noise | x_k] for data ~ N(mean, std^2 I): sqrt(1 - abar) (x - sqrt(abar) mean) / (abar std^2 + 1 - abar)."""
-    abars = torch.from_numpy(alpha_bars(ddpm.num_steps, ddpm.betas[0].item(), ddpm.betas[-1].item())[1])
-
-    def model(x, t, cond=None):
-        k = torch.round((1 - t.double()) * ddpm.num_steps).long()  # invert t = 1 - k / T
-        abar = abars[k].to(x.dtype)[:, None]
-        return (1 - abar).sqrt() * (x - abar.sqrt() * mean) / (abar * std**2 + 1 - abar)
-
-    return model
 
 
 def test_alpha_bars_and_marginal_by_hand():
@@ -28,25 +16,47 @@ def test_alpha_bars_and_marginal_by_hand():
     assert ddpm.beta(1) == pytest.approx(1e-3) and ddpm.beta(50) == pytest.approx(0.1)
     data, noise = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
     k = torch.tensor([0, 1, 25, 50])
-    expected = torch.stack([abars[j] ** 0.5 * data[i] + (1 - abars[j]) ** 0.5 * noise[i] for i, j in enumerate(k.tolist())])
+    expected = torch.stack(
+        [abars[j] ** 0.5 * data[i] + (1 - abars[j]) ** 0.5 * noise[i] for i, j in enumerate(k.tolist())]
+    )
     assert torch.allclose(ddpm.marginal(data, k, noise), expected)
-    assert torch.equal(ddpm.marginal(data, torch.zeros(4, dtype=torch.long), noise), data)  # k = 0 is clean data
+    assert torch.equal(
+        ddpm.marginal(data, torch.zeros(4, dtype=torch.long), noise), data
+    )  # k = 0 is clean data
 
 
-@pytest.mark.parametrize("k", [1, 20, 100])
-def test_closed_form_marginal_matches_the_forward_chain(k):
-    """Mean sqrt(abar_k) data and variance 1 - abar_k, by Monte Carlo with a 5 standard-error tolerance."""
+def test_closed_form_marginal_matches_the_forward_chain():
+    """One chain recorded at several k: mean sqrt(abar_k) data, variance 1 - abar_k, to 5 standard errors."""
+    torch.manual_seed(0)
     ddpm = DDPM(num_steps=100, beta_start=1e-3, beta_end=0.05)
-    n = 20_000
+    n, ks = 20_000, [100, 1, 20]  # any order; each k is recorded once along the same run
     data = torch.tensor([2.0, -1.0, 0.5], dtype=torch.float64).repeat(n, 1)  # one data point per column
-    x_k = ddpm.forward_chain(data, k, generator=torch.Generator().manual_seed(k))
-    abar = alpha_bars(100, 1e-3, 0.05)[1][k]
-    mean, var = abar**0.5 * data[0], 1 - abar
-    assert (x_k.mean(0) - mean).abs().max() < 5 * (var / n) ** 0.5
-    assert (x_k.var(0) - var).abs().max() < 5 * var * (2 / n) ** 0.5
-    # the closed form drawn directly agrees in law as well
-    direct = ddpm.marginal(data, torch.full((n,), k), torch.randn(n, 3, dtype=torch.float64))
-    assert (direct.mean(0) - x_k.mean(0)).abs().max() < 5 * (2 * var / n) ** 0.5
+    chain = ddpm.forward_chain(data, ks, generator=torch.Generator().manual_seed(0))
+    assert chain.shape == (3, n, 3)
+    for k, x_k in zip(ks, chain):
+        abar = alpha_bars(100, 1e-3, 0.05)[1][k]
+        mean, var = abar**0.5 * data[0], 1 - abar
+        assert (x_k.mean(0) - mean).abs().max() < 5 * (var / n) ** 0.5
+        assert (x_k.var(0) - var).abs().max() < 5 * var * (2 / n) ** 0.5
+        # the closed form drawn directly agrees in law as well
+        direct = ddpm.marginal(data, torch.full((n,), k), torch.randn(n, 3, dtype=torch.float64))
+        assert (direct.mean(0) - x_k.mean(0)).abs().max() < 5 * (2 * var / n) ** 0.5
+
+
+def test_forward_chain_records_the_steps_of_one_run():
+    """The recorded states are those of one run by hand with the same draws; k = 0 is the data."""
+    ddpm = DDPM(num_steps=10, beta_start=0.01, beta_end=0.2)
+    data = torch.randn(5, 2, dtype=torch.float64)
+    chain = ddpm.forward_chain(data, [0, 3, 10], generator=torch.Generator().manual_seed(1))
+    g, x, by_hand = torch.Generator().manual_seed(1), data, {0: data}
+    for i in range(1, 11):
+        z = torch.randn(5, 2, generator=g, dtype=x.dtype)
+        x = (1 - ddpm.beta(i)) ** 0.5 * x + ddpm.beta(i) ** 0.5 * z
+        by_hand[i] = x
+    assert torch.equal(chain, torch.stack([by_hand[0], by_hand[3], by_hand[10]]))
+    for bad in (3, [], [11], [2.5], [-1]):
+        with pytest.raises(ValueError):
+            ddpm.forward_chain(data, bad)
 
 
 def test_loss_of_the_exact_eps_is_the_posterior_variance():
@@ -54,7 +64,7 @@ def test_loss_of_the_exact_eps_is_the_posterior_variance():
     torch.manual_seed(0)
     ddpm = DDPM(num_steps=100, beta_start=1e-3, beta_end=0.2)
     mean, std = torch.tensor([1.0, -2.0]), 0.5
-    model = _exact_eps(ddpm, mean, std)
+    model = gaussian_model(DiscreteVPSchedule(ddpm), mean, std)
     losses = torch.stack([ddpm.loss(model, mean + std * torch.randn(4096, 2)) for _ in range(8)])
     abars = alpha_bars(100, 1e-3, 0.2)[1][1:]
     expected = np.mean(abars * std**2 / (abars * std**2 + 1 - abars))
@@ -85,8 +95,12 @@ def _propagate_law(ddpm, mean, std):
     betas, abars = alpha_bars(ddpm.num_steps, ddpm.betas[0].item(), ddpm.betas[-1].item())
     mu, var = 0.0, 1.0
     for k in range(ddpm.num_steps, 0, -1):
-        gain = abars[k] ** 0.5 * std**2 / (abars[k] * std**2 + 1 - abars[k])  # x0_hat = mean + gain (x - sqrt(abar) mean)
-        c0 = abars[k - 1] ** 0.5 * betas[k - 1] / (1 - abars[k])  # posterior mean coefficients of q(x_{k-1} | x_k, x0)
+        gain = (
+            abars[k] ** 0.5 * std**2 / (abars[k] * std**2 + 1 - abars[k])
+        )  # x0_hat = mean + gain (x - sqrt(abar) mean)
+        c0 = (
+            abars[k - 1] ** 0.5 * betas[k - 1] / (1 - abars[k])
+        )  # posterior mean coefficients of q(x_{k-1} | x_k, x0)
         c1 = (1 - betas[k - 1]) ** 0.5 * (1 - abars[k - 1]) / (1 - abars[k])
         a, b = c0 * gain + c1, c0 * (mean - gain * abars[k] ** 0.5 * mean)
         noise_var = (1 - abars[k - 1]) / (1 - abars[k]) * betas[k - 1] if k > 1 else 0.0
@@ -99,8 +113,12 @@ def test_ancestral_sampling_matches_its_exact_law():
     ddpm = DDPM(num_steps=100, beta_start=1e-3, beta_end=0.2)
     n, mean, std = 20_000, 1.5, 0.5
     g = torch.Generator().manual_seed(0)
-    traj = ddpm.sample(_exact_eps(ddpm, mean, std), torch.randn(n, 1, generator=g, dtype=torch.float64),
-                       generator=g, keep_path=False)
+    model = gaussian_model(
+        DiscreteVPSchedule(ddpm), mean, std, dim=1
+    )  # the exact eps of 1D data N(mean, std^2)
+    traj = ddpm.sample(
+        model, torch.randn(n, 1, generator=g, dtype=torch.float64), generator=g, keep_path=False
+    )
     mu, sd = _propagate_law(ddpm, mean, std)
     x = traj.final[:, 0]
     assert abs(x.mean().item() - mu) < 5 * sd / n**0.5
@@ -112,8 +130,13 @@ def test_ancestral_sampling_reproduces_a_gaussian(variance):
     ddpm = DDPM()  # Ho et al.'s 1000 steps
     n, mean, std = 6000, torch.tensor([1.5, -0.5]), 0.5
     g = torch.Generator().manual_seed(1)
-    x = ddpm.sample(_exact_eps(ddpm, mean, std), torch.randn(n, 2, generator=g), variance=variance,
-                    generator=g, keep_path=False).final
+    x = ddpm.sample(
+        gaussian_model(DiscreteVPSchedule(ddpm), mean, std),
+        torch.randn(n, 2, generator=g),
+        variance=variance,
+        generator=g,
+        keep_path=False,
+    ).final
     assert (x.mean(0) - mean).abs().max() < 5 * std / n**0.5
     # 1000 steps leave a discretisation bias below 1% in the std; the sampling error is ~0.9% here
     assert (x.std(0) / std - 1).abs().max() < 0.035
@@ -141,7 +164,12 @@ def test_trajectory_shape_times_and_nfe():
 def test_t_of_and_bad_inputs():
     ddpm = DDPM(num_steps=10)
     assert torch.allclose(ddpm.t_of(torch.tensor([10, 5, 0])), torch.tensor([0.0, 0.5, 1.0]))
-    for kwargs in ({"num_steps": 0}, {"beta_start": 0.0}, {"beta_start": 0.1, "beta_end": 0.01}, {"beta_end": 1.0}):
+    for kwargs in (
+        {"num_steps": 0},
+        {"beta_start": 0.0},
+        {"beta_start": 0.1, "beta_end": 0.01},
+        {"beta_end": 1.0},
+    ):
         with pytest.raises(ValueError):
             DDPM(**kwargs)
     with pytest.raises(ValueError, match="DDPM variance"):

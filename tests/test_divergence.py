@@ -7,7 +7,6 @@ from lessons.divergence import divergence_exact, divergence_hutchinson, draw_pro
 from lessons.models import MLP
 
 
-
 def _model(dim=3, seed=0):
     torch.manual_seed(seed)
     return MLP(dim=dim, hidden=16, depth=2, time_scale=1.0).double()
@@ -15,7 +14,9 @@ def _model(dim=3, seed=0):
 
 def _xt(batch=4, dim=3, seed=1):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(batch, dim, generator=g, dtype=torch.float64), torch.rand(batch, generator=g, dtype=torch.float64)
+    return torch.randn(batch, dim, generator=g, dtype=torch.float64), torch.rand(
+        batch, generator=g, dtype=torch.float64
+    )
 
 
 def _jacobian_fd(field, x, t, h=1e-6):
@@ -40,7 +41,7 @@ def test_exact_divergence_of_image_shaped_states():
     g = torch.Generator().manual_seed(3)
     a = torch.randn(4, 4, generator=g, dtype=torch.float64)
 
-    def field(x, t):
+    def field(x, t, cond=None):
         return (x.flatten(1) @ a.T).view_as(x)
 
     x, t = torch.randn(5, 1, 2, 2, dtype=torch.float64, generator=g), torch.rand(5, dtype=torch.float64)
@@ -87,7 +88,7 @@ def test_divergence_is_differentiable_in_the_parameters():
     x, t = torch.randn(6, 2, dtype=torch.float64), torch.rand(6, dtype=torch.float64)
 
     def div_sum(weight):
-        return divergence_exact(lambda x, t: torch.tanh(x @ weight.T), x, t).sum()
+        return divergence_exact(lambda x, t, cond=None: torch.tanh(x @ weight.T), x, t).sum()
 
     (grad,) = torch.autograd.grad(div_sum(w), w)
     h, fd = 1e-6, torch.zeros_like(w)
@@ -105,8 +106,12 @@ def test_no_grad_detaches_and_fields_that_ignore_x_have_zero_divergence():
     with torch.no_grad():
         v, div = velocity_and_divergence(model, x, t)
     assert not v.requires_grad and not div.requires_grad
-    assert torch.equal(divergence_exact(lambda x, t: torch.zeros_like(x), x, t), torch.zeros(4, dtype=x.dtype))
-    assert torch.equal(divergence_hutchinson(lambda x, t: torch.ones_like(x), x, t), torch.zeros(4, dtype=x.dtype))
+    assert torch.equal(
+        divergence_exact(lambda x, t, cond=None: torch.zeros_like(x), x, t), torch.zeros(4, dtype=x.dtype)
+    )
+    assert torch.equal(
+        divergence_hutchinson(lambda x, t, cond=None: torch.ones_like(x), x, t), torch.zeros(4, dtype=x.dtype)
+    )
 
 
 def test_probes_have_zero_mean_and_identity_second_moment():
@@ -132,6 +137,6 @@ def test_bad_inputs_raise_value_errors():
     with pytest.raises(ValueError, match="unknown probe distribution"):
         divergence_hutchinson(model, x, t, noise="uniform")
     with pytest.raises(ValueError, match="shaped like x"):
-        divergence_exact(lambda x, t: x.sum(1), x, t)
+        divergence_exact(lambda x, t, cond=None: x.sum(1), x, t)
     with pytest.raises(ValueError, match="probe vectors"):
         velocity_and_divergence(model, x, t, torch.ones(2, 4, 2, dtype=x.dtype))

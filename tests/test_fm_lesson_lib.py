@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from lessons.data2d import target_density
-from lessons.flow_matching import (cfm_loss, conditional_velocity, empirical_marginal_velocity, fm_loss,
-                                   marginal_velocity)
+from lessons.flow_matching import cfm_loss, conditional_velocity, empirical_marginal_velocity, fm_loss
+from lessons.mixture import ExactMixtureModel
 from lessons.models import MLP
 from lessons.paths import GaussianPath
 from lessons.schedules import CosineSchedule, LinearSchedule, VESchedule, VPSchedule
@@ -27,12 +27,12 @@ class ExactField(torch.nn.Module):
 
     def __init__(self, mixture, path, matrix=((0.0, 0.0), (0.0, 0.0)), offset=(0.0, 0.0)):
         super().__init__()
-        self.mixture, self.path = mixture, path
+        self.exact = ExactMixtureModel(mixture, path.schedule, "velocity")
         self.matrix = torch.nn.Parameter(torch.tensor(matrix))
         self.offset = torch.nn.Parameter(torch.tensor(offset))
 
     def forward(self, x, t, cond=None):
-        return marginal_velocity(self.mixture, self.path, x, t) + x @ self.matrix.T + self.offset
+        return self.exact(x=x, t=t) + x @ self.matrix.T + self.offset
 
 
 @pytest.mark.parametrize("name", PATHS)
@@ -64,40 +64,27 @@ def test_conditional_velocity_matches_lipman_closed_forms():
     torch.testing.assert_close(conditional_velocity(PATHS["ve"], x, data, t), ve)
 
 
-@pytest.mark.parametrize("name", ["ot", "vp", "ve"])
-def test_marginal_velocity_is_the_posterior_average_of_component_fields(name):
-    mixture, path = target_density("mixture"), PATHS[name]
-    t = torch.rand(64, dtype=torch.float64) * 0.9
-    x = path.sample(torch.randn(64, 2, dtype=torch.float64), mixture.sample(64).double(), t).x_t
-    c = path.schedule(t)
-    a, s, da, ds = (v[:, None] for v in (c.alpha, c.sigma, c.d_alpha, c.d_sigma))  # (B, 1)
-    # given component k, x_t ~ N(a mu_k, std_k^2 I), std_k^2 = a^2 s_k^2 + s^2: a Gaussian path of its own
-    std2 = a**2 * mixture.stds.double()[None] ** 2 + s**2  # (B, K)
-    d_std_over_std = (a * da * mixture.stds.double()[None] ** 2 + s * ds) / std2  # (B, K)
-    mean = a[:, :, None] * mixture.means.double()[None]  # (B, K, D)
-    field_k = da[:, :, None] * mixture.means.double()[None] + d_std_over_std[:, :, None] * (x[:, None] - mean)
-    log_w = torch.log(mixture.weights.double())[None] - ((x[:, None] - mean) ** 2).sum(-1) / (2 * std2) - torch.log(std2)
-    expected = (torch.softmax(log_w, 1)[:, :, None] * field_k).sum(1)
-    torch.testing.assert_close(marginal_velocity(mixture, path, x, t), expected, rtol=1e-5, atol=1e-5)
-
-
 def test_empirical_marginal_velocity_of_one_point_is_its_conditional_field():
     path, data = PATHS["ot"], torch.randn(1, 2, dtype=torch.float64)
     x, t = torch.randn(10, 2, dtype=torch.float64), torch.rand(10, dtype=torch.float64) * 0.9
-    torch.testing.assert_close(empirical_marginal_velocity(path, data, x, t), conditional_velocity(path, x, data, t))
+    torch.testing.assert_close(
+        empirical_marginal_velocity(path, data, x, t), conditional_velocity(path, x, data, t)
+    )
 
 
 def test_empirical_marginal_velocity_converges_to_the_exact_field():
     mixture, path = target_density("mixture"), PATHS["ot"]
     t = torch.full((64,), 0.6, dtype=torch.float64)
     x = path.sample(torch.randn(64, 2, dtype=torch.float64), mixture.sample(64).double(), t).x_t
-    exact = marginal_velocity(mixture, path, x, t)
+    exact = ExactMixtureModel(mixture, path.schedule, "velocity")(x=x, t=t)
     one, two = (empirical_marginal_velocity(path, mixture.sample(50_000).double(), x, t) for _ in range(2))
     # the two independent estimates disagree by about sqrt(2) times each one's error: that sets the scale
     mc_scale = ((one - two) ** 2).sum(1).mean() / 2
     error = ((one - exact) ** 2).sum(1).mean()
     assert error < 4 * mc_scale and error < 1e-3 * (exact**2).sum(1).mean()
-    other = marginal_velocity(target_density("8gaussians"), path, x, t)  # a different target is far away
+    other = ExactMixtureModel(target_density("8gaussians"), path.schedule, "velocity")(
+        x=x, t=t
+    )  # another target: far
     assert ((one - other) ** 2).sum(1).mean() > 100 * error
 
 
@@ -106,7 +93,9 @@ def test_fm_loss_is_the_mse_to_the_marginal_field():
     data, noise, t = mixture.sample(256), torch.randn(256, 2), torch.rand(256) * 0.95
     model = MLP(hidden=16, depth=2)
     x_t = t[:, None] * data + (1 - t[:, None]) * noise
-    expected = ((model(x=x_t, t=t) - marginal_velocity(mixture, path, x_t, t)) ** 2).mean()
+    expected = (
+        (model(x=x_t, t=t) - ExactMixtureModel(mixture, path.schedule, "velocity")(x=x_t, t=t)) ** 2
+    ).mean()
     torch.testing.assert_close(fm_loss(model, path, mixture, data, noise, t), expected)
     exact = ExactField(mixture, path)
     assert fm_loss(exact, path, mixture, data, noise, t) < 1e-10
@@ -120,7 +109,10 @@ def test_cfm_and_fm_losses_differ_by_a_constant_and_share_gradients():
     data, noise, t = mixture.sample(n), torch.randn(n, 2), torch.rand(n) * 0.95
     x_t = path.sample(noise, data, t).x_t
     # per-sample CFM-minus-FM gradient noise, (u(x) - u(x | data)) times (x, 1): it sets the tolerance
-    residual = marginal_velocity(mixture, path, x_t, t) - path.sample(noise, data, t).velocity  # (n, 2)
+    residual = (
+        ExactMixtureModel(mixture, path.schedule, "velocity")(x=x_t, t=t)
+        - path.sample(noise, data, t).velocity
+    )
     features = torch.cat([x_t, torch.ones(n, 1)], 1)  # (n, 3)
     per_sample = residual[:, :, None] * features[:, None, :]  # (n, 2, 3): d/d[A | b]
     std_error = per_sample.std(0) / math.sqrt(n)
@@ -130,11 +122,15 @@ def test_cfm_and_fm_losses_differ_by_a_constant_and_share_gradients():
         cfm, fm = cfm_loss(model, path, data, noise, t), fm_loss(model, path, mixture, data, noise, t)
         gaps.append((cfm - fm).item())
         fm_changes.append(fm.item())
-        g_cfm = torch.cat([g.reshape(2, -1) for g in torch.autograd.grad(cfm, [model.matrix, model.offset])], 1)
+        g_cfm = torch.cat(
+            [g.reshape(2, -1) for g in torch.autograd.grad(cfm, [model.matrix, model.offset])], 1
+        )
         g_fm = torch.cat([g.reshape(2, -1) for g in torch.autograd.grad(fm, [model.matrix, model.offset])], 1)
         # the FM gradient, independently: mean of (A x + b) (x, 1)^T (the loss is a mean over 2 coordinates)
         error = x_t @ model.matrix.detach().T + model.offset.detach()
-        torch.testing.assert_close(g_fm, (error[:, :, None] * features[:, None, :]).mean(0), rtol=1e-3, atol=1e-4)
+        torch.testing.assert_close(
+            g_fm, (error[:, :, None] * features[:, None, :]).mean(0), rtol=1e-3, atol=1e-4
+        )
         assert ((g_cfm - g_fm).abs() < 4 * std_error).all()  # equal up to sampling noise
     # the gap E || u(x | data) - u(x) ||^2 does not depend on the model, while the losses do
     assert abs(gaps[1] - gaps[0]) < 0.01 * abs(fm_changes[1] - fm_changes[0]) and gaps[0] > 0.3
@@ -155,6 +151,6 @@ def test_bad_inputs_raise_value_errors():
     with pytest.raises(ValueError, match="columns"):
         empirical_marginal_velocity(path, torch.randn(100, 3), x, torch.rand(4))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        marginal_velocity(mixture, path, x, torch.full((4,), 1.5))
+        fm_loss(MLP(hidden=8, depth=1), path, mixture, x, t=torch.full((4,), 1.5))
     with pytest.raises(ValueError, match="one time per sample"):
         fm_loss(MLP(hidden=8, depth=1), path, mixture, x, t=torch.rand(3))

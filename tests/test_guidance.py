@@ -2,12 +2,11 @@
 
 import pytest
 import torch
+from model_helpers import randomized
 
-from lessons.guidance import ClassifierFreeGuidance
+from lessons.guidance import ClassifierFreeGuidance, drop_labels
 from lessons.unet import UNet, unet_config
 from widgets.guidance import GuidanceExplorer, precompute_guided_samples
-
-from model_helpers import randomized
 
 
 def test_classifier_free_guidance_formula():
@@ -24,6 +23,22 @@ def test_classifier_free_guidance_formula():
     with pytest.raises(ValueError, match="labels"):
         ClassifierFreeGuidance(model, 1.0)(x=x, t=t)
 
+
+def test_drop_labels_replaces_a_fraction_p_by_the_null_class():
+    labels = torch.arange(10).repeat(1000)  # (10000,)
+    dropped = drop_labels(labels, 0.3, 10, torch.Generator().manual_seed(0))
+    gone = dropped == 10
+    assert (
+        abs(gone.float().mean().item() - 0.3) < 4 * (0.3 * 0.7 / 10_000) ** 0.5
+    )  # 4 binomial standard errors
+    assert torch.equal(dropped[~gone], labels[~gone])  # the others are kept as they were
+    keep = (
+        torch.rand(labels.shape, generator=torch.Generator().manual_seed(0)) >= 0.3
+    )  # the same uniform draws
+    assert torch.equal(~gone, keep)
+    assert drop_labels(labels, 0.0, 10) is labels and (drop_labels(labels, 1.0, 10) == 10).all()
+    with pytest.raises(ValueError, match="dropout probability"):
+        drop_labels(labels, 1.5, 10)
 
 
 def test_explorer_updates_on_class_and_scale():

@@ -5,8 +5,18 @@ import pytest
 import scipy.linalg
 import torch
 
-from lessons.image_metrics import (DigitClassifier, _shift, accuracy, class_diversity, classify, frechet_distance,
-                                   frechet_gaussian, load_classifier, mean_pairwise_distance)
+from lessons.checkpoints import checkpoint_path
+from lessons.image_metrics import (
+    DigitClassifier,
+    _shift,
+    accuracy,
+    class_diversity,
+    classify,
+    frechet_distance,
+    frechet_gaussian,
+    load_classifier,
+    mean_pairwise_distance,
+)
 from lessons.mnist import load_mnist
 
 
@@ -25,7 +35,9 @@ def test_frechet_gaussian_against_scipy_sqrtm():
 
 def test_frechet_gaussian_in_one_dimension_is_w2_squared():
     # N(m1, s1^2) and N(m2, s2^2): W2^2 = (m1 - m2)^2 + (s1 - s2)^2
-    fd = frechet_gaussian(torch.tensor([1.0]), torch.tensor([[4.0]]), torch.tensor([-0.5]), torch.tensor([[0.25]]))
+    fd = frechet_gaussian(
+        torch.tensor([1.0]), torch.tensor([[4.0]]), torch.tensor([-0.5]), torch.tensor([[0.25]])
+    )
     assert fd == pytest.approx(1.5**2 + 1.5**2)
 
 
@@ -61,7 +73,7 @@ def test_shift_moves_content():
     torch.manual_seed(0)
     moved = _shift(image)
     assert moved.shape == image.shape and (moved == 1).sum() == 1
-    (y, x), = torch.nonzero(moved[0, 0] == 1).tolist()
+    ((y, x),) = torch.nonzero(moved[0, 0] == 1).tolist()
     assert abs(y - 10) <= 2 and abs(x - 10) <= 2
 
 
@@ -80,9 +92,8 @@ def test_shipped_classifier_is_accurate_on_held_out_digits():
 @pytest.mark.parametrize("name, method, clip", [("cfm_small", "cfm", False), ("ddpm_small", "ddpm", True)])
 def test_shipped_generators_draw_recognizable_digits_at_8_evaluations(name, method, clip):
     from lessons.image_training import generate, load_image_model
-    from lessons.mnist import MNIST_CHECKPOINTS
 
-    model, settings = load_image_model(MNIST_CHECKPOINTS / f"{name}.pt")  # checksum verified
+    model, settings = load_image_model(checkpoint_path("mnist", f"{name}.pt"))  # checksum verified
     assert settings["method"] == method and settings["classes"] and settings["size"] == "small"
     labels = torch.arange(100) % 10
     noise = torch.randn(100, 1, 28, 28, generator=torch.Generator().manual_seed(11))

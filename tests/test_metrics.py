@@ -15,7 +15,9 @@ from lessons.trajectory import Trajectory
 
 def _brute_force_w2(a, b):
     n = len(a)
-    best = min(sum(((a[i] - b[p[i]]) ** 2).sum().item() for i in range(n)) for p in itertools.permutations(range(n)))
+    best = min(
+        sum(((a[i] - b[p[i]]) ** 2).sum().item() for i in range(n)) for p in itertools.permutations(range(n))
+    )
     return math.sqrt(best / n)
 
 
@@ -39,7 +41,9 @@ def test_w2_of_a_shifted_copy_is_the_shift():
     a = torch.randn(200, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     shift = torch.tensor([1.5, -2.0], dtype=torch.float64)
     assert w2(a, a + shift) == pytest.approx(2.5, rel=1e-9)  # |shift| = sqrt(1.5^2 + 2^2)
-    assert w2(a, a[torch.randperm(200)]) == pytest.approx(0.0, abs=1e-6)  # order does not matter (cdist rounding ~1e-8)
+    assert w2(a, a[torch.randperm(200)]) == pytest.approx(
+        0.0, abs=1e-6
+    )  # order does not matter (cdist rounding ~1e-8)
 
 
 def test_w2_bad_input():
@@ -89,8 +93,10 @@ def _trajectory(fn, steps, batch=1):
 
 
 def test_straightness_zero_for_a_straight_constant_speed_path():
-    start, end = torch.tensor([[1.0, -2.0], [0.0, 3.0]], dtype=torch.float64), torch.tensor(
-        [[4.0, 2.0], [-1.0, 0.5]], dtype=torch.float64)
+    start, end = (
+        torch.tensor([[1.0, -2.0], [0.0, 3.0]], dtype=torch.float64),
+        torch.tensor([[4.0, 2.0], [-1.0, 0.5]], dtype=torch.float64),
+    )
     traj = _trajectory(lambda t: start + t * (end - start), 10, batch=2)
     assert straightness(traj) == pytest.approx(0.0, abs=1e-20)
 

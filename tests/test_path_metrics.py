@@ -33,7 +33,7 @@ def test_path_energy_by_hand_with_uneven_speed():
 def test_path_energy_of_an_ode_matches_the_integral():
     # dx/dt = -x: x(t) = x0 e^{-t}, int_0^1 ||x||^2 dt = ||x0||^2 (1 - e^{-2}) / 2
     x0 = torch.randn(30, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    traj = solve_ode(lambda x, t: -x, x0, steps=400, method="rk4")
+    traj = solve_ode(lambda x, t, cond=None: -x, x0, steps=400, method="rk4")
     expected = (x0**2).sum(1).mean().item() * (1 - math.exp(-2)) / 2
     assert path_energy(traj) == pytest.approx(expected, rel=1e-3)
 

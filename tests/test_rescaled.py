@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from model_helpers import INTERIOR, central_difference, gaussian_model
 
 from lessons.conversions import change_schedule
 from lessons.ddim import ddim
@@ -14,24 +15,34 @@ from lessons.schedules import (
     TruncatedSchedule,
     VESchedule,
     VPSchedule,
-    time_at_log_snr,
+    log_snr_bisection,
 )
-from lessons.sde import SDECoefficients, sde_coefficients
-from lessons.sde import SDESchedule
-from model_helpers import INTERIOR, central_difference, gaussian_eps_model
+from lessons.sde import SDECoefficients, SDESchedule, sde_coefficients
+
 
 def _custom_scale(t):  # c = 1 + t (1 - t), dc/dt = 1 - 2 t
     return 1 + t * (1 - t), 1 - 2 * t
 
 
-@pytest.mark.parametrize("sched", [RescaledSchedule(LinearSchedule()), RescaledSchedule(CosineSchedule(), _custom_scale),
-                                   RescaledSchedule(LinearSchedule(), _custom_scale),
-                                   TruncatedSchedule(CosineSchedule(), 0.1, 0.8), TruncatedSchedule(VPSchedule(), 0.0, 0.9)],
-                         ids=repr)
+@pytest.mark.parametrize(
+    "sched",
+    [
+        RescaledSchedule(LinearSchedule()),
+        RescaledSchedule(CosineSchedule(), _custom_scale),
+        RescaledSchedule(LinearSchedule(), _custom_scale),
+        TruncatedSchedule(CosineSchedule(), 0.1, 0.8),
+        TruncatedSchedule(VPSchedule(), 0.0, 0.9),
+    ],
+    ids=repr,
+)
 def test_derivatives_match_finite_differences(sched):
     out = sched(INTERIOR)
-    assert torch.allclose(out.d_alpha, central_difference(lambda t: sched(t).alpha, INTERIOR), rtol=1e-6, atol=1e-7)
-    assert torch.allclose(out.d_sigma, central_difference(lambda t: sched(t).sigma, INTERIOR), rtol=1e-6, atol=1e-7)
+    assert torch.allclose(
+        out.d_alpha, central_difference(lambda t: sched(t).alpha, INTERIOR), rtol=1e-6, atol=1e-7
+    )
+    assert torch.allclose(
+        out.d_sigma, central_difference(lambda t: sched(t).sigma, INTERIOR), rtol=1e-6, atol=1e-7
+    )
 
 
 def test_variance_preserving_rescale_of_linear_by_hand():
@@ -52,29 +63,43 @@ def test_rescaling_keeps_the_log_snr(base):
 def test_truncated_schedule_is_the_base_on_a_sub_interval():
     base, sched = CosineSchedule(), TruncatedSchedule(CosineSchedule(), 0.2, 0.7)
     assert torch.allclose(sched(INTERIOR).alpha, base(0.2 + 0.5 * INTERIOR).alpha)
-    assert torch.allclose(sched.log_snr(torch.tensor([0.0, 1.0], dtype=torch.float64)),
-                          base.log_snr(torch.tensor([0.2, 0.7], dtype=torch.float64)))
+    assert torch.allclose(
+        sched.log_snr(torch.tensor([0.0, 1.0], dtype=torch.float64)),
+        base.log_snr(torch.tensor([0.2, 0.7], dtype=torch.float64)),
+    )
 
 
 def test_time_at_log_snr_against_closed_forms():
     lam = torch.linspace(-12, 12, 25, dtype=torch.float64)
-    assert torch.allclose(time_at_log_snr(LinearSchedule(), lam), torch.sigmoid(lam / 2), atol=1e-12)
-    assert torch.allclose(time_at_log_snr(CosineSchedule(), lam), 2 / math.pi * torch.atan(torch.exp(lam / 2)), atol=1e-12)
-    ends = time_at_log_snr(LinearSchedule(), torch.tensor([-math.inf, math.inf], dtype=torch.float64))
-    assert ends.tolist() == [0.0, 1.0]
-    vp = VPSchedule()  # log-SNR of VP starts near -10 at t = 0: a lower target gives t = 0
-    assert time_at_log_snr(vp, torch.tensor([-30.0], dtype=torch.float64)).item() < 1e-12
+    for invert in (log_snr_bisection, lambda s, lam: s.time_at_log_snr(lam)):
+        assert torch.allclose(invert(LinearSchedule(), lam), torch.sigmoid(lam / 2), atol=1e-12)
+        assert torch.allclose(
+            invert(CosineSchedule(), lam), 2 / math.pi * torch.atan(torch.exp(lam / 2)), atol=1e-12
+        )
+        ends = invert(LinearSchedule(), torch.tensor([-math.inf, math.inf], dtype=torch.float64))
+        assert ends.tolist() == [0.0, 1.0]
+        vp = VPSchedule()  # log-SNR of VP starts near -10 at t = 0: a lower target gives t = 0
+        assert invert(vp, torch.tensor([-30.0], dtype=torch.float64)).item() < 1e-12
 
 
 def test_time_at_log_snr_bad_input():
     with pytest.raises(ValueError, match="shape"):
-        time_at_log_snr(LinearSchedule(), torch.zeros(2, 2))
+        LinearSchedule().time_at_log_snr(torch.zeros(2, 2))
+    with pytest.raises(ValueError, match="shape"):
+        log_snr_bisection(LinearSchedule(), torch.zeros(2, 2))
     with pytest.raises(ValueError, match="bisection"):
-        time_at_log_snr(LinearSchedule(), torch.zeros(2), iters=0)
+        log_snr_bisection(LinearSchedule(), torch.zeros(2), iters=0)
 
 
-@pytest.mark.parametrize("build", [lambda: RescaledSchedule("linear"), lambda: TruncatedSchedule(LinearSchedule(), 0.5, 0.5),
-                                   lambda: TruncatedSchedule(LinearSchedule(), -0.1, 1.0), lambda: TruncatedSchedule(3)])
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: RescaledSchedule("linear"),
+        lambda: TruncatedSchedule(LinearSchedule(), 0.5, 0.5),
+        lambda: TruncatedSchedule(LinearSchedule(), -0.1, 1.0),
+        lambda: TruncatedSchedule(3),
+    ],
+)
 def test_bad_parameters_raise(build):
     with pytest.raises(ValueError):
         build()
@@ -86,12 +111,36 @@ def test_change_schedule_turns_the_ideal_model_of_one_schedule_into_the_other(ou
     x = torch.randn(64, 2, generator=g, dtype=torch.float64) * 2
     t = torch.rand(64, generator=g, dtype=torch.float64) * 0.98 + 0.01
     source, target = CosineSchedule(), RescaledSchedule(LinearSchedule(), _custom_scale)
-    changed = change_schedule(gaussian_eps_model(source), source, target, "eps", output)
+    changed = change_schedule(gaussian_model(source), source, target, "eps", output)
     c = target(t)
-    eps = gaussian_eps_model(target)(x=x, t=t)  # the ideal model written directly for target
+    eps = gaussian_model(target)(x=x, t=t)  # the ideal model written directly for target
     data = (x - c.sigma[:, None] * eps) / c.alpha[:, None]
-    expected = {"eps": eps, "data": data, "velocity": c.d_alpha[:, None] * data + c.d_sigma[:, None] * eps}[output]
+    expected = {"eps": eps, "data": data, "velocity": c.d_alpha[:, None] * data + c.d_sigma[:, None] * eps}[
+        output
+    ]
     assert torch.allclose(changed(x=x, t=t), expected, atol=1e-9)
+
+
+def test_change_schedule_of_a_pure_rescaling_keeps_the_time():
+    """On RescaledSchedule(base, c), the base's network is evaluated at (x / c(t), t): the log-SNR is unchanged."""
+    seen = []
+
+    def velocity_model(x, t, cond=None):
+        seen.append((x, t))
+        return torch.sin(x) * t[:, None]
+
+    base, scaled = LinearSchedule(), RescaledSchedule(LinearSchedule(), _custom_scale)
+    x = torch.randn(16, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    t = torch.linspace(0.0, 1.0, 16, dtype=torch.float64)
+    changed = change_schedule(velocity_model, base, scaled, prediction="velocity", output="velocity")(
+        x=x, t=t
+    )
+    c, dc = _custom_scale(t)
+    assert torch.allclose(seen[0][1], t, atol=1e-12)
+    assert torch.allclose(seen[0][0], x / c[:, None], atol=1e-12)
+    # x' = c x_base, so dx'/dt = c u + dc x_base
+    expected = c[:, None] * velocity_model(x / c[:, None], t) + dc[:, None] * x / c[:, None]
+    assert torch.allclose(changed, expected, atol=1e-10)
 
 
 def test_ddim_is_invariant_to_rescaling():
@@ -99,14 +148,14 @@ def test_ddim_is_invariant_to_rescaling():
     noise = torch.randn(32, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     ts = torch.linspace(0.02, 1, 9, dtype=torch.float64)
     base, rescaled = CosineSchedule(), RescaledSchedule(CosineSchedule(), _custom_scale)
-    a = ddim(gaussian_eps_model(base), noise, base, ts)
-    b = ddim(gaussian_eps_model(rescaled), noise * _custom_scale(ts[:1])[0], rescaled, ts)
+    a = ddim(gaussian_model(base), noise, base, ts)
+    b = ddim(gaussian_model(rescaled), noise * _custom_scale(ts[:1])[0], rescaled, ts)
     assert torch.allclose(b.xs, a.xs * _custom_scale(ts)[0][:, None, None], atol=1e-10)
 
 
 def test_change_schedule_bad_kind():
     with pytest.raises(ValueError, match="prediction type"):
-        change_schedule(gaussian_eps_model(LinearSchedule()), LinearSchedule(), CosineSchedule(), "noise")
+        change_schedule(gaussian_model(LinearSchedule()), LinearSchedule(), CosineSchedule(), "noise")
 
 
 def test_sde_schedule_recovers_vp_from_its_betas():

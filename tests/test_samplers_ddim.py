@@ -2,28 +2,16 @@
 
 import pytest
 import torch
+from model_helpers import gaussian_model
 
-from lessons.ddpm import DDPM, DiscreteVPSchedule
 from lessons.ddim import ddim
+from lessons.ddpm import DDPM, DiscreteVPSchedule
 from lessons.schedules import CosineSchedule, LinearSchedule, VPSchedule
-
-
-def exact_model(schedule, mean, std, prediction="eps"):
-    """For data ~ N(mean, std^2 I): E[noise | x_t] = sigma (x - alpha mean) / (alpha^2 std^2 + sigma^2), as any kind."""
-
-    def model(x, t, cond=None):
-        c = schedule(t).expand_like(x)
-        var = c.alpha**2 * std**2 + c.sigma**2
-        noise = c.sigma * (x - c.alpha * mean) / var
-        data = mean + c.alpha * std**2 * (x - c.alpha * mean) / var
-        return {"eps": noise, "data": data, "velocity": c.d_alpha * data + c.d_sigma * noise}[prediction]
-
-    return model
 
 
 def test_eta_zero_is_deterministic_and_eta_one_is_not():
     sched = VPSchedule()
-    model = exact_model(sched, torch.tensor([1.0, -1.0]), 0.5)
+    model = gaussian_model(sched, torch.tensor([1.0, -1.0]), 0.5)
     noise, ts = torch.randn(64, 2), torch.linspace(0, 1, 11)
     torch.manual_seed(1)
     a = ddim(model, noise, sched, ts, eta=0.0)
@@ -35,30 +23,43 @@ def test_eta_zero_is_deterministic_and_eta_one_is_not():
     torch.manual_seed(2)
     d = ddim(model, noise, sched, ts, eta=1.0)
     assert not torch.allclose(c.final, d.final)
-    seeded = [ddim(model, noise, sched, ts, eta=1.0, generator=torch.Generator().manual_seed(5)).final for _ in range(2)]
+    seeded = [
+        ddim(model, noise, sched, ts, eta=1.0, generator=torch.Generator().manual_seed(5)).final
+        for _ in range(2)
+    ]
     assert torch.equal(*seeded)
 
 
 def test_trajectory_shape_and_nfe():
     sched = CosineSchedule()
     ts = torch.linspace(0.01, 1, 8)
-    traj = ddim(exact_model(sched, 0.0, 1.0), torch.randn(5, 2), sched, ts)
+    traj = ddim(gaussian_model(sched, 0.0, 1.0), torch.randn(5, 2), sched, ts)
     assert traj.xs.shape == (8, 5, 2) and traj.nfe == 7 and torch.equal(traj.ts, ts)
 
 
-@pytest.mark.parametrize("schedule, prediction, steps, eta, bias", [
-    (VPSchedule(), "eps", 100, 0.0, 0.01),
-    (CosineSchedule(), "data", 100, 0.0, 0.01),
-    (LinearSchedule(), "velocity", 100, 0.0, 0.01),
-    # the stochastic sampler's std is a few percent low at 100 steps (like DDPM's), ~1% at 400
-    (VPSchedule(), "eps", 400, 1.0, 0.015),
-])
+@pytest.mark.parametrize(
+    "schedule, prediction, steps, eta, bias",
+    [
+        (VPSchedule(), "eps", 100, 0.0, 0.01),
+        (CosineSchedule(), "data", 100, 0.0, 0.01),
+        (LinearSchedule(), "velocity", 100, 0.0, 0.01),
+        # the stochastic sampler's std is a few percent low at 100 steps (like DDPM's), ~1% at 400
+        (VPSchedule(), "eps", 400, 1.0, 0.015),
+    ],
+)
 def test_exact_denoiser_lands_on_the_right_gaussian(schedule, prediction, steps, eta, bias):
     n, mean, std = 10_000, torch.tensor([2.0, -1.0]), 0.5
     g = torch.Generator().manual_seed(0)
-    model = exact_model(schedule, mean, std, prediction)
-    x = ddim(model, torch.randn(n, 2, generator=g), schedule, torch.linspace(0, 1, steps + 1), eta=eta,
-             prediction=prediction, generator=g).final
+    model = gaussian_model(schedule, mean, std, prediction)
+    x = ddim(
+        model,
+        torch.randn(n, 2, generator=g),
+        schedule,
+        torch.linspace(0, 1, steps + 1),
+        eta=eta,
+        prediction=prediction,
+        generator=g,
+    ).final
     # tolerance: 5 standard errors plus the discretisation bias of the given number of steps
     assert (x.mean(0) - mean).abs().max() < 5 * std / n**0.5 + bias
     assert (x.std(0) / std - 1).abs().max() < 5 / (2 * n) ** 0.5 + bias
@@ -67,7 +68,7 @@ def test_exact_denoiser_lands_on_the_right_gaussian(schedule, prediction, steps,
 def test_ddim_on_the_linear_schedule_is_flow_euler():
     """x_s = x_t + (s - t) u(x_t, t) for the OT path, whatever the network predicts."""
     sched = LinearSchedule()
-    model = exact_model(sched, torch.tensor([1.0, 3.0]), 0.7, "velocity")
+    model = gaussian_model(sched, torch.tensor([1.0, 3.0]), 0.7, "velocity")
     ts = torch.tensor([0.0, 0.1, 0.35, 0.6, 1.0])
     x = torch.randn(32, 2)
     traj = ddim(model, x, sched, ts, prediction="velocity")
@@ -89,11 +90,17 @@ def _ddpm_posterior(abar_t, abar_s, x_t, data_hat):
 def test_eta_one_step_draws_from_the_ddpm_posterior(t, s):
     sched = VPSchedule()
     mean_data, std = torch.tensor([1.0, -2.0]), 0.3
-    model = exact_model(sched, mean_data, std)
+    model = gaussian_model(sched, mean_data, std)
     n = 40_000
     x_t = torch.tensor([[0.4, -0.2]], dtype=torch.float64).repeat(n, 1)
-    out = ddim(model, x_t, sched, torch.tensor([t, s], dtype=torch.float64), eta=1.0,
-               generator=torch.Generator().manual_seed(0)).final
+    out = ddim(
+        model,
+        x_t,
+        sched,
+        torch.tensor([t, s], dtype=torch.float64),
+        eta=1.0,
+        generator=torch.Generator().manual_seed(0),
+    ).final
     c_t = sched(torch.tensor([t], dtype=torch.float64))
     c_s = sched(torch.tensor([s], dtype=torch.float64))
     noise_hat = model(x_t[:1], torch.tensor([t], dtype=torch.float64))
@@ -102,8 +109,14 @@ def test_eta_one_step_draws_from_the_ddpm_posterior(t, s):
     assert (out.mean(0) - mean).abs().max() < 5 * (var / n) ** 0.5
     assert (out.var(0) / var - 1).abs().max() < 5 * (2 / n) ** 0.5
     # eta = 0.5 draws with a quarter of the posterior variance
-    half = ddim(model, x_t, sched, torch.tensor([t, s], dtype=torch.float64), eta=0.5,
-                generator=torch.Generator().manual_seed(1)).final
+    half = ddim(
+        model,
+        x_t,
+        sched,
+        torch.tensor([t, s], dtype=torch.float64),
+        eta=0.5,
+        generator=torch.Generator().manual_seed(1),
+    ).final
     assert (half.var(0) / (0.25 * var) - 1).abs().max() < 5 * (2 / n) ** 0.5
 
 
@@ -114,7 +127,7 @@ def test_eta_one_on_ddpm_grid_is_ddpm_ancestral_sampling():
     """
     ddpm = DDPM(num_steps=40, beta_start=1e-3, beta_end=0.3)
     sched = DiscreteVPSchedule(ddpm)
-    model = exact_model(sched, torch.tensor([1.0, -1.0]), 0.5)
+    model = gaussian_model(sched, torch.tensor([1.0, -1.0]), 0.5)
     noise = torch.randn(256, 2, dtype=torch.float64)
     ts = 1 - torch.arange(40, -1, -1, dtype=torch.float64) / 40
     via_ddim = ddim(model, noise, sched, ts, eta=1.0, generator=torch.Generator().manual_seed(3))
@@ -122,21 +135,30 @@ def test_eta_one_on_ddpm_grid_is_ddpm_ancestral_sampling():
     assert torch.allclose(via_ddim.xs, via_ddpm.xs, atol=1e-6)
 
 
-@pytest.mark.parametrize("ts, eta, match", [
-    (torch.tensor([0.5]), 0.0, "at least two"),
-    (torch.tensor([0.0, 0.5, 0.5, 1.0]), 0.0, "increasing"),
-    (torch.tensor([1.0, 0.5, 0.0]), 0.0, "increasing"),
-    (torch.tensor([0.0, 1.5]), 0.0, r"\[0, 1\]"),
-    (torch.zeros(2, 2), 0.0, "shape"),
-    (torch.tensor([0.0, 1.0]), -0.5, "eta"),
-])
+@pytest.mark.parametrize(
+    "ts, eta, match",
+    [
+        (torch.tensor([0.5]), 0.0, "at least two"),
+        (torch.tensor([0.0, 0.5, 0.5, 1.0]), 0.0, "increasing"),
+        (torch.tensor([1.0, 0.5, 0.0]), 0.0, "increasing"),
+        (torch.tensor([0.0, 1.5]), 0.0, r"\[0, 1\]"),
+        (torch.zeros(2, 2), 0.0, "shape"),
+        (torch.tensor([0.0, 1.0]), -0.5, "eta"),
+    ],
+)
 def test_bad_grids_raise(ts, eta, match):
     sched = VPSchedule()
     with pytest.raises(ValueError, match=match):
-        ddim(exact_model(sched, 0.0, 1.0), torch.randn(3, 2), sched, ts, eta=eta)
+        ddim(gaussian_model(sched, 0.0, 1.0), torch.randn(3, 2), sched, ts, eta=eta)
 
 
 def test_unknown_prediction_raises():
     sched = VPSchedule()
     with pytest.raises(ValueError, match="prediction type"):
-        ddim(exact_model(sched, 0.0, 1.0), torch.randn(3, 2), sched, torch.linspace(0, 1, 3), prediction="x0")
+        ddim(
+            gaussian_model(sched, 0.0, 1.0),
+            torch.randn(3, 2),
+            sched,
+            torch.linspace(0, 1, 3),
+            prediction="x0",
+        )

@@ -4,16 +4,22 @@ import math
 
 import pytest
 import torch
+from model_helpers import INTERIOR, alpha_bars, central_difference
 
 from lessons.ddpm import DDPM, DiscreteVPSchedule
 from lessons.schedules import (
     CosineSchedule,
     LinearSchedule,
+    RescaledSchedule,
+    Schedule,
+    ScheduleOutput,
+    TruncatedSchedule,
     VESchedule,
     VPSchedule,
+    log_snr_bisection,
     make_schedule,
 )
-from model_helpers import INTERIOR, alpha_bars, central_difference
+from lessons.sde import SDECoefficients, SDESchedule, sde_coefficients
 
 ALL = {
     "linear": LinearSchedule(),
@@ -23,11 +29,15 @@ ALL = {
     "vp_small": VPSchedule(beta_min=0.5, beta_max=5.0),
     "ve": VESchedule(sigma_min=0.02, sigma_max=5.0),
 }
+
+
 def test_end_points_of_each_family():
     zero, one = torch.zeros(1, dtype=torch.float64), torch.ones(1, dtype=torch.float64)
     for sched, sigma_min in ((LinearSchedule(), 0.0), (LinearSchedule(0.05), 0.05)):
         assert sched(zero).alpha.item() == 0.0 and sched(zero).sigma.item() == 1.0
-        assert sched(one).alpha.item() == 1.0 and sched(one).sigma.item() == pytest.approx(sigma_min, abs=1e-15)
+        assert sched(one).alpha.item() == 1.0 and sched(one).sigma.item() == pytest.approx(
+            sigma_min, abs=1e-15
+        )
     cos = CosineSchedule()
     assert cos(zero).alpha.item() == 0.0 and cos(zero).sigma.item() == 1.0
     assert cos(one).alpha.item() == pytest.approx(1.0, abs=1e-15)
@@ -101,9 +111,15 @@ def test_make_schedule_by_name_and_unknown_name():
 
 
 @pytest.mark.parametrize(
-    "build", [lambda: LinearSchedule(sigma_min=1.0), lambda: LinearSchedule(sigma_min=-0.1),
-              lambda: VPSchedule(beta_min=0.0), lambda: VPSchedule(beta_min=2.0, beta_max=1.0),
-              lambda: VESchedule(sigma_min=1.0, sigma_max=1.0), lambda: VESchedule(sigma_min=0.0)],
+    "build",
+    [
+        lambda: LinearSchedule(sigma_min=1.0),
+        lambda: LinearSchedule(sigma_min=-0.1),
+        lambda: VPSchedule(beta_min=0.0),
+        lambda: VPSchedule(beta_min=2.0, beta_max=1.0),
+        lambda: VESchedule(sigma_min=1.0, sigma_max=1.0),
+        lambda: VESchedule(sigma_min=0.0),
+    ],
 )
 def test_bad_parameters_raise(build):
     with pytest.raises(ValueError):
@@ -119,8 +135,6 @@ def test_schedule_checks_t(bad_t):
 def test_expand_like_broadcasts_over_a_state():
     out = CosineSchedule()(torch.tensor([0.2, 0.7])).expand_like(torch.zeros(2, 3, 4))
     assert out.alpha.shape == (2, 1, 1) and out.d_sigma.shape == (2, 1, 1)
-
-
 
 
 def test_vp_schedule_approximates_ddpm_alpha_bars():
@@ -154,3 +168,63 @@ def test_discrete_vp_schedule_derivatives_between_grid_points():
     assert torch.allclose(out.alpha**2 + out.sigma**2, torch.ones_like(t), atol=1e-12)
     lam = sched.log_snr(t)
     assert (lam[1:] > lam[:-1]).all()
+
+
+_VP = VPSchedule()
+INVERTIBLE = {
+    **ALL,
+    "vp_constant_beta": VPSchedule(beta_min=1.0, beta_max=1.0),
+    "rescaled": RescaledSchedule(CosineSchedule(), lambda t: (1 + t * (1 - t), 1 - 2 * t)),
+    "truncated_cosine": TruncatedSchedule(CosineSchedule(), 0.1, 0.8),
+    "truncated_vp": TruncatedSchedule(VPSchedule(), 0.0, 0.9),
+    "ddpm": DiscreteVPSchedule(DDPM(num_steps=50, beta_start=2e-3, beta_end=0.3)),
+    "sde_vp": SDESchedule(lambda t: SDECoefficients(f=0.5 * _VP.beta(t), g=_VP.beta(t).sqrt()), points=2001),
+    "sde_ve": SDESchedule(lambda t: sde_coefficients(VESchedule(), t), sigma_end=0.01, points=2001),
+}
+
+
+@pytest.mark.parametrize("name", list(INVERTIBLE))
+def test_time_at_log_snr_inverts_log_snr_and_agrees_with_bisection(name):
+    sched = INVERTIBLE[name]
+    t = torch.linspace(0.01, 0.99, 197, dtype=torch.float64)
+    lam = sched.log_snr(t)
+    assert (sched.time_at_log_snr(lam) - t).abs().max() < 1e-10
+    assert (sched.time_at_log_snr(lam) - log_snr_bisection(sched, lam)).abs().max() < 1e-10
+    lam32 = lam.float()
+    assert sched.time_at_log_snr(lam32).dtype == torch.float32
+    assert torch.allclose(sched.time_at_log_snr(lam32), log_snr_bisection(sched, lam32), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(INVERTIBLE))
+def test_time_at_log_snr_ends(name):
+    """Targets below the range give t = 0, above it t = 1, as bisection does (infinities included)."""
+    sched = INVERTIBLE[name]
+    ends = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    low, high = sched.log_snr(ends).tolist()
+    lam = torch.tensor(
+        [-math.inf, min(low, 0.0) - 50.0, max(high, 0.0) + 50.0, math.inf], dtype=torch.float64
+    )
+    assert sched.time_at_log_snr(lam).tolist() == [0.0, 0.0, 1.0, 1.0]
+    assert torch.allclose(
+        log_snr_bisection(sched, lam), torch.tensor([0.0, 0.0, 1.0, 1.0], dtype=torch.float64)
+    )
+
+
+def test_sde_schedule_inverts_to_its_first_time():
+    sched = SDESchedule(lambda t: sde_coefficients(CosineSchedule(), t), t_min=0.01, points=2001)
+    t = torch.linspace(0.01, 1.0, 100, dtype=torch.float64)
+    assert (sched.time_at_log_snr(sched.log_snr(t)) - t).abs().max() < 1e-10
+    assert sched.time_at_log_snr(torch.tensor([-math.inf, -50.0], dtype=torch.float64)).tolist() == [
+        0.01,
+        0.01,
+    ]
+
+
+def test_a_schedule_without_closed_form_inverts_by_bisection():
+    class Quadratic(Schedule):  # alpha = t^2, sigma = 1 - t: the base class has only bisection for it
+        def _coefficients(self, t):
+            return ScheduleOutput(t**2, 1 - t, 2 * t, -torch.ones_like(t))
+
+    sched, t = Quadratic(), torch.linspace(0.01, 0.99, 50, dtype=torch.float64)
+    assert (sched.time_at_log_snr(sched.log_snr(t)) - t).abs().max() < 1e-12
+    assert sched.time_at_log_snr(torch.tensor([-math.inf, math.inf])).tolist() == [0.0, 1.0]

@@ -7,11 +7,9 @@ import torch
 
 from lessons.data2d import target_density
 from lessons.ddpm import DDPM, DiscreteVPSchedule
-from lessons.flow_matching import marginal_velocity
-from lessons.mixture import GaussianMixture
-from lessons.paths import GaussianPath
+from lessons.mixture import ExactMixtureModel, GaussianMixture
 from lessons.schedules import CosineSchedule, LinearSchedule, VESchedule, VPSchedule
-from lessons.sde import ExactEps, probability_flow, reverse_sde, score, sde_coefficients
+from lessons.sde import probability_flow, reverse_sde, score, sde_coefficients
 from lessons.solvers import solve_ode
 
 T_INNER = torch.linspace(0.02, 0.98, 25, dtype=torch.float64)
@@ -42,13 +40,20 @@ def test_ddpm_discrete_schedule_diffusion_is_T_times_beta():
     assert torch.allclose(g2, expected, rtol=1e-8)
 
 
-@pytest.mark.parametrize("schedule", [CosineSchedule(), LinearSchedule(sigma_min=0.01), VPSchedule(), VESchedule()])
+@pytest.mark.parametrize(
+    "schedule", [CosineSchedule(), LinearSchedule(sigma_min=0.01), VPSchedule(), VESchedule()]
+)
 def test_coefficients_reproduce_the_schedule_moments_by_finite_differences(schedule):
     """Noising a point c: mean alpha_t c and variance sigma_t^2 obey d log alpha = f dt, d sigma^2 = (2 f sigma^2 - g^2) dt."""
     h = 1e-6
     k = sde_coefficients(schedule, T_INNER)
-    alpha = lambda t: schedule(t).alpha  # noqa: E731
-    var = lambda t: schedule(t).sigma ** 2  # noqa: E731
+
+    def alpha(t):
+        return schedule(t).alpha
+
+    def var(t):
+        return schedule(t).sigma ** 2
+
     d_log_alpha = (torch.log(alpha(T_INNER + h)) - torch.log(alpha(T_INNER - h))) / (2 * h)
     d_var = (var(T_INNER + h) - var(T_INNER - h)) / (2 * h)
     assert torch.allclose(k.f, d_log_alpha, rtol=1e-5, atol=1e-7)
@@ -72,7 +77,7 @@ def test_noising_sde_simulated_backwards_in_time_gives_the_marginal():
 
 def test_exact_eps_is_the_posterior_mean_residual_and_gives_the_mixture_score():
     mixture, schedule = target_density("mixture"), VPSchedule()
-    model = ExactEps(mixture, schedule)
+    model = ExactMixtureModel(mixture, schedule)
     x, t = torch.randn(64, 2) * 2, torch.rand(64) * 0.95
     c = schedule(t)
     data_hat = mixture.posterior_mean(x, c.alpha, c.sigma)
@@ -81,8 +86,17 @@ def test_exact_eps_is_the_posterior_mean_residual_and_gives_the_mixture_score():
     assert torch.allclose(score(model, schedule, x, t), mixture.score(x, c.alpha, c.sigma), atol=1e-4)
     # the same score by finite differences of the noised log-density
     h, e = 1e-3, torch.eye(2)
-    fd = torch.stack([(mixture.log_prob(x + h * e[i], c.alpha, c.sigma) - mixture.log_prob(x - h * e[i], c.alpha, c.sigma))
-                      / (2 * h) for i in range(2)], 1)
+    fd = torch.stack(
+        [
+            (
+                mixture.log_prob(x + h * e[i], c.alpha, c.sigma)
+                - mixture.log_prob(x - h * e[i], c.alpha, c.sigma)
+            )
+            / (2 * h)
+            for i in range(2)
+        ],
+        1,
+    )
     assert torch.allclose(score(model, schedule, x, t), fd, atol=2e-2)
 
 
@@ -90,9 +104,9 @@ def test_exact_eps_is_the_posterior_mean_residual_and_gives_the_mixture_score():
 def test_probability_flow_field_is_the_marginal_velocity(schedule):
     """f x + g^2 score / 2 equals d_alpha E[data | x] + d_sigma E[noise | x] (flow matching's marginal field)."""
     mixture = target_density("8gaussians")
-    field = probability_flow(ExactEps(mixture, schedule), schedule)
+    field = probability_flow(ExactMixtureModel(mixture, schedule), schedule)
     x, t = torch.randn(128, 2) * 4, 0.05 + 0.9 * torch.rand(128)
-    expected = marginal_velocity(mixture, GaussianPath(schedule), x, t)
+    expected = ExactMixtureModel(mixture, schedule, "velocity")(x=x, t=t)
     assert torch.allclose(field(x=x, t=t), expected, rtol=1e-4, atol=1e-3)
 
 
@@ -100,10 +114,12 @@ def test_one_euler_maruyama_step_matches_the_vp_formula():
     """x_next = x + dt (beta x / 2 + beta score) + sqrt(beta dt) z, with Song's beta and the mixture's exact score."""
     mixture, vp = target_density("mixture"), VPSchedule()
     x, ts = torch.randn(256, 2), torch.tensor([0.3, 0.32])
-    traj = reverse_sde(ExactEps(mixture, vp), x, vp, ts, generator=torch.Generator().manual_seed(5))
+    traj = reverse_sde(ExactMixtureModel(mixture, vp), x, vp, ts, generator=torch.Generator().manual_seed(5))
     z = torch.randn(x.shape, generator=torch.Generator().manual_seed(5))
     beta, c = 0.1 + 19.9 * 0.7, vp(ts[:1])
-    expected = x + 0.02 * (beta / 2 * x + beta * mixture.score(x, c.alpha, c.sigma)) + math.sqrt(beta * 0.02) * z
+    expected = (
+        x + 0.02 * (beta / 2 * x + beta * mixture.score(x, c.alpha, c.sigma)) + math.sqrt(beta * 0.02) * z
+    )
     assert torch.allclose(traj.final, expected, atol=1e-4)
     assert traj.nfe == 1 and traj.xs.shape == (2, 256, 2)
 
@@ -112,15 +128,15 @@ def test_reverse_sde_and_probability_flow_ode_both_give_the_gaussian_marginals()
     """Gaussian data N(m, s^2 I): both generators started at the exact p_0 reach N(alpha m, alpha^2 s^2 + sigma^2)."""
     data_law = GaussianMixture([[1.0, -2.0]], [0.5])
     schedule, g = VPSchedule(), torch.Generator().manual_seed(3)
-    model = ExactEps(data_law, schedule)
+    model = ExactMixtureModel(data_law, schedule)
     ts = torch.linspace(0.3, 0.9, 151)
     c0 = schedule(ts[:1])
-    start = c0.alpha * data_law.sample(4000, generator=g) + c0.sigma * torch.randn(4000, 2, generator=g)
+    start = data_law.sample_noised(4000, c0.alpha, c0.sigma, generator=g)  # the exact p_t at ts[0]
     sde = reverse_sde(model, start, schedule, ts, generator=g)
     ode = solve_ode(probability_flow(model, schedule), start, ts=ts[::3].contiguous(), method="heun")
     for traj, idx in ((sde, [75, 150]), (ode, [25, 50])):
         for i in idx:
-            c = schedule(traj.ts[i:i + 1])
+            c = schedule(traj.ts[i : i + 1])
             mean, var = c.alpha * data_law.means[0], c.alpha**2 * 0.25 + c.sigma**2
             assert torch.allclose(traj.xs[i].mean(0), mean, atol=0.06)  # about 4 standard errors
             assert torch.allclose(traj.xs[i].var(0), var.expand(2), rtol=0.1)
@@ -132,7 +148,7 @@ def test_reverse_sde_is_reproducible_from_a_seed_and_counts_evaluations():
 
     def model(x, t, cond=None):
         calls.append(1)
-        return ExactEps(mixture, vp)(x=x, t=t)
+        return ExactMixtureModel(mixture, vp)(x=x, t=t)
 
     noise, ts = torch.randn(32, 2), torch.linspace(0, 1, 11)
     a = reverse_sde(model, noise, vp, ts, generator=torch.Generator().manual_seed(0))
@@ -144,7 +160,7 @@ def test_reverse_sde_is_reproducible_from_a_seed_and_counts_evaluations():
 
 def test_bad_inputs_raise_value_errors():
     mixture, vp = target_density("8gaussians"), VPSchedule()
-    model, x = ExactEps(mixture, vp), torch.randn(4, 2)
+    model, x = ExactMixtureModel(mixture, vp), torch.randn(4, 2)
     with pytest.raises(ValueError, match="sigma = 0"):
         score(model, vp, x, torch.ones(4))
     with pytest.raises(ValueError, match="increasing"):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lessons.models import MLP
-from lessons.training import TrainResult, seed_everything, train
+from lessons.training import TrainResult, random_batches, seed_everything, train
 
 
 def _setup(seed=0):
@@ -37,7 +37,9 @@ def test_same_seed_same_losses_and_weights():
     runs = []
     for _ in range(2):
         model, loss_fn, next_batch = _setup(seed=0)
-        runs.append((train(model, loss_fn, next_batch, steps=25, seed=7, progress=False).losses, model.state_dict()))
+        runs.append(
+            (train(model, loss_fn, next_batch, steps=25, seed=7, progress=False).losses, model.state_dict())
+        )
     assert runs[0][0] == runs[1][0]
     assert all(torch.equal(runs[0][1][k], runs[1][1][k]) for k in runs[0][1])
     model, loss_fn, next_batch = _setup(seed=0)
@@ -106,19 +108,29 @@ def test_non_finite_gradient_also_stops():
 def test_callback_runs_on_schedule():
     model, loss_fn, next_batch = _setup()
     calls = []
-    train(model, loss_fn, next_batch, steps=25, progress=False, callback_every=10,
-          callback=lambda step, m, losses: calls.append((step, len(losses))))
+    train(
+        model,
+        loss_fn,
+        next_batch,
+        steps=25,
+        progress=False,
+        callback_every=10,
+        callback=lambda step, m, losses: calls.append((step, len(losses))),
+    )
     assert calls == [(10, 10), (20, 20), (25, 25)]
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"steps": 0}, "training steps"),
-    ({"steps": -5}, "training steps"),
-    ({"steps": 2.5}, "training steps"),
-    ({"steps": 5, "lr": 0.0}, "learning rate"),
-    ({"steps": 5, "lr": -1e-3}, "learning rate"),
-    ({"steps": 5, "lr": float("nan")}, "learning rate"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"steps": 0}, "training steps"),
+        ({"steps": -5}, "training steps"),
+        ({"steps": 2.5}, "training steps"),
+        ({"steps": 5, "lr": 0.0}, "learning rate"),
+        ({"steps": 5, "lr": -1e-3}, "learning rate"),
+        ({"steps": 5, "lr": float("nan")}, "learning rate"),
+    ],
+)
 def test_bad_steps_or_lr_raise(kwargs, match):
     model, loss_fn, next_batch = _setup()
     with pytest.raises(ValueError, match=match):
@@ -133,16 +145,27 @@ class _Scalar(torch.nn.Module):
         self.w = torch.nn.Parameter(torch.zeros((), dtype=torch.float64))
 
 
-@pytest.mark.parametrize("schedule, steps, total", [
-    ("constant", 10, 10.0),
-    # sum over n = 0..9 of (1 + cos(pi n / 10)) / 2: the cosines cancel in pairs except n = 0 and n = 5
-    ("cosine", 10, 5.5),
-    ("cosine", 7, 3.5 + 0.5 * sum(math.cos(math.pi * n / 7) for n in range(7))),
-])
+@pytest.mark.parametrize(
+    "schedule, steps, total",
+    [
+        ("constant", 10, 10.0),
+        # sum over n = 0..9 of (1 + cos(pi n / 10)) / 2: the cosines cancel in pairs except n = 0 and n = 5
+        ("cosine", 10, 5.5),
+        ("cosine", 7, 3.5 + 0.5 * sum(math.cos(math.pi * n / 7) for n in range(7))),
+    ],
+)
 def test_learning_rate_schedule_moves_the_weight_by_the_summed_rates(schedule, steps, total):
     model, lr = _Scalar(), 1e-3
-    train(model, lambda m, batch: m.w + 0 * batch.sum(), lambda: torch.zeros(1), steps=steps, lr=lr,
-          grad_clip=None, progress=False, lr_schedule=schedule)
+    train(
+        model,
+        lambda m, batch: m.w + 0 * batch.sum(),
+        lambda: torch.zeros(1),
+        steps=steps,
+        lr=lr,
+        grad_clip=None,
+        progress=False,
+        lr_schedule=schedule,
+    )
     assert model.w.item() == pytest.approx(-lr * total, rel=1e-6)
 
 
@@ -150,3 +173,31 @@ def test_unknown_learning_rate_schedule_is_named_in_the_error():
     model, loss_fn, next_batch = _setup()
     with pytest.raises(ValueError, match="learning-rate schedule"):
         train(model, loss_fn, next_batch, steps=5, progress=False, lr_schedule="step")
+
+
+def test_random_batches_draws_the_rows_torch_randint_picks():
+    data, labels = torch.randn(50, 3), torch.arange(50)
+    batches = random_batches(data, 8, torch.Generator().manual_seed(4))
+    g = torch.Generator().manual_seed(4)
+    for _ in range(3):  # the same rows as an independent draw of indices from the same seed
+        assert torch.equal(batches(), data[torch.randint(0, 50, (8,), generator=g)])
+    rows, ids = random_batches((data, labels), 16, torch.Generator().manual_seed(5))()
+    assert rows.shape == (16, 3) and torch.equal(rows, data[ids])  # a tuple keeps its rows together
+    torch.manual_seed(6)
+    first = random_batches(data, 4)()
+    torch.manual_seed(6)
+    assert torch.equal(first, random_batches(data, 4)())  # no generator: torch's global one
+
+
+@pytest.mark.parametrize(
+    "data, size",
+    [
+        (torch.zeros(0, 2), 4),
+        ((torch.zeros(3, 2), torch.zeros(4)), 2),
+        (torch.zeros(3, 2), 0),
+        ([1, 2, 3], 2),
+    ],
+)
+def test_random_batches_refuses_bad_input(data, size):
+    with pytest.raises(ValueError):
+        random_batches(data, size)

@@ -5,16 +5,24 @@ import contextlib
 import pytest
 import torch
 import torch.nn.functional as F
+from model_helpers import randomized
 
 from lessons.checkpoints import load_checkpoint, save_checkpoint
 from lessons.ddpm import DDPM
-from lessons.training import EMA
-from lessons.image_training import (autocast_for, compiled_forward, ddim_times, generate, load_image_model,
-                                    make_loss, memory_format_for, save_image_model, train_image_model)
+from lessons.image_training import (
+    autocast_for,
+    compiled_forward,
+    ddim_times,
+    generate,
+    load_image_model,
+    make_loss,
+    memory_format_for,
+    save_image_model,
+    train_image_model,
+)
 from lessons.mnist import MNIST
+from lessons.training import EMA
 from lessons.unet import ResBlock, UNet, count_parameters, unet_config
-
-from model_helpers import randomized
 
 
 def test_sizes_and_shapes():
@@ -28,10 +36,21 @@ def test_sizes_and_shapes():
 def test_resblock_against_functional_computation():
     block = randomized(ResBlock(4, 6, emb_dim=8))
     x, emb = torch.randn(2, 4, 7, 7), torch.randn(2, 8)
-    h = F.conv2d(F.silu(F.group_norm(x, 4, block.norm1.weight, block.norm1.bias)), block.conv1.weight,
-                 block.conv1.bias, padding=1) + (emb @ block.emb.weight.T + block.emb.bias)[:, :, None, None]
-    out = F.conv2d(F.silu(F.group_norm(h, 2, block.norm2.weight, block.norm2.bias)), block.conv2.weight,
-                   block.conv2.bias, padding=1) + F.conv2d(x, block.skip.weight, block.skip.bias)
+    h = (
+        F.conv2d(
+            F.silu(F.group_norm(x, 4, block.norm1.weight, block.norm1.bias)),
+            block.conv1.weight,
+            block.conv1.bias,
+            padding=1,
+        )
+        + (emb @ block.emb.weight.T + block.emb.bias)[:, :, None, None]
+    )
+    out = F.conv2d(
+        F.silu(F.group_norm(h, 2, block.norm2.weight, block.norm2.bias)),
+        block.conv2.weight,
+        block.conv2.bias,
+        padding=1,
+    ) + F.conv2d(x, block.skip.weight, block.skip.bias)
     assert torch.allclose(block(x, emb), out, atol=1e-5)
 
 
@@ -40,7 +59,9 @@ def test_samples_do_not_see_each_other_and_layout_does_not_matter():
     x, t, c = torch.randn(4, 1, 28, 28), torch.rand(4), torch.tensor([0, 3, 10, 9])
     full = model(x=x, t=t, cond=c)
     assert torch.allclose(model(x=x[:2], t=t[:2], cond=c[:2]), full[:2], atol=1e-5)
-    assert torch.allclose(model(x=x.contiguous(memory_format=torch.channels_last), t=t, cond=c), full, atol=1e-5)
+    assert torch.allclose(
+        model(x=x.contiguous(memory_format=torch.channels_last), t=t, cond=c), full, atol=1e-5
+    )
 
 
 def test_class_embedding_and_null_class():
@@ -114,8 +135,13 @@ def _ddpm_reference(model, images):
 def test_label_dropout_replaces_every_label_when_p_is_one():
     seen = []
     model = UNet(unet_config("tiny", num_classes=10))
-    spy = lambda x, t, cond: seen.append(cond) or model(x=x, t=t, cond=cond)  # noqa: E731
-    make_loss("cfm", forward=spy, num_classes=10, p_uncond=1.0)(model, (torch.zeros(3, 1, 28, 28), torch.arange(3)))
+
+    def spy(x, t, cond):
+        return seen.append(cond) or model(x=x, t=t, cond=cond)
+
+    make_loss("cfm", forward=spy, num_classes=10, p_uncond=1.0)(
+        model, (torch.zeros(3, 1, 28, 28), torch.arange(3))
+    )
     assert seen[0].tolist() == [10, 10, 10]
     with pytest.raises(ValueError, match="p_uncond"):
         make_loss("cfm", p_uncond=1.5)
@@ -128,11 +154,15 @@ def test_one_step_samplers_by_hand():
     noise = torch.randn(2, 1, 28, 28)
     euler = generate(model, "cfm", noise, nfe=1)
     assert euler.nfe == 1 and torch.allclose(euler.final, noise + model(x=noise, t=torch.zeros(2)), atol=1e-5)
-    abar = DDPM().alpha_bars[-1].item()  # DDIM from k = T straight to k = 0: x = (x_T - sqrt(1 - abar) eps) / sqrt(abar)
+    abar = (
+        DDPM().alpha_bars[-1].item()
+    )  # DDIM from k = T straight to k = 0: x = (x_T - sqrt(1 - abar) eps) / sqrt(abar)
     ddim = generate(model, "ddpm", noise, nfe=1)
     expected = (noise - (1 - abar) ** 0.5 * model(x=noise, t=torch.zeros(2))) / abar**0.5
     assert torch.allclose(ddim.final, expected, rtol=1e-4, atol=1e-3)
-    clipped = generate(model, "ddpm", noise, nfe=1, clip=True)  # one step lands on the clipped data prediction
+    clipped = generate(
+        model, "ddpm", noise, nfe=1, clip=True
+    )  # one step lands on the clipped data prediction
     assert torch.allclose(clipped.final, expected.clamp(-1, 1), atol=1e-4)
     with pytest.raises(ValueError, match="clip"):
         generate(model, "cfm", noise, nfe=1, clip=True)
@@ -145,8 +175,9 @@ def test_one_step_samplers_by_hand():
 def test_training_runs_and_ema_lags(tmp_path):
     data = MNIST(torch.rand(40, 1, 28, 28) * 2 - 1, torch.arange(40) % 10, "test", "random images")
     model = UNet(unet_config("tiny", num_classes=10))
-    ema, result = train_image_model(model, "cfm", data, steps=3, batch_size=8, classes=True, device="cpu",
-                                    progress=False)
+    ema, result = train_image_model(
+        model, "cfm", data, steps=3, batch_size=8, classes=True, device="cpu", progress=False
+    )
     assert result.steps_done == 3 and all(torch.isfinite(torch.tensor(result.losses)))
     assert not torch.equal(ema.stem.weight, model.stem.weight)
     path = tmp_path / "m.pt"

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from model_helpers import gaussian_model
 from scipy import integrate, stats
 
 from lessons.conversions import PREDICTIONS, convert
@@ -18,7 +19,6 @@ from lessons.weighting import (
     logit_normal_times,
     weighted_eps_loss,
 )
-from model_helpers import gaussian_eps_model
 
 T = torch.linspace(0.03, 0.97, 33, dtype=torch.float64)
 
@@ -65,7 +65,9 @@ def test_flow_matching_weighting_equals_v_mse_on_cosine_up_to_a_constant():
     w_v = implied_weighting("v", CosineSchedule(), t_cos)
     assert torch.allclose(w_fm, fm_weighting(lam)) and torch.allclose(w_fm, 0.5 * torch.exp(-lam / 2))
     assert torch.allclose(w_v, torch.exp(-lam / 2) / math.pi)
-    w_eps = implied_weighting("eps", CosineSchedule(), t_cos)  # a different weighting: the ratio is not constant
+    w_eps = implied_weighting(
+        "eps", CosineSchedule(), t_cos
+    )  # a different weighting: the ratio is not constant
     assert (w_fm / w_eps).max() / (w_fm / w_eps).min() > 10
 
 
@@ -83,7 +85,9 @@ def test_implied_weighting_integrates_to_the_time_average():
 
     lo, hi = 0.1, 0.9
     lam_lo, lam_hi = (cos.log_snr(torch.tensor([v], dtype=torch.float64)).item() for v in (lo, hi))
-    assert integrate.quad(w_of_lambda, lam_lo, lam_hi)[0] == pytest.approx(integrate.quad(in_time, lo, hi)[0], rel=1e-7)
+    assert integrate.quad(w_of_lambda, lam_lo, lam_hi)[0] == pytest.approx(
+        integrate.quad(in_time, lo, hi)[0], rel=1e-7
+    )
 
 
 def test_weighted_loss_under_linear_is_the_flow_matching_loss():
@@ -92,7 +96,7 @@ def test_weighted_loss_under_linear_is_the_flow_matching_loss():
     data = s * torch.randn(200, 2, generator=g, dtype=torch.float64)
     noise = torch.randn(200, 2, generator=g, dtype=torch.float64)
     t = torch.rand(200, generator=g, dtype=torch.float64) * 0.98 + 0.01
-    model = gaussian_eps_model(lin, s)
+    model = gaussian_model(lin, std=s)
     loss = weighted_eps_loss(model, lin, fm_weighting, data, t=t, noise=noise)
     c = lin(t).expand_like(data)
     x_t = c.alpha * data + c.sigma * noise
@@ -104,13 +108,20 @@ def test_weighted_loss_under_linear_is_the_flow_matching_loss():
 def test_weighted_loss_depends_only_on_the_log_snr_end_points():
     """For data N(0, s^2 I) the ideal eps-MSE per dimension is sigmoid(lambda + 2 log s): integrate it with quad."""
     s, n = 1.5, 100_000
-    exact = integrate.quad(lambda lam: 0.5 * math.exp(-lam / 2) / (1 + math.exp(-lam - 2 * math.log(s))), -60, 60)[0]
+    exact = integrate.quad(
+        lambda lam: 0.5 * math.exp(-lam / 2) / (1 + math.exp(-lam - 2 * math.log(s))), -60, 60
+    )[0]
     g = torch.Generator().manual_seed(2)
     for sched in (LinearSchedule(), CosineSchedule()):
         data = s * torch.randn(n, 2, generator=g, dtype=torch.float64)
-        loss = weighted_eps_loss(gaussian_eps_model(sched, s), sched, fm_weighting, data,
-                                 t=torch.rand(n, generator=g, dtype=torch.float64),
-                                 noise=torch.randn(n, 2, generator=g, dtype=torch.float64))
+        loss = weighted_eps_loss(
+            gaussian_model(sched, std=s),
+            sched,
+            fm_weighting,
+            data,
+            t=torch.rand(n, generator=g, dtype=torch.float64),
+            noise=torch.randn(n, 2, generator=g, dtype=torch.float64),
+        )
         assert abs(loss.mean().item() - exact) < 4 * loss.std().item() / n**0.5, repr(sched)
 
 
@@ -119,12 +130,18 @@ def test_logit_normal_times_follow_their_law():
     assert t.shape == (20_000,) and 0 < t.min() and t.max() < 1
     logit = torch.log(t) - torch.log1p(-t)
     assert stats.kstest(logit.double().numpy(), stats.norm(loc=-0.5, scale=1.3).cdf).pvalue > 1e-3
-    mass = integrate.quad(lambda u: logit_normal_density(torch.tensor([u], dtype=torch.float64), -0.5, 1.3).item(), 0, 1)[0]
+    mass = integrate.quad(
+        lambda u: logit_normal_density(torch.tensor([u], dtype=torch.float64), -0.5, 1.3).item(), 0, 1
+    )[0]
     assert mass == pytest.approx(1.0, abs=1e-7)
     edges = np.linspace(0.0, 1.0, 11)
     hist = np.histogram(t.numpy(), bins=edges)[0] / t.numel()
-    probs = [integrate.quad(lambda u: logit_normal_density(torch.tensor([u], dtype=torch.float64), -0.5, 1.3).item(),
-                            a, b)[0] for a, b in zip(edges[:-1], edges[1:])]
+    probs = [
+        integrate.quad(
+            lambda u: logit_normal_density(torch.tensor([u], dtype=torch.float64), -0.5, 1.3).item(), a, b
+        )[0]
+        for a, b in zip(edges[:-1], edges[1:])
+    ]
     assert np.abs(hist - probs).max() < 0.01  # about 4 standard errors of a bin frequency at n = 20000
 
 

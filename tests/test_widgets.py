@@ -6,17 +6,17 @@ import pytest
 import torch
 
 from lessons.checkpoints import load_checkpoint
-from lessons.conversions import change_schedule
 from lessons.data2d import sample_target
 from lessons.flow_matching import cfm_loss
 from lessons.metrics import straightness, straightness_per_sample
+from lessons.mnist import tile
 from lessons.models import MLP
 from lessons.paths import GaussianPath
-from lessons.schedules import CosineSchedule, LinearSchedule, RescaledSchedule, VPSchedule
+from lessons.schedules import CosineSchedule, LinearSchedule, VPSchedule
 from lessons.solvers import solve_ode
-from lessons.training import train
-from widgets.models2d import CHECKPOINT_DIR, METHODS, PretrainedModels, sample_method
-from widgets.sampler_explorer import SamplerExplorer, bump, rescaled
+from lessons.training import random_batches, train
+from widgets.models2d import CHECKPOINT_DIR, METHOD_CHECKPOINTS, PretrainedModels, sample_method
+from widgets.sampler_explorer import SamplerExplorer
 from widgets.schedule_explorer import ScheduleExplorer
 from widgets.training_monitor import TrainingMonitor
 from widgets.trajectory_explorer import TrajectoryExplorer
@@ -28,7 +28,7 @@ def models():
 
 
 def test_checkpoints_load_with_settings_and_checksums():
-    for name in sorted(set(METHODS.values())):
+    for name in sorted(set(METHOD_CHECKPOINTS.values())):
         state, settings = load_checkpoint(CHECKPOINT_DIR / f"{name}.pt")
         assert settings["method"] == name and settings["target"] == "8gaussians"
         MLP(**settings["model"]).load_state_dict(state)  # strict: every tensor present, right shapes
@@ -58,8 +58,9 @@ def test_schedule_explorer_family_change_and_impossible_schedule():
     e.family.value = "vp"
     assert [b.description for b in e.params] == ["beta_min", "beta_max"]
     ts = torch.tensor(e.view.data[1]["x"][:-1], dtype=torch.float64)  # sigma; t = 1 is sigma = 0
-    torch.testing.assert_close(torch.tensor(e.view.data[1]["y"][:-1], dtype=torch.float64), VPSchedule()(ts).sigma,
-                               atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        torch.tensor(e.view.data[1]["y"][:-1], dtype=torch.float64), VPSchedule()(ts).sigma, atol=1e-4, rtol=0
+    )
     curve = list(e.view.data[1]["y"])
     e.params[0].value = 30.0  # beta_min > beta_max
     assert "beta_min" in e.message.value and e.message.layout.display != "none"
@@ -71,7 +72,9 @@ def test_schedule_explorer_family_change_and_impossible_schedule():
 
 
 def test_trajectory_explorer_shows_the_library_samples(models):
-    e = TrajectoryExplorer(models=models, left="I-CFM", right="reflow", steps=4, n_samples=200, precompute=False)
+    e = TrajectoryExplorer(
+        models=models, left="I-CFM", right="reflow", steps=4, n_samples=200, precompute=False
+    )
     traj = sample_method(models, "I-CFM", e.noise, 4, "euler")
     expected = solve_ode(models.get("icfm")[0], e.noise, steps=4, method="euler")
     torch.testing.assert_close(traj.xs, expected.xs)
@@ -93,7 +96,10 @@ def test_trajectory_explorer_zero_steps_and_every_method(models):
     assert "positive whole number" in e.message.value
     e.steps.value = 3
     assert not e.message.value
-    for method, solver in [(m, "euler") for m in METHODS] + [("PF-ODE", "heun"), ("OT-CFM", "dopri5")]:
+    for method, solver in [(m, "euler") for m in METHOD_CHECKPOINTS] + [
+        ("PF-ODE", "heun"),
+        ("OT-CFM", "dopri5"),
+    ]:
         e.left.value, e.solver.value = method, solver
         assert not e.message.value, (method, solver, e.message.value)
         assert all(math.isfinite(v) for v in e.view.data[7]["x"])
@@ -130,26 +136,62 @@ def test_sampler_explorer_dial_and_rescaling(models):
     assert "positive" in e.message.value
 
 
-def test_rescaled_model_equals_change_schedule(models):
-    model = models.get("icfm")[0]
-    base = LinearSchedule()
-    scaled = RescaledSchedule(base, bump(1.5))
-    x, t = torch.randn(64, 2), torch.rand(64) * 0.98 + 0.01
-    with torch.no_grad():
-        ours = rescaled(model, base, bump(1.5), "data")(x=x, t=t)
-        reference = change_schedule(model, base, scaled, prediction="velocity", output="data")(x=x, t=t)
-    torch.testing.assert_close(ours, reference, atol=1e-4, rtol=1e-4)
-
-
 def test_training_monitor_draws_losses_and_samples():
     data = sample_target("moons", 512, seed=0)
     noise = torch.randn(100, 2)
     monitor = TrainingMonitor(sample=lambda m: solve_ode(m, noise, steps=4).final, target=data, smooth=10)
     path, model = GaussianPath(LinearSchedule()), MLP(hidden=32)
-    result = train(model, lambda m, b: cfm_loss(m, path, b), lambda: data[torch.randint(0, 512, (64,))], 40,
-                   callback=monitor, callback_every=20, progress=False, device="cpu")
+    result = train(
+        model,
+        lambda m, b: cfm_loss(m, path, b),
+        random_batches(data, 64),
+        40,
+        callback=monitor,
+        callback_every=20,
+        progress=False,
+        device="cpu",
+    )
     assert monitor.view.data[0]["y"] == pytest.approx(result.losses, rel=1e-3)
     assert len(monitor.view.data[-1]["x"]) == 100 and "step <b>40</b>" in monitor.status.value
     broken = TrainingMonitor(sample=lambda m: (_ for _ in ()).throw(ValueError("no samples today")))
     broken(1, model, [1.0])
     assert "no samples today" in broken.message.value
+
+
+def test_training_monitor_leaves_the_training_draws_alone():
+    """A sampler that draws from torch's global generator changes nothing in training: same losses, same weights."""
+    data, path = sample_target("moons", 512, seed=0), GaussianPath(LinearSchedule())
+
+    def run(callback):
+        torch.manual_seed(0)
+        model = MLP(hidden=32)
+        result = train(
+            model,
+            lambda m, b: cfm_loss(m, path, b),
+            random_batches(data, 64),
+            30,
+            callback=callback,
+            callback_every=10,
+            progress=False,
+            device="cpu",
+            seed=3,
+        )
+        return result.losses, model.state_dict()
+
+    monitor = TrainingMonitor(sample=lambda m: solve_ode(m, torch.randn(50, 2), steps=2).final)
+    losses, weights = run(monitor)
+    plain_losses, plain_weights = run(None)
+    assert monitor.updates == 3 and not monitor.message.value
+    assert losses == plain_losses and all(torch.equal(weights[k], plain_weights[k]) for k in weights)
+
+
+def test_training_monitor_tiles_image_samples():
+    images = torch.rand(12, 1, 6, 5) * 2 - 1
+    monitor = TrainingMonitor(sample=lambda m: images, images=True)
+    monitor(5, torch.nn.Linear(1, 1), [1.0, 0.9, 0.8, 0.7, 0.6])
+    assert not monitor.message.value and monitor.view.data[-1]["type"] == "heatmap"
+    z = torch.tensor(monitor.view.data[-1]["z"])
+    torch.testing.assert_close(z, tile(images, nrow=10), atol=1e-4, rtol=0)
+    wrong = TrainingMonitor(sample=lambda m: torch.zeros(4, 2), images=True)
+    wrong(1, torch.nn.Linear(1, 1), [1.0])
+    assert "(N, 1, H, W)" in wrong.message.value

@@ -19,8 +19,14 @@ from lessons.data2d import target_density
 FONT = "Inter, 'Helvetica Neue', Helvetica, Arial, sans-serif"
 INK, MUTED, GRID = "#1f2933", "#7b8794", "#e4e7eb"
 # one colour per method, used by every explorer (colour-blind safe, Okabe-Ito)
-METHOD_COLORS = {"DDPM": "#d55e00", "DDIM": "#0072b2", "PF-ODE": "#56b4e9", "I-CFM": "#e69f00",
-                 "OT-CFM": "#009e73", "reflow": "#cc79a7"}
+METHOD_COLORS = {
+    "DDPM": "#d55e00",
+    "DDIM": "#0072b2",
+    "PF-ODE": "#56b4e9",
+    "I-CFM": "#e69f00",
+    "OT-CFM": "#009e73",
+    "reflow": "#cc79a7",
+}
 # straight -> bent, for trajectories coloured by how much they bend
 BEND_COLORS = ("#1b9e77", "#66a61e", "#e6ab02", "#d95f02", "#a6361c")
 
@@ -32,11 +38,19 @@ LAYOUT = dict(
     legend=dict(font=dict(size=14), bgcolor="rgba(255,255,255,0.8)"),
     hoverlabel=dict(font=dict(size=14)),
 )
-AXIS = dict(showgrid=True, gridcolor=GRID, zeroline=False, linecolor=MUTED, ticks="outside",
-            tickcolor=MUTED, title_font=dict(size=16), tickfont=dict(size=14))
+AXIS = dict(
+    showgrid=True,
+    gridcolor=GRID,
+    zeroline=False,
+    linecolor=MUTED,
+    ticks="outside",
+    tickcolor=MUTED,
+    title_font=dict(size=16),
+    tickfont=dict(size=14),
+)
 
 CSS = """<style>
-.course-explorer { font-family: %s; color: %s; }
+.course-explorer { font-family: FONT; color: INK; }
 .course-explorer .widget-label, .course-explorer .widget-readout, .course-explorer select,
 .course-explorer input, .course-explorer .widget-toggle-buttons button { font-size: 15px !important; }
 .course-title { font-size: 22px; font-weight: 600; margin: 4px 0 2px 0; }
@@ -45,7 +59,7 @@ CSS = """<style>
                   padding: 6px 12px; border-radius: 4px; }
 .course-readout { font-size: 16px; padding: 2px 4px; }
 .course-readout b { font-weight: 600; }
-</style>""" % (FONT, INK)
+</style>""".replace("FONT", FONT).replace("INK", INK)
 
 
 def style_axes(fig: go.Figure) -> None:
@@ -58,8 +72,10 @@ def style_axes(fig: go.Figure) -> None:
 def side_by_side_squares(fig: go.Figure, view: float) -> go.Figure:
     """Lay out two square 2D panels, [-view, view]^2 each, with the legend below them; returns fig."""
     fig.update_layout(**LAYOUT, height=600)
-    fig.update_layout(legend=dict(orientation="h", x=0.5, xanchor="center", y=-0.08, yanchor="top"),
-                      margin=dict(l=40, r=20, t=60, b=40))
+    fig.update_layout(
+        legend=dict(orientation="h", x=0.5, xanchor="center", y=-0.08, yanchor="top"),
+        margin=dict(l=40, r=20, t=60, b=40),
+    )
     style_axes(fig)
     fig.update_xaxes(range=[-view, view], constrain="domain", showticklabels=False)
     fig.update_yaxes(range=[-view, view], constrain="domain", showticklabels=False)
@@ -85,7 +101,9 @@ class Explorer:
         self.updates = 0
 
     def _frame(self, *children) -> w.VBox:
-        head = w.HTML(f"{CSS}<div class='course-title'>{self.title}</div><div class='course-help'>{self.help}</div>")
+        head = w.HTML(
+            f"{CSS}<div class='course-title'>{self.title}</div><div class='course-help'>{self.help}</div>"
+        )
         box = w.VBox([head, *children])
         box.add_class("course-explorer")
         return box
@@ -146,5 +164,14 @@ def target_backdrop(fig, cols, view: float, pixels: int = 90) -> None:
     density = density_image("8gaussians", centers)
     z = np.round(density / density.max(), 3)
     for col in cols:
-        fig.add_heatmap(x=centers.round(3), y=centers.round(3), z=z, showscale=False, hoverinfo="skip", name="target",
-                        colorscale=[[0, "rgba(255,255,255,0)"], [0.3, "#d5dbe1"], [1, "#8896a4"]], row=1, col=col)
+        fig.add_heatmap(
+            x=centers.round(3),
+            y=centers.round(3),
+            z=z,
+            showscale=False,
+            hoverinfo="skip",
+            name="target",
+            colorscale=[[0, "rgba(255,255,255,0)"], [0.3, "#d5dbe1"], [1, "#8896a4"]],
+            row=1,
+            col=col,
+        )

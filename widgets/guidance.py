@@ -39,20 +39,28 @@ class GuidanceExplorer(Explorer):
     """A class picker and a guidance-scale slider over precomputed samples; the classifier's verdict as a readout."""
 
     title = "Classifier-free guidance: accuracy against diversity"
-    help = ("Pick a digit and a guidance scale w. The guided velocity is (1 + w) v(x, t, digit) - w v(x, t, none); "
-            "larger w gives digits the classifier recognises more surely, and that look more alike.")
+    help = (
+        "Pick a digit and a guidance scale w. The guided velocity is (1 + w) v(x, t, digit) - w v(x, t, none); "
+        "larger w gives digits the classifier recognises more surely, and that look more alike."
+    )
 
     def __init__(self, samples: dict, classifier=None, zoom: int = 4):
         super().__init__()
         if not samples:
-            raise ValueError("the explorer needs precomputed samples: use precompute_guided_samples(model, scales).")
+            raise ValueError(
+                "the explorer needs precomputed samples: use precompute_guided_samples(model, scales)."
+            )
         self.samples, self.classifier = samples, classifier
         scales = sorted({scale for _, scale in samples})
-        self.digit = w.ToggleButtons(options=list(range(10)), value=0, description="digit",
-                                     **control_style())
+        self.digit = w.ToggleButtons(options=list(range(10)), value=0, description="digit", **control_style())
         self.digit.style.button_width = "36px"
-        self.scale = w.SelectionSlider(options=scales, value=scales[0], description="guidance scale w",
-                                       continuous_update=True, **control_style("480px"))
+        self.scale = w.SelectionSlider(
+            options=scales,
+            value=scales[0],
+            description="guidance scale w",
+            continuous_update=True,
+            **control_style("480px"),
+        )
         per_class = next(iter(samples.values())).shape[0]
         self.nrow = min(per_class, 8)
         self.image = w.Image(format="png", width=zoom * 29 * self.nrow)
@@ -70,4 +78,6 @@ class GuidanceExplorer(Explorer):
         self.image.value = png(images, self.nrow)
         if self.classifier is not None:
             agree = int((classify(self.classifier, images)[1] == key[0]).sum())
-            self.readout.value = f"the classifier reads <b>{agree} of {images.shape[0]}</b> samples as a {key[0]}"
+            self.readout.value = (
+                f"the classifier reads <b>{agree} of {images.shape[0]}</b> samples as a {key[0]}"
+            )

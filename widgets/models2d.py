@@ -9,19 +9,25 @@ from pathlib import Path
 
 import torch
 
-from lessons.checkpoints import load_checkpoint
+from lessons.checkpoints import checkpoint_path, load_checkpoint
 from lessons.checks import check_positive_int, choose
+from lessons.ddim import churn_sampler, ddim
 from lessons.ddpm import DDPM, DiscreteVPSchedule
 from lessons.models import MLP
-from lessons.ddim import churn_sampler, ddim
 from lessons.sde import probability_flow
-from lessons.solvers import METHODS as SOLVERS
-from lessons.solvers import solve_ode
+from lessons.solvers import ODE_METHODS, solve_ode
 from lessons.trajectory import Trajectory
 
-CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints" / "2d"
+CHECKPOINT_DIR = checkpoint_path("2d")  # made by scripts/train_2d_checkpoints.py
 # method shown in the app -> checkpoint it needs
-METHODS = {"DDPM": "ddpm", "DDIM": "ddpm", "PF-ODE": "ddpm", "I-CFM": "icfm", "OT-CFM": "otcfm", "reflow": "reflow"}
+METHOD_CHECKPOINTS = {
+    "DDPM": "ddpm",
+    "DDIM": "ddpm",
+    "PF-ODE": "ddpm",
+    "I-CFM": "icfm",
+    "OT-CFM": "otcfm",
+    "reflow": "reflow",
+}
 SAMPLERS = ("DDPM", "DDIM")  # the samplers that ignore the ODE solver
 PF_ODE_END = 0.999  # the score -eps / sigma is undefined at t = 1 (sigma = 0), stop one DDPM step short
 
@@ -48,17 +54,24 @@ class PretrainedModels:
 
 
 @torch.inference_mode()
-def sample_method(models: PretrainedModels, method: str, noise: torch.Tensor, steps: int,
-                  solver: str = "euler", seed: int = 0, stochasticity: float | None = None,
-                  use_churn: bool = False) -> Trajectory:
+def sample_method(
+    models: PretrainedModels,
+    method: str,
+    noise: torch.Tensor,
+    steps: int,
+    solver: str = "euler",
+    seed: int = 0,
+    stochasticity: float | None = None,
+    use_churn: bool = False,
+) -> Trajectory:
     """Trajectory (steps+1, B, 2) of one method from noise (B, 2): DDPM/DDIM by their samplers, the rest by solve_ode.
 
     stochasticity overrides eta for DDIM (eta = 1 is DDPM); with use_churn it is the churn of churn_sampler.
     """
-    choose(method, METHODS, "method")
-    choose(solver, SOLVERS, "ODE solver")
+    choose(method, METHOD_CHECKPOINTS, "method")
+    choose(solver, ODE_METHODS, "ODE solver")
     check_positive_int(steps, "the number of steps")
-    model, _ = models.get(METHODS[method])
+    model, _ = models.get(METHOD_CHECKPOINTS[method])
     generator = torch.Generator().manual_seed(seed)
     if method in SAMPLERS:
         schedule, ts = models.ddpm_schedule(), torch.linspace(0, 1, steps + 1)

@@ -104,7 +104,9 @@ class PlotlyView(anywidget.AnyWidget):
     def layout(self) -> dict:
         return self.figure["layout"]
 
-    def update(self, traces: dict | None = None, layout: dict | None = None, annotations: dict | None = None) -> None:
+    def update(
+        self, traces: dict | None = None, layout: dict | None = None, annotations: dict | None = None
+    ) -> None:
         """Set trace properties {index: {prop: value}}, top-level layout keys, and annotation texts {index: text}."""
         data, revisions = list(self.figure["data"]), list(self.figure["revisions"])
         for index, props in (traces or {}).items():

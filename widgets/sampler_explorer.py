@@ -5,16 +5,23 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from lessons.conversions import from_data_and_noise, to_data_and_noise
+from lessons.conversions import change_schedule
 from lessons.data2d import sample_target
-from lessons.optimal_transport import w2
 from lessons.ddim import ddim
+from lessons.optimal_transport import w2
 from lessons.schedules import LinearSchedule, RescaledSchedule
 from lessons.solvers import solve_ode
-from widgets.base import (METHOD_COLORS, MUTED, Explorer, control_style, paths_xy, side_by_side_squares,
-                          target_backdrop)
-from widgets.plotly_view import PlotlyView
+from widgets.base import (
+    METHOD_COLORS,
+    MUTED,
+    Explorer,
+    control_style,
+    paths_xy,
+    side_by_side_squares,
+    target_backdrop,
+)
 from widgets.models2d import PretrainedModels, sample_method
+from widgets.plotly_view import PlotlyView
 
 VIEW = 8.0
 
@@ -22,46 +29,58 @@ VIEW = 8.0
 def bump(strength: float):
     """c(t) = 1 + strength * 4 t (1 - t) and dc/dt: equal to 1 at both ends, so samples stay comparable."""
     if not strength > -1:
-        raise ValueError(f"the rescaling c(t) = 1 + s 4t(1 - t) must stay positive, which needs s > -1; got s = {strength}.")
+        raise ValueError(
+            f"the rescaling c(t) = 1 + s 4t(1 - t) must stay positive, which needs s > -1; got s = {strength}."
+        )
     return lambda t: (1 + strength * 4 * t * (1 - t), strength * 4 * (1 - 2 * t))
-
-
-def rescaled(model, base, scale, output: str):
-    """A velocity network of ``base`` used on RescaledSchedule(base, scale): at (x, t) it is evaluated at x / c(t).
-
-    This is lessons.conversions.change_schedule for a pure rescaling, where the log-SNR and so the time
-    do not change (t' = t, k = 1 / c), which skips change_schedule's bisection; tests check both agree.
-    """
-    scaled = RescaledSchedule(base, scale)
-
-    def changed(x, t, cond=None):
-        c = scale(t)[0][:, None]
-        data, noise = to_data_and_noise(model(x=x / c, t=t, cond=cond), "velocity", x / c, base(t))
-        return from_data_and_noise(data, noise, output, scaled(t))
-
-    return changed
 
 
 class SamplerExplorer(Explorer):
     """Left: DDIM (0) to DDPM (1) by eta or churn. Right: DDIM and flow Euler under a rescaling of (alpha, sigma)."""
 
     title = "Samplers: from DDIM to DDPM, and what a rescaling changes"
-    help = ("Left: eta (or churn) = 0 is deterministic DDIM, 1 is DDPM; same noise, same network. "
-            "Right: x<sub>t</sub> &rarr; c(t) x<sub>t</sub> leaves DDIM's samples unchanged but moves the flow Euler sampler.")
+    help = (
+        "Left: eta (or churn) = 0 is deterministic DDIM, 1 is DDPM; same noise, same network. "
+        "Right: x<sub>t</sub> &rarr; c(t) x<sub>t</sub> leaves DDIM's samples unchanged but moves the flow Euler sampler."
+    )
 
-    def __init__(self, models: PretrainedModels | None = None, steps: int = 10, n_samples: int = 300,
-                 n_lines: int = 60, seed: int = 0):
+    def __init__(
+        self,
+        models: PretrainedModels | None = None,
+        steps: int = 10,
+        n_samples: int = 300,
+        n_lines: int = 60,
+        seed: int = 0,
+    ):
         super().__init__()
         self.models = models if models is not None else PretrainedModels()
         self.noise = torch.randn(n_samples, 2, generator=torch.Generator().manual_seed(seed))
         self.reference = sample_target("8gaussians", n_samples, seed=seed + 1)
         self.n_lines, self._cache = n_lines, {}
-        self.mode = w.ToggleButtons(options=["eta", "churn"], value="eta", description="dial",
-                                    style={"description_width": "initial", "button_width": "70px"})
-        self.amount = w.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.05, description="DDIM ⟷ DDPM",
-                                    readout_format=".2f", **control_style("360px"))
-        self.strength = w.FloatSlider(value=0.0, min=-1.0, max=3.0, step=0.1, description="rescaling s",
-                                      readout_format=".1f", **control_style("360px"))
+        self.mode = w.ToggleButtons(
+            options=["eta", "churn"],
+            value="eta",
+            description="dial",
+            style={"description_width": "initial", "button_width": "70px"},
+        )
+        self.amount = w.FloatSlider(
+            value=0.0,
+            min=0.0,
+            max=1.0,
+            step=0.05,
+            description="DDIM ⟷ DDPM",
+            readout_format=".2f",
+            **control_style("360px"),
+        )
+        self.strength = w.FloatSlider(
+            value=0.0,
+            min=-1.0,
+            max=3.0,
+            step=0.1,
+            description="rescaling s",
+            readout_format=".1f",
+            **control_style("360px"),
+        )
         self.steps = w.IntSlider(value=steps, min=1, max=40, description="steps", **control_style("300px"))
         self.readouts = [w.HTML(layout=w.Layout(width="50%")) for _ in range(2)]
         for r in self.readouts:
@@ -75,31 +94,69 @@ class SamplerExplorer(Explorer):
         self.widget = self._frame(controls, self.message, self.view, w.HBox(self.readouts))
 
     def _make_figure(self) -> go.Figure:
-        fig = go.Figure(make_subplots(rows=1, cols=2, horizontal_spacing=0.06,
-                                            subplot_titles=("eta = 0: DDIM", "rescaled schedule")))
+        fig = go.Figure(
+            make_subplots(
+                rows=1, cols=2, horizontal_spacing=0.06, subplot_titles=("eta = 0: DDIM", "rescaled schedule")
+            )
+        )
         target_backdrop(fig, (1, 2), VIEW)
-        fig.add_scatter(x=[], y=[], mode="lines", name="paths", line=dict(width=1.2, color="#7b8794"),
-                        opacity=0.6, hoverinfo="skip", row=1, col=1)
-        fig.add_scatter(x=[], y=[], mode="markers", name="samples (eta / churn)", hoverinfo="skip",
-                        marker=dict(size=6, color=METHOD_COLORS["DDPM"], line=dict(width=0.5, color="white")),
-                        row=1, col=1)
-        fig.add_scatter(x=[], y=[], mode="markers", name="DDIM on c(t)(alpha, sigma)", hoverinfo="skip",
-                        marker=dict(size=9, color=METHOD_COLORS["DDIM"], symbol="circle-open", line=dict(width=2)),
-                        row=1, col=2)
-        fig.add_scatter(x=[], y=[], mode="markers", name="flow Euler on c(t)(alpha, sigma)", hoverinfo="skip",
-                        marker=dict(size=6, color=METHOD_COLORS["I-CFM"], line=dict(width=0.5, color="white")),
-                        row=1, col=2)
+        fig.add_scatter(
+            x=[],
+            y=[],
+            mode="lines",
+            name="paths",
+            line=dict(width=1.2, color="#7b8794"),
+            opacity=0.6,
+            hoverinfo="skip",
+            row=1,
+            col=1,
+        )
+        fig.add_scatter(
+            x=[],
+            y=[],
+            mode="markers",
+            name="samples (eta / churn)",
+            hoverinfo="skip",
+            marker=dict(size=6, color=METHOD_COLORS["DDPM"], line=dict(width=0.5, color="white")),
+            row=1,
+            col=1,
+        )
+        fig.add_scatter(
+            x=[],
+            y=[],
+            mode="markers",
+            name="DDIM on c(t)(alpha, sigma)",
+            hoverinfo="skip",
+            marker=dict(size=9, color=METHOD_COLORS["DDIM"], symbol="circle-open", line=dict(width=2)),
+            row=1,
+            col=2,
+        )
+        fig.add_scatter(
+            x=[],
+            y=[],
+            mode="markers",
+            name="flow Euler on c(t)(alpha, sigma)",
+            hoverinfo="skip",
+            marker=dict(size=6, color=METHOD_COLORS["I-CFM"], line=dict(width=0.5, color="white")),
+            row=1,
+            col=2,
+        )
         return side_by_side_squares(fig, VIEW)
 
     def dial_result(self, mode: str, amount: float, steps: int) -> dict:
         """Samples of the eps network with eta (or churn) = amount; paths of the first n_lines."""
         key = ("dial", mode, round(amount, 4), steps)
         if key not in self._cache:
-            traj = sample_method(self.models, "DDIM", self.noise, steps, stochasticity=amount, use_churn=mode == "churn")
+            traj = sample_method(
+                self.models, "DDIM", self.noise, steps, stochasticity=amount, use_churn=mode == "churn"
+            )
             deterministic = self.dial_result(mode, 0.0, steps)["final"] if amount else traj.final
-            self._cache[key] = {"final": traj.final, "paths": paths_xy(traj.xs[:, : self.n_lines].numpy()),
-                                "w2": w2(traj.final, self.reference, solver="emd"),
-                                "moved": float((traj.final - deterministic).norm(dim=1).mean())}
+            self._cache[key] = {
+                "final": traj.final,
+                "paths": paths_xy(traj.xs[:, : self.n_lines].numpy()),
+                "w2": w2(traj.final, self.reference, solver="emd"),
+                "moved": float((traj.final - deterministic).norm(dim=1).mean()),
+            }
         return self._cache[key]
 
     def rescaling_result(self, strength: float, steps: int) -> dict:
@@ -111,19 +168,27 @@ class SamplerExplorer(Explorer):
             scaled = RescaledSchedule(base, bump(strength))
             ts = torch.linspace(0, 1, steps + 1)
             with torch.inference_mode():
-                data_model = rescaled(model, base, bump(strength), "data")
-                field = rescaled(model, base, bump(strength), "velocity")
+                # a pure rescaling keeps the log-SNR: the network is evaluated at (x / c(t), t)
+                data_model = change_schedule(model, base, scaled, prediction="velocity", output="data")
+                field = change_schedule(model, base, scaled, prediction="velocity", output="velocity")
                 ddim_final = ddim(data_model, self.noise, scaled, ts, prediction="data").final
                 euler_final = solve_ode(field, self.noise, method="euler", ts=ts).final
             if strength:  # DDIM's samples do not move, so its W2 is the one of s = 0
                 same = self.rescaling_result(0.0, steps)
                 w2_ddim = same["w2_ddim"]
             else:
-                same, w2_ddim = {"ddim": ddim_final, "euler": euler_final}, w2(ddim_final, self.reference, solver="emd")
-            self._cache[key] = {"ddim": ddim_final, "euler": euler_final, "w2_ddim": w2_ddim,
-                                "ddim_moved": float((ddim_final - same["ddim"]).norm(dim=1).max()),
-                                "euler_moved": float((euler_final - same["euler"]).norm(dim=1).mean()),
-                                "w2_euler": w2(euler_final, self.reference, solver="emd")}
+                same, w2_ddim = (
+                    {"ddim": ddim_final, "euler": euler_final},
+                    w2(ddim_final, self.reference, solver="emd"),
+                )
+            self._cache[key] = {
+                "ddim": ddim_final,
+                "euler": euler_final,
+                "w2_ddim": w2_ddim,
+                "ddim_moved": float((ddim_final - same["ddim"]).norm(dim=1).max()),
+                "euler_moved": float((euler_final - same["euler"]).norm(dim=1).mean()),
+                "w2_euler": w2(euler_final, self.reference, solver="emd"),
+            }
         return self._cache[key]
 
     def _update_all(self) -> None:
@@ -145,15 +210,24 @@ class SamplerExplorer(Explorer):
         traces = {2: {"x": x, "y": y}, 3: {"x": res["final"][:, 0], "y": res["final"][:, 1]}}
         which = {0.0: " (DDIM)", 1.0: " (DDPM)"}.get(self.amount.value, "")
         titles = {0: f"<b>{self.mode.value} = {self.amount.value:.2f}</b>{which} · {self.steps.value} steps"}
-        self.readouts[0].value = (f"W2 to data <b>{res['w2']:.2f}</b> &nbsp; mean move from DDIM's samples "
-                                  f"<b>{res['moved']:.2f}</b> <span style='color:{MUTED}'>(same noise, same network)</span>")
+        self.readouts[0].value = (
+            f"W2 to data <b>{res['w2']:.2f}</b> &nbsp; mean move from DDIM's samples "
+            f"<b>{res['moved']:.2f}</b> <span style='color:{MUTED}'>(same noise, same network)</span>"
+        )
         return traces, titles
 
     def _rescaling_updates(self):
         res = self.rescaling_result(self.strength.value, self.steps.value)
-        traces = {4: {"x": res["ddim"][:, 0], "y": res["ddim"][:, 1]}, 5: {"x": res["euler"][:, 0], "y": res["euler"][:, 1]}}
-        titles = {1: f"<b>c(t) = 1 + {self.strength.value:.1f}·4t(1−t)</b> · I-CFM net · {self.steps.value} steps"}
-        self.readouts[1].value = (f"DDIM moved <b>{res['ddim_moved']:.1e}</b> (max) &nbsp; flow Euler moved "
-                                  f"<b>{res['euler_moved']:.2f}</b> (mean) &nbsp; W2 Euler <b>{res['w2_euler']:.2f}</b>, "
-                                  f"DDIM <b>{res['w2_ddim']:.2f}</b>")
+        traces = {
+            4: {"x": res["ddim"][:, 0], "y": res["ddim"][:, 1]},
+            5: {"x": res["euler"][:, 0], "y": res["euler"][:, 1]},
+        }
+        titles = {
+            1: f"<b>c(t) = 1 + {self.strength.value:.1f}·4t(1−t)</b> · I-CFM net · {self.steps.value} steps"
+        }
+        self.readouts[1].value = (
+            f"DDIM moved <b>{res['ddim_moved']:.1e}</b> (max) &nbsp; flow Euler moved "
+            f"<b>{res['euler_moved']:.2f}</b> (mean) &nbsp; W2 Euler <b>{res['w2_euler']:.2f}</b>, "
+            f"DDIM <b>{res['w2_ddim']:.2f}</b>"
+        )
         return traces, titles

@@ -1,5 +1,6 @@
 """Schedule explorer: a schedule family and its parameters; alpha, sigma, log-SNR, SNR over t; p_t at t."""
 
+import inspect
 import math
 
 import ipywidgets as w
@@ -10,17 +11,24 @@ from plotly.subplots import make_subplots
 
 from lessons.data2d import TARGETS, sample_target
 from lessons.ddpm import DDPM, DiscreteVPSchedule
-from lessons.schedules import make_schedule
+from lessons.schedules import SCHEDULES, make_schedule
 from widgets.base import LAYOUT, MUTED, Explorer, control_style, density_image, style_axes
 from widgets.plotly_view import PlotlyView
 
-# family -> (label, [(parameter, default)]); 'ddpm' is DDPM's discrete linear betas (T = 1000)
+
+def _defaults(cls, *names) -> list:
+    """[(parameter, the library's default value)] for the named keyword parameters of cls."""
+    params = inspect.signature(cls).parameters
+    return [(name, params[name].default) for name in names]
+
+
+# family -> (label, [(parameter, default)]); 'ddpm' is DDPM's discrete linear betas
 FAMILIES = {
-    "linear": ("linear / OT (alpha = t)", [("sigma_min", 0.0)]),
+    "linear": ("linear / OT (alpha = t)", _defaults(SCHEDULES["linear"], "sigma_min")),
     "cosine": ("cosine (variance preserving)", []),
-    "vp": ("VP, continuous DDPM (Song et al.)", [("beta_min", 0.1), ("beta_max", 20.0)]),
-    "ve": ("VE (alpha = 1)", [("sigma_min", 0.01), ("sigma_max", 10.0)]),
-    "ddpm": ("DDPM discrete betas, T = 1000", [("beta_start", 1e-4), ("beta_end", 0.02)]),
+    "vp": ("VP, continuous DDPM (Song et al.)", _defaults(SCHEDULES["vp"], "beta_min", "beta_max")),
+    "ve": ("VE (alpha = 1)", _defaults(SCHEDULES["ve"], "sigma_min", "sigma_max")),
+    "ddpm": (f"DDPM discrete betas, T = {DDPM().num_steps}", _defaults(DDPM, "beta_start", "beta_end")),
 }
 GRID_T, PIXELS, LOG_SNR_VIEW = 201, 80, 14.0
 
@@ -28,7 +36,7 @@ GRID_T, PIXELS, LOG_SNR_VIEW = 201, 80, 14.0
 def build_schedule(family: str, **params):
     """The library schedule of a family ('ddpm' wraps lessons.ddpm.DDPM's alpha-bars)."""
     if family == "ddpm":
-        return DiscreteVPSchedule(DDPM(num_steps=1000, **params))
+        return DiscreteVPSchedule(DDPM(**params))
     return make_schedule(family, **params)
 
 
@@ -41,19 +49,37 @@ class ScheduleExplorer(Explorer):
     """Pick a schedule; see its curves and the marginal p_t of a 2D target at the chosen t."""
 
     title = "Noise schedules"
-    help = ("x<sub>t</sub> = &alpha;(t) data + &sigma;(t) noise, t = 0 noise, t = 1 data. "
-            "Move t to watch the target dissolve into noise; try an impossible schedule (beta_min > beta_max).")
+    help = (
+        "x<sub>t</sub> = &alpha;(t) data + &sigma;(t) noise, t = 0 noise, t = 1 data. "
+        "Move t to watch the target dissolve into noise; try an impossible schedule (beta_min > beta_max)."
+    )
 
-    def __init__(self, family: str = "cosine", target: str = "8gaussians", t: float = 0.5, n_points: int = 20_000):
+    def __init__(
+        self, family: str = "cosine", target: str = "8gaussians", t: float = 0.5, n_points: int = 20_000
+    ):
         super().__init__()
         self.n_points = n_points
         self._samples = {}
-        self.family = w.Dropdown(options=[(v[0], k) for k, v in FAMILIES.items()], value=family,
-                                 description="schedule", **control_style("340px"))
+        self.family = w.Dropdown(
+            options=[(v[0], k) for k, v in FAMILIES.items()],
+            value=family,
+            description="schedule",
+            **control_style("340px"),
+        )
         self.params = [w.FloatText(description="", **control_style("190px")) for _ in range(2)]
-        self.target = w.Dropdown(options=list(TARGETS), value=target, description="target", **control_style("220px"))
-        self.t = w.FloatSlider(value=t, min=0.0, max=1.0, step=0.01, description="t", readout_format=".2f",
-                               continuous_update=True, **control_style("420px"))
+        self.target = w.Dropdown(
+            options=list(TARGETS), value=target, description="target", **control_style("220px")
+        )
+        self.t = w.FloatSlider(
+            value=t,
+            min=0.0,
+            max=1.0,
+            step=0.01,
+            description="t",
+            readout_format=".2f",
+            continuous_update=True,
+            **control_style("420px"),
+        )
         self.readout = w.HTML()
         self.readout.add_class("course-readout")
         self.view = PlotlyView(self._make_figure())
@@ -68,22 +94,58 @@ class ScheduleExplorer(Explorer):
         self.widget = self._frame(controls, self.message, self.readout, self.view)
 
     def _make_figure(self) -> go.Figure:
-        fig = make_subplots(rows=2, cols=3, specs=[[{}, {}, {"rowspan": 2}], [{}, {}, None]],
-                            column_widths=[0.3, 0.3, 0.4], horizontal_spacing=0.08, vertical_spacing=0.16,
-                            subplot_titles=("alpha(t) and sigma(t)", "log-SNR = log(alpha²/sigma²)",
-                                            "marginal p<sub>t</sub>(x)", "SNR = alpha²/sigma²",
-                                            "alpha² + sigma²"))
+        fig = make_subplots(
+            rows=2,
+            cols=3,
+            specs=[[{}, {}, {"rowspan": 2}], [{}, {}, None]],
+            column_widths=[0.3, 0.3, 0.4],
+            horizontal_spacing=0.08,
+            vertical_spacing=0.16,
+            subplot_titles=(
+                "alpha(t) and sigma(t)",
+                "log-SNR = log(alpha²/sigma²)",
+                "marginal p<sub>t</sub>(x)",
+                "SNR = alpha²/sigma²",
+                "alpha² + sigma²",
+            ),
+        )
         line = dict(width=3)
-        for name, color, row, col in [("alpha", "#0072b2", 1, 1), ("sigma", "#d55e00", 1, 1),
-                                      ("log-SNR", "#009e73", 1, 2), ("SNR", "#cc79a7", 2, 1),
-                                      ("alpha² + sigma²", "#56b4e9", 2, 2)]:
-            fig.add_scatter(x=[], y=[], name=name, mode="lines", line=dict(color=color, **line),
-                            showlegend=name in ("alpha", "sigma"), row=row, col=col)
+        for name, color, row, col in [
+            ("alpha", "#0072b2", 1, 1),
+            ("sigma", "#d55e00", 1, 1),
+            ("log-SNR", "#009e73", 1, 2),
+            ("SNR", "#cc79a7", 2, 1),
+            ("alpha² + sigma²", "#56b4e9", 2, 2),
+        ]:
+            fig.add_scatter(
+                x=[],
+                y=[],
+                name=name,
+                mode="lines",
+                line=dict(color=color, **line),
+                showlegend=name in ("alpha", "sigma"),
+                row=row,
+                col=col,
+            )
         for row, col in [(1, 1), (1, 1), (1, 2), (2, 1), (2, 2)]:  # the current t on each curve
-            fig.add_scatter(x=[], y=[], mode="markers", showlegend=False, hoverinfo="skip",
-                            marker=dict(size=12, color="white", line=dict(width=3, color="#1f2933")), row=row, col=col)
-        fig.add_heatmap(z=[[0]], colorscale="Blues", showscale=False, hovertemplate="density / max = %{z:.2f}<extra></extra>",
-                        row=1, col=3)
+            fig.add_scatter(
+                x=[],
+                y=[],
+                mode="markers",
+                showlegend=False,
+                hoverinfo="skip",
+                marker=dict(size=12, color="white", line=dict(width=3, color="#1f2933")),
+                row=row,
+                col=col,
+            )
+        fig.add_heatmap(
+            z=[[0]],
+            colorscale="Blues",
+            showscale=False,
+            hovertemplate="density / max = %{z:.2f}<extra></extra>",
+            row=1,
+            col=3,
+        )
         fig.update_layout(**LAYOUT, height=560)
         fig.update_layout(legend=dict(x=0.01, y=0.99, xanchor="left", yanchor="top"))
         style_axes(fig)
@@ -163,10 +225,18 @@ class ScheduleExplorer(Explorer):
             z, _, _ = np.histogram2d(x_t[:, 1], x_t[:, 0], bins=[edges, edges], density=True)
             how = f"histogram of {self.n_points:,} samples"
         snr_text = "∞" if log_snr == math.inf else f"{math.exp(log_snr):.3g}" if log_snr > -math.inf else "0"
-        self.readout.value = (f"t = <b>{self.t.value:.2f}</b> &nbsp; alpha = <b>{alpha:.3f}</b> &nbsp; "
-                              f"sigma = <b>{sigma:.3f}</b> &nbsp; log-SNR = <b>{log_snr:.2f}</b> &nbsp; "
-                              f"SNR = <b>{snr_text}</b> &nbsp; <span style='color:{MUTED}'>p<sub>t</sub>: {how}</span>")
-        point_values = [alpha, sigma, log_snr, math.exp(log_snr) if log_snr < 700 else None, alpha**2 + sigma**2]
+        self.readout.value = (
+            f"t = <b>{self.t.value:.2f}</b> &nbsp; alpha = <b>{alpha:.3f}</b> &nbsp; "
+            f"sigma = <b>{sigma:.3f}</b> &nbsp; log-SNR = <b>{log_snr:.2f}</b> &nbsp; "
+            f"SNR = <b>{snr_text}</b> &nbsp; <span style='color:{MUTED}'>p<sub>t</sub>: {how}</span>"
+        )
+        point_values = [
+            alpha,
+            sigma,
+            log_snr,
+            math.exp(log_snr) if log_snr < 700 else None,
+            alpha**2 + sigma**2,
+        ]
         traces = dict(traces or {})
         for i, value in enumerate(point_values):
             ok = value is not None and math.isfinite(value) and value > (0 if i == 3 else -math.inf)

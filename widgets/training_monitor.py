@@ -2,9 +2,11 @@
 
     monitor = TrainingMonitor(sample=lambda model: my_sampler(model), target=data)
     display(monitor)
-    train(model, loss_fn, next_batch, steps, callback=monitor, callback_every=100)
+    train(model, loss_fn, next_batch, steps, callback=monitor, callback_every=100, progress=False)
 
-The monitor only draws; sampling runs in the training callback, every callback_every steps.
+Sampling runs in the training callback, every callback_every steps, on a fork of torch's random
+state: whatever the sampler draws, training goes on with the very numbers it would have drawn unmonitored.
+The monitor shows the step and the loss, so the tqdm bar (progress) can stay off.
 """
 
 import math
@@ -15,6 +17,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
+from lessons.mnist import tile
 from widgets.base import LAYOUT, MUTED, Explorer, style_axes
 from widgets.plotly_view import PlotlyView
 
@@ -25,27 +28,77 @@ class TrainingMonitor(Explorer):
     title = "Training"
     help = "Loss per step (thin) and its running mean (thick); samples of the model as it trains."
 
-    def __init__(self, sample=None, target: torch.Tensor | None = None, smooth: int = 50, title: str | None = None,
-                 view: float | None = None):
+    def __init__(
+        self,
+        sample=None,
+        target: torch.Tensor | None = None,
+        smooth: int = 50,
+        title: str | None = None,
+        view: float | None = None,
+        images: bool = False,
+    ):
+        """sample(model) gives points (N, 2), drawn over target (M, 2), or images (N, 1, H, W) if images."""
         super().__init__()
         if title:
             self.title = title
-        self.sample, self.smooth = sample, max(int(smooth), 1)
+        self.sample, self.smooth, self.images = sample, max(int(smooth), 1), images
         self.status = w.HTML("waiting for the first steps...")
         self.status.add_class("course-readout")
         cols = 2 if sample is not None else 1
         titles = ("loss", "samples") if cols == 2 else ("loss",)
         fig = go.Figure(make_subplots(rows=1, cols=cols, subplot_titles=titles, horizontal_spacing=0.1))
-        fig.add_scatter(x=[], y=[], mode="lines", name="loss", line=dict(width=1, color="#9aa5b1"), row=1, col=1)
-        fig.add_scatter(x=[], y=[], mode="lines", name=f"mean of {self.smooth}", line=dict(width=3, color="#0072b2"),
-                        row=1, col=1)
-        if cols == 2:
+        fig.add_scatter(
+            x=[], y=[], mode="lines", name="loss", line=dict(width=1, color="#9aa5b1"), row=1, col=1
+        )
+        fig.add_scatter(
+            x=[],
+            y=[],
+            mode="lines",
+            name=f"mean of {self.smooth}",
+            line=dict(width=3, color="#0072b2"),
+            row=1,
+            col=1,
+        )
+        if cols == 2 and images:  # one tiled grid of digits, ink dark as in the lessons' figures
+            ink = [[0, "white"], [1, "black"]]
+            fig.add_heatmap(
+                z=[[0.0]],
+                zmin=0,
+                zmax=1,
+                colorscale=ink,
+                showscale=False,
+                name="samples",
+                hoverinfo="skip",
+                row=1,
+                col=2,
+            )
+            fig.update_xaxes(showticklabels=False, showgrid=False, row=1, col=2)
+            fig.update_yaxes(
+                autorange="reversed", scaleanchor="x2", showticklabels=False, showgrid=False, row=1, col=2
+            )
+        elif cols == 2:
             if target is not None:
                 t = target.detach().cpu().numpy()
-                fig.add_scatter(x=t[:, 0], y=t[:, 1], mode="markers", name="data", marker=dict(size=4, color="#cbd2d9"),
-                                hoverinfo="skip", row=1, col=2)
-            fig.add_scatter(x=[], y=[], mode="markers", name="samples", hoverinfo="skip",
-                            marker=dict(size=5, color="#e4572e"), row=1, col=2)
+                fig.add_scatter(
+                    x=t[:, 0],
+                    y=t[:, 1],
+                    mode="markers",
+                    name="data",
+                    marker=dict(size=4, color="#cbd2d9"),
+                    hoverinfo="skip",
+                    row=1,
+                    col=2,
+                )
+            fig.add_scatter(
+                x=[],
+                y=[],
+                mode="markers",
+                name="samples",
+                hoverinfo="skip",
+                marker=dict(size=5, color="#e4572e"),
+                row=1,
+                col=2,
+            )
             fig.update_yaxes(scaleanchor="x2", scaleratio=1, row=1, col=2)
             if view is not None:
                 fig.update_xaxes(range=[-view, view], row=1, col=2)
@@ -67,18 +120,27 @@ class TrainingMonitor(Explorer):
         x = np.arange(1, len(y) + 1)
         kernel = np.ones(self.smooth) / self.smooth
         smooth = np.convolve(y, kernel, mode="valid") if len(y) >= self.smooth else y[:0]
-        points = None
-        if self.sample is not None:
-            was_training = model.training
-            model.eval()
-            with torch.no_grad():
-                points = self.sample(model).detach().cpu().numpy()
-            model.train(was_training)
-        traces = {0: {"x": x, "y": y}, 1: {"x": x[self.smooth - 1:], "y": smooth}}
-        if points is not None:
+        traces = {0: {"x": x, "y": y}, 1: {"x": x[self.smooth - 1 :], "y": smooth}}
+        if self.sample is not None and self.images:
+            traces[len(self.view.data) - 1] = {"z": tile(self._sample(model), nrow=10)}
+        elif self.sample is not None:
+            points = self._sample(model).numpy()
             traces[len(self.view.data) - 1] = {"x": points[:, 0], "y": points[:, 1]}
         self.view.update(traces)
         last = smooth[-1] if len(smooth) else y[-1]
-        self.status.value = (f"step <b>{step}</b> &nbsp; loss (mean of last {min(self.smooth, len(y))}) "
-                             f"<b>{last:.4g}</b>" + ("" if math.isfinite(last) else
-                                                      f" <span style='color:{MUTED}'>not finite</span>"))
+        self.status.value = (
+            f"step <b>{step}</b> &nbsp; loss (mean of last {min(self.smooth, len(y))}) "
+            f"<b>{last:.4g}</b>"
+            + ("" if math.isfinite(last) else f" <span style='color:{MUTED}'>not finite</span>")
+        )
+
+    def _sample(self, model) -> torch.Tensor:
+        """self.sample(model) in eval mode, without gradients, drawing on a fork of torch's random state."""
+        was_training = model.training
+        gpus = sorted({p.device.index for p in model.parameters() if p.device.type == "cuda"})
+        model.eval()
+        try:
+            with torch.random.fork_rng(devices=gpus), torch.no_grad():
+                return self.sample(model).detach().float().cpu()
+        finally:
+            model.train(was_training)

@@ -11,11 +11,19 @@ from plotly.subplots import make_subplots
 from lessons.data2d import sample_target
 from lessons.metrics import straightness_per_sample
 from lessons.optimal_transport import w2
-from lessons.solvers import METHODS as SOLVERS
-from widgets.base import (BEND_COLORS, METHOD_COLORS, MUTED, Explorer, control_style, paths_xy,
-                          side_by_side_squares, target_backdrop)
+from lessons.solvers import ODE_METHODS
+from widgets.base import (
+    BEND_COLORS,
+    METHOD_COLORS,
+    MUTED,
+    Explorer,
+    control_style,
+    paths_xy,
+    side_by_side_squares,
+    target_backdrop,
+)
+from widgets.models2d import METHOD_CHECKPOINTS, SAMPLERS, PretrainedModels, sample_method
 from widgets.plotly_view import PlotlyView
-from widgets.models2d import METHODS, SAMPLERS, PretrainedModels, sample_method
 
 # relative bend of a path: straightness of the path / squared length of its chord (0 = a straight line)
 BEND_EDGES = (0.003, 0.02, 0.08, 0.3)
@@ -33,25 +41,41 @@ class TrajectoryExplorer(Explorer):
     """Two methods side by side: their trajectories coloured by bend, with W2 to the data and straightness."""
 
     title = "Straight vs curved: trajectories from noise to data"
-    help = ("Each line carries one noise sample (black dot) to a sample (coloured dot); grey: the 8-gaussians target density. "
-            "Colour says how much a path bends. Fewer steps hurt curved methods first.")
+    help = (
+        "Each line carries one noise sample (black dot) to a sample (coloured dot); grey: the 8-gaussians target density. "
+        "Colour says how much a path bends. Fewer steps hurt curved methods first."
+    )
 
-    def __init__(self, models: PretrainedModels | None = None, left: str = "I-CFM", right: str = "OT-CFM",
-                 solver: str = "euler", steps: int = 8, n_samples: int = 500, n_lines: int = 150,
-                 seed: int = 0, precompute: bool = True):
+    def __init__(
+        self,
+        models: PretrainedModels | None = None,
+        left: str = "I-CFM",
+        right: str = "OT-CFM",
+        solver: str = "euler",
+        steps: int = 8,
+        n_samples: int = 500,
+        n_lines: int = 150,
+        seed: int = 0,
+        precompute: bool = True,
+    ):
         super().__init__()
         self.models = models if models is not None else PretrainedModels()
         self.noise = torch.randn(n_samples, 2, generator=torch.Generator().manual_seed(seed))
         self.reference = sample_target("8gaussians", n_samples, seed=seed + 1)
-        self.baseline = w2(sample_target("8gaussians", n_samples, seed=seed + 2), self.reference, solver="emd")
+        self.baseline = w2(
+            sample_target("8gaussians", n_samples, seed=seed + 2), self.reference, solver="emd"
+        )
         self.n_lines, self.precompute, self.n_shown = n_lines, precompute, min(n_samples, 300)
         self._cache, self._warm_key = {}, None
-        methods = list(METHODS)
+        methods = list(METHOD_CHECKPOINTS)
         self.left = w.Dropdown(options=methods, value=left, description="left", **control_style("200px"))
         self.right = w.Dropdown(options=methods, value=right, description="right", **control_style("200px"))
-        self.solver = w.Dropdown(options=list(SOLVERS), value=solver, description="ODE solver", **control_style("220px"))
-        self.steps = w.IntSlider(value=steps, min=0, max=64, description="steps", continuous_update=True,
-                                 **control_style("380px"))
+        self.solver = w.Dropdown(
+            options=list(ODE_METHODS), value=solver, description="ODE solver", **control_style("220px")
+        )
+        self.steps = w.IntSlider(
+            value=steps, min=0, max=64, description="steps", continuous_update=True, **control_style("380px")
+        )
         self.readouts = [w.HTML(layout=w.Layout(width="50%")) for _ in range(2)]
         for r in self.readouts:
             r.add_class("course-readout")
@@ -62,16 +86,47 @@ class TrajectoryExplorer(Explorer):
         self.widget = self._frame(controls, self.message, self.view, w.HBox(self.readouts))
 
     def _make_figure(self) -> go.Figure:
-        fig = go.Figure(make_subplots(rows=1, cols=2, horizontal_spacing=0.06, subplot_titles=("left", "right")))
+        fig = go.Figure(
+            make_subplots(rows=1, cols=2, horizontal_spacing=0.06, subplot_titles=("left", "right"))
+        )
         for col in (1, 2):
             target_backdrop(fig, [col], VIEW)
             for label, color in zip(BEND_LABELS, BEND_COLORS):
-                fig.add_scatter(x=[], y=[], mode="lines", name=label, showlegend=col == 1, legendgroup=label,
-                                line=dict(width=1.6, color=color), opacity=0.75, hoverinfo="skip", row=1, col=col)
-            fig.add_scatter(x=[], y=[], mode="markers", name="noise", showlegend=col == 1, hoverinfo="skip",
-                            marker=dict(size=5, color="#1f2933"), row=1, col=col)
-            fig.add_scatter(x=[], y=[], mode="markers", name="samples", showlegend=col == 1, hoverinfo="skip",
-                            marker=dict(size=6, color="#e4572e", line=dict(width=0.5, color="white")), row=1, col=col)
+                fig.add_scatter(
+                    x=[],
+                    y=[],
+                    mode="lines",
+                    name=label,
+                    showlegend=col == 1,
+                    legendgroup=label,
+                    line=dict(width=1.6, color=color),
+                    opacity=0.75,
+                    hoverinfo="skip",
+                    row=1,
+                    col=col,
+                )
+            fig.add_scatter(
+                x=[],
+                y=[],
+                mode="markers",
+                name="noise",
+                showlegend=col == 1,
+                hoverinfo="skip",
+                marker=dict(size=5, color="#1f2933"),
+                row=1,
+                col=col,
+            )
+            fig.add_scatter(
+                x=[],
+                y=[],
+                mode="markers",
+                name="samples",
+                showlegend=col == 1,
+                hoverinfo="skip",
+                marker=dict(size=6, color="#e4572e", line=dict(width=0.5, color="white")),
+                row=1,
+                col=col,
+            )
         return side_by_side_squares(fig, VIEW)
 
     def result(self, method: str, solver: str, steps: int) -> dict:
@@ -83,10 +138,19 @@ class TrajectoryExplorer(Explorer):
             per_path = straightness_per_sample(traj)
             relative = (per_path.double() / ((xs[-1] - xs[0]) ** 2).sum(-1).clamp_min(1e-9)).numpy()
             finals = traj.final
-            quality = w2(finals, self.reference, solver="emd") if torch.isfinite(finals).all() else float("nan")
+            quality = (
+                w2(finals, self.reference, solver="emd") if torch.isfinite(finals).all() else float("nan")
+            )
             lines = bend_bins(xs[:, : self.n_lines].numpy(), relative[: self.n_lines])
-            self._cache[key] = {"lines": lines, "start": xs[0, : self.n_lines].numpy(), "end": xs[-1].numpy(), "w2": quality, "straightness": float(per_path.mean()),
-                                "nfe": traj.nfe, "solver": key[1]}
+            self._cache[key] = {
+                "lines": lines,
+                "start": xs[0, : self.n_lines].numpy(),
+                "end": xs[-1].numpy(),
+                "w2": quality,
+                "straightness": float(per_path.mean()),
+                "nfe": traj.nfe,
+                "solver": key[1],
+            }
         return self._cache[key]
 
     def warm_up(self) -> None:
@@ -118,14 +182,20 @@ class TrajectoryExplorer(Explorer):
             end = base + 2 + len(BEND_LABELS)
             traces[end - 1] = {"x": res["start"][:, 0], "y": res["start"][:, 1]}
             marker = {**self.view.data[end]["marker"], "color": METHOD_COLORS[control.value]}
-            traces[end] = {"x": res["end"][: self.n_shown, 0], "y": res["end"][: self.n_shown, 1], "marker": marker}
+            traces[end] = {
+                "x": res["end"][: self.n_shown, 0],
+                "y": res["end"][: self.n_shown, 1],
+                "marker": marker,
+            }
             how = "DDPM / DDIM sampler" if res["solver"] == "sampler" else res["solver"]
             titles[side] = f"<b>{control.value}</b> · {self.steps.value} steps · {how}"
         self.view.update(traces, annotations=titles)
         for res, control, readout in zip(results, (self.left, self.right), self.readouts):
             color = METHOD_COLORS[control.value]
-            readout.value = (f"<span style='color:{color}'>&#9679;</span> <b>{control.value}</b>: "
-                             f"W2 to data <b>{res['w2']:.2f}</b> <span style='color:{MUTED}'>(data vs data "
-                             f"{self.baseline:.2f})</span> &nbsp; straightness <b>{res['straightness']:.2f}</b> "
-                             f"&nbsp; NFE <b>{res['nfe']}</b>")
+            readout.value = (
+                f"<span style='color:{color}'>&#9679;</span> <b>{control.value}</b>: "
+                f"W2 to data <b>{res['w2']:.2f}</b> <span style='color:{MUTED}'>(data vs data "
+                f"{self.baseline:.2f})</span> &nbsp; straightness <b>{res['straightness']:.2f}</b> "
+                f"&nbsp; NFE <b>{res['nfe']}</b>"
+            )
         self.warm_up()
