@@ -13,13 +13,18 @@ from lessons.tensors import expand_like, normal_like, time_like
 from lessons.trajectory import Trajectory
 
 
-def ddpm_step_to_t(k, num_steps: int) -> torch.Tensor:
-    """Map DDPM's integer step k in {0, ..., T} (k = T is noise) to t = 1 - k / T (t = 0 is noise)."""
+def ddpm_step_to_t(k, num_steps: int, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Map DDPM's integer step k in {0, ..., T} (k = T is noise) to t = 1 - k / T (t = 0 is noise).
+
+    Computed in float64, then cast to dtype (default: torch's default dtype), so a float64 run that asks for
+    float64 gets its grid exactly; a float32 t is off by up to 3e-8, which DDIM on DDPM's grid turns into a
+    1e-5 disagreement with a float64 DDPM chain.
+    """
     check_positive_int(num_steps, "the number of DDPM steps T")
     k = torch.as_tensor(k)
     if k.is_floating_point() or (k < 0).any() or (k > num_steps).any():
         raise ValueError(f"DDPM steps must be whole numbers in 0..{num_steps}, got {k.tolist()}.")
-    return 1.0 - k.float() / num_steps
+    return (1.0 - k.double() / num_steps).to(dtype or torch.get_default_dtype())
 
 
 class DDPM:
@@ -37,9 +42,9 @@ class DDPM:
         """beta_k for k in 1..T."""
         return self.betas[k - 1].item()
 
-    def t_of(self, k) -> torch.Tensor:
-        """The course time t of step k (k = T is noise, t = 0)."""
-        return ddpm_step_to_t(k, self.num_steps)
+    def t_of(self, k, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """The course time t of step k (k = T is noise, t = 0), computed in float64, returned as dtype."""
+        return ddpm_step_to_t(k, self.num_steps, dtype)
 
     def marginal(self, data: torch.Tensor, k: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """x_k = sqrt(abar_k) data + sqrt(1 - abar_k) noise, (B, ...), k (B,) integer steps."""
@@ -67,7 +72,7 @@ class DDPM:
         k = torch.randint(1, self.num_steps + 1, (data.shape[0],))
         noise = torch.randn_like(data)
         x_k = self.marginal(data, k, noise)
-        pred = model(x=x_k, t=self.t_of(k).to(data.device), cond=cond)
+        pred = model(x=x_k, t=self.t_of(k, data.dtype).to(data.device), cond=cond)
         return F.mse_loss(pred, noise)
 
     @torch.no_grad()
@@ -89,7 +94,7 @@ class DDPM:
         x, xs = noise, [noise]
         T = self.num_steps
         for k in range(T, 0, -1):
-            t = time_like(self.t_of(k).item(), x)
+            t = time_like(self.t_of(k, torch.float64).item(), x)
             eps = model(x=x, t=t, cond=cond)
             beta, abar, abar_prev = self.beta(k), self.alpha_bars[k].item(), self.alpha_bars[k - 1].item()
             x = (x - beta / (1 - abar) ** 0.5 * eps) / (1 - beta) ** 0.5
@@ -99,7 +104,7 @@ class DDPM:
                 x = x + var**0.5 * z
             if keep_path or k == 1:
                 xs.append(x)
-        ts = self.t_of(torch.arange(T, -1, -1)) if keep_path else torch.tensor([0.0, 1.0])
+        ts = self.t_of(torch.arange(T, -1, -1), x.dtype) if keep_path else torch.tensor([0.0, 1.0], dtype=x.dtype)
         return Trajectory(ts=ts, xs=torch.stack(xs), nfe=T)
 
 
@@ -111,6 +116,7 @@ class DiscreteVPSchedule(Schedule):
     """
 
     name = "ddpm"
+    variance_preserving = True
 
     def __init__(self, ddpm: DDPM):
         self.num_steps = ddpm.num_steps
@@ -140,10 +146,10 @@ class DiscreteVPSchedule(Schedule):
         return f"DiscreteVPSchedule(num_steps={self.num_steps})"
 
 
-def ddim_times(ddpm: DDPM, steps: int) -> torch.Tensor:
-    """An evenly spaced sub-sequence of DDPM's steps k = T ... 0 as course times t = 1 - k / T, (steps+1,)."""
+def ddim_times(ddpm: DDPM, steps: int, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """An evenly spaced sub-sequence of DDPM's steps k = T ... 0 as course times t = 1 - k / T, (steps+1,), as dtype."""
     check_positive_int(steps, "the number of sampling steps")
     if steps > ddpm.num_steps:
         raise ValueError(f"DDIM can take at most T = {ddpm.num_steps} steps on DDPM's grid, got {steps}.")
     k = torch.linspace(ddpm.num_steps, 0, steps + 1).round().long()
-    return ddpm.t_of(k)
+    return ddpm.t_of(k, dtype)

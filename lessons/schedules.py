@@ -36,6 +36,7 @@ class Schedule:
     """Base class: subclasses implement ``_coefficients(t)``; calling checks t first."""
 
     name = "schedule"
+    variance_preserving = False  # alpha^2 + sigma^2 = 1 at every t (VP, cosine, DDPM's discrete VP)
 
     def __call__(self, t: torch.Tensor) -> ScheduleOutput:
         return self._coefficients(check_time(t))
@@ -88,17 +89,40 @@ class LinearSchedule(Schedule):
 
 
 class CosineSchedule(Schedule):
-    """Variance preserving cosine path: alpha = sin(pi t / 2), sigma = cos(pi t / 2)."""
+    """Nichol & Dhariwal's cosine schedule in course time: alpha(t) = cos(theta(t)) / cos(theta(1)), sigma = sqrt(1 - alpha^2).
+
+    theta(t) = (pi / 2) (1 - t + s) / (1 + s) with offset s (they use s = 0.008, and clip the discrete betas at
+    0.999). The default s = 0 is the plain cosine path alpha = sin(pi t / 2), sigma = cos(pi t / 2).
+    """
 
     name = "cosine"
+    variance_preserving = True
+
+    def __init__(self, offset: float = 0.0):
+        if not 0.0 <= offset < 1.0:
+            raise ValueError(f"the cosine schedule's offset s must be in [0, 1) (Nichol & Dhariwal use 0.008), got {offset}.")
+        self.offset = offset
+
+    def _theta(self, t):
+        return 0.5 * math.pi * (1 - t + self.offset) / (1 + self.offset)
 
     def _coefficients(self, t):
-        # clamp: in float32 cos(pi / 2) is -4e-8, a negative sigma (and a NaN log-SNR) at t = 1
-        a, s = torch.sin(0.5 * math.pi * t), torch.cos(0.5 * math.pi * t).clamp_min(0.0)
-        return ScheduleOutput(a, s, 0.5 * math.pi * s, -0.5 * math.pi * a)
+        if self.offset == 0:
+            # clamp: in float32 cos(pi / 2) is -4e-8, a negative sigma (and a NaN log-SNR) at t = 1
+            a, s = torch.sin(0.5 * math.pi * t), torch.cos(0.5 * math.pi * t).clamp_min(0.0)
+            return ScheduleOutput(a, s, 0.5 * math.pi * s, -0.5 * math.pi * a)
+        end = math.cos(self._theta(1.0))  # cos(theta) at the data end, so alpha(1) = 1
+        a = (torch.cos(self._theta(t)) / end).clamp(0.0, 1.0)
+        s = ((1 - a) * (1 + a)).clamp_min(0.0).sqrt()
+        d_a = torch.sin(self._theta(t)) * 0.5 * math.pi / (1 + self.offset) / end
+        return ScheduleOutput(a, s, d_a, -a * d_a / s.clamp_min(1e-12))
 
     def _time_at_log_snr(self, log_snr):
-        return 2 / math.pi * torch.atan(torch.exp(0.5 * log_snr))  # lambda = 2 log tan(pi t / 2)
+        if self.offset == 0:
+            return 2 / math.pi * torch.atan(torch.exp(0.5 * log_snr))  # lambda = 2 log tan(pi t / 2)
+        alpha = torch.sigmoid(log_snr).sqrt()  # alpha^2 = sigmoid(lambda) on a VP path
+        theta = torch.acos((alpha * math.cos(self._theta(1.0))).clamp(-1.0, 1.0))
+        return 1 + self.offset - theta * 2 * (1 + self.offset) / math.pi
 
 
 class VPSchedule(Schedule):
@@ -110,6 +134,7 @@ class VPSchedule(Schedule):
     """
 
     name = "vp"
+    variance_preserving = True
 
     def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0):
         if not 0 < beta_min <= beta_max:
@@ -183,6 +208,7 @@ class RescaledSchedule(Schedule):
         if not isinstance(base, Schedule):
             raise ValueError(f"base must be a Schedule, got {type(base).__name__}.")
         self.base, self.scale = base, scale
+        self.variance_preserving = scale is None  # c = 1 / sqrt(alpha^2 + sigma^2) makes any base VP
 
     def _coefficients(self, t):
         b = self.base(t)
@@ -210,6 +236,7 @@ class TruncatedSchedule(Schedule):
         if not 0.0 <= t_start < t_end <= 1.0:
             raise ValueError(f"need 0 <= t_start < t_end <= 1, got t_start={t_start}, t_end={t_end}.")
         self.base, self.t_start, self.t_end = base, t_start, t_end
+        self.variance_preserving = base.variance_preserving
 
     def _coefficients(self, t):
         span = self.t_end - self.t_start

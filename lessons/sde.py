@@ -29,10 +29,15 @@ class SDECoefficients:
 
 
 def sde_coefficients(schedule: Schedule, t: torch.Tensor) -> SDECoefficients:
-    """f = d_alpha / alpha and g = sqrt(2 sigma^2 f - 2 sigma d_sigma), each (B,), from the schedule at t (B,)."""
+    """f = d_alpha / alpha and g = sqrt(2 sigma^2 f - 2 sigma d_sigma), each (B,), from the schedule at t (B,).
+
+    On a variance-preserving schedule (alpha^2 + sigma^2 = 1) sigma d_sigma = -alpha d_alpha, which stays finite
+    where sigma = 0 and d_sigma is infinite (VP's data end), so VP's g(1) is its limit sqrt(beta_min), not 0.
+    """
     c = schedule(t)
     f = c.d_alpha / c.alpha
-    g2 = 2 * c.sigma**2 * f - 2 * c.sigma * c.d_sigma
+    sigma_d_sigma = -c.alpha * c.d_alpha if schedule.variance_preserving else c.sigma * c.d_sigma
+    g2 = 2 * c.sigma**2 * f - 2 * sigma_d_sigma
     return SDECoefficients(f=f, g=g2.clamp_min(0).sqrt())
 
 

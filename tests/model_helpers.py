@@ -36,3 +36,14 @@ def alpha_bars(T=1000, beta_start=1e-4, beta_end=0.02):
     """DDPM's linear betas (T,) and alpha-bars (T+1,) with alpha-bar_0 = 1, in NumPy."""
     betas = np.linspace(beta_start, beta_end, T)
     return betas, np.concatenate([[1.0], np.cumprod(1 - betas)])
+
+
+def custom_scale(t):
+    """A rescaling c(t) = 1 + t (1 - t) and its derivative dc/dt = 1 - 2 t, for RescaledSchedule tests."""
+    return 1 + t * (1 - t), 1 - 2 * t
+
+
+def two_clouds(n, seed=0):
+    """(noise, data) point clouds (n, 2): N(0, I) and N(1, 9 I), for coupling and OT tests."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 2, generator=g), 3 * torch.randn(n, 2, generator=g) + 1

@@ -188,31 +188,6 @@ def test_max_likelihood_training_reaches_the_entropy_of_a_gaussian():
     assert abs(sum(result.losses[-20:]) / 20 - entropy) < 0.05
 
 
-def test_bits_per_dim_of_uniform_densities():
-    # a uniform density on the pixel cube puts probability 1 / 256^D on every pixel pattern: 8 bits a dimension
-    dims = 784
-    assert torch.allclose(bits_per_dim(torch.zeros(3), dims), torch.full((3,), 8.0))
-    log_p = torch.full((3,), -dims * math.log(2.0))  # uniform on [-1, 1]^D
-    assert torch.allclose(bits_per_dim(log_p, dims, data_range=2.0), torch.full((3,), 8.0))
-    assert torch.allclose(bits_per_dim(torch.zeros(1), 10, scale=2), torch.ones(1))
-
-
-def test_dequantize_fills_each_pixel_bin():
-    levels = torch.randint(0, 256, (1000, 4))
-    pixels = levels / 255.0
-    y = dequantize(pixels, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(torch.floor(y * 256).long(), levels)
-    assert (y.std() > 0.2) and torch.all((y >= 0) & (y < 1))
-
-
-def test_smooth_time_embedding_by_hand():
-    emb = SinusoidalTimeEmbedding(dim=4, max_period=100.0, scale=1.0)
-    t = torch.tensor([0.25, 1.0])
-    angles = t[:, None] * torch.tensor([1.0, 0.1])
-    assert torch.allclose(emb(t), torch.cat([angles.sin(), angles.cos()], 1))
-    assert MLP(time_scale=2.0).time_embedding.scale == 2.0
-
-
 def test_bad_inputs_raise_value_errors():
     field, data = _affine(), torch.randn(4, 2, dtype=F64)
     with pytest.raises(ValueError, match="needs a number of steps"):

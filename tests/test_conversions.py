@@ -4,10 +4,16 @@ import itertools
 
 import pytest
 import torch
+from model_helpers import custom_scale, gaussian_model
 
-from lessons.conversions import PREDICTIONS, convert, from_data_and_noise, to_data_and_noise
+from lessons.conversions import PREDICTIONS, change_schedule, convert, from_data_and_noise, to_data_and_noise
 from lessons.data2d import target_density
-from lessons.schedules import CosineSchedule, LinearSchedule, VPSchedule
+from lessons.schedules import (
+    CosineSchedule,
+    LinearSchedule,
+    RescaledSchedule,
+    VPSchedule,
+)
 
 SCHEDULES = [LinearSchedule(), CosineSchedule(), VPSchedule()]
 
@@ -114,3 +120,46 @@ def test_noise_prediction_at_pure_noise_raises_instead_of_returning_nan():
             to_data_and_noise(torch.randn(3, 2), kind, x, coef)
     data, _ = to_data_and_noise(torch.randn(3, 2), "velocity", x, coef)
     assert torch.isfinite(data).all()
+
+
+@pytest.mark.parametrize("output", ["eps", "data", "velocity"])
+def test_change_schedule_turns_the_ideal_model_of_one_schedule_into_the_other(output):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 2, generator=g, dtype=torch.float64) * 2
+    t = torch.rand(64, generator=g, dtype=torch.float64) * 0.98 + 0.01
+    source, target = CosineSchedule(), RescaledSchedule(LinearSchedule(), custom_scale)
+    changed = change_schedule(gaussian_model(source), source, target, "eps", output)
+    c = target(t)
+    eps = gaussian_model(target)(x=x, t=t)  # the ideal model written directly for target
+    data = (x - c.sigma[:, None] * eps) / c.alpha[:, None]
+    expected = {"eps": eps, "data": data, "velocity": c.d_alpha[:, None] * data + c.d_sigma[:, None] * eps}[
+        output
+    ]
+    assert torch.allclose(changed(x=x, t=t), expected, atol=1e-9)
+
+
+def test_change_schedule_of_a_pure_rescaling_keeps_the_time():
+    """On RescaledSchedule(base, c), the base's network is evaluated at (x / c(t), t): the log-SNR is unchanged."""
+    seen = []
+
+    def velocity_model(x, t, cond=None):
+        seen.append((x, t))
+        return torch.sin(x) * t[:, None]
+
+    base, scaled = LinearSchedule(), RescaledSchedule(LinearSchedule(), custom_scale)
+    x = torch.randn(16, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    t = torch.linspace(0.0, 1.0, 16, dtype=torch.float64)
+    changed = change_schedule(velocity_model, base, scaled, prediction="velocity", output="velocity")(
+        x=x, t=t
+    )
+    c, dc = custom_scale(t)
+    assert torch.allclose(seen[0][1], t, atol=1e-12)
+    assert torch.allclose(seen[0][0], x / c[:, None], atol=1e-12)
+    # x' = c x_base, so dx'/dt = c u + dc x_base
+    expected = c[:, None] * velocity_model(x / c[:, None], t) + dc[:, None] * x / c[:, None]
+    assert torch.allclose(changed, expected, atol=1e-10)
+
+
+def test_change_schedule_bad_kind():
+    with pytest.raises(ValueError, match="prediction type"):
+        change_schedule(gaussian_model(LinearSchedule()), LinearSchedule(), CosineSchedule(), "noise")

@@ -1,18 +1,11 @@
 """Couplings: minibatch OT is an exact, cost-lowering permutation; reflow pairs follow the model's ODE."""
 
-import itertools
-
 import pytest
 import torch
-from scipy.optimize import linear_sum_assignment
+from model_helpers import two_clouds
 
 from lessons.couplings import couple, pair_batches, reflow_pairs, transport_cost
 from lessons.optimal_transport import ot_assignment
-
-
-def _clouds(n, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, 2, generator=g), 3 * torch.randn(n, 2, generator=g) + 1
 
 
 def test_transport_cost_by_hand():
@@ -21,29 +14,8 @@ def test_transport_cost_by_hand():
     assert transport_cost(noise, data) == pytest.approx((25 + 1) / 2)
 
 
-def test_ot_assignment_is_a_permutation_that_lowers_the_cost():
-    noise, data = _clouds(256)
-    perm = ot_assignment(noise, data)
-    assert torch.equal(perm.sort().values, torch.arange(256))
-    paired_noise, paired_data = couple(noise, data, "ot")
-    assert torch.equal(paired_noise, noise) and torch.equal(paired_data, data[perm])
-    assert transport_cost(paired_noise, paired_data) < 0.9 * transport_cost(noise, data)
-
-
-def test_ot_assignment_matches_brute_force_and_scipy():
-    noise, data = _clouds(6, seed=1)
-    best = min(transport_cost(noise, data[list(p)]) for p in itertools.permutations(range(6)))
-    assert transport_cost(noise, data[ot_assignment(noise, data)]) == pytest.approx(best, rel=1e-12)
-    noise, data = _clouds(100, seed=2)
-    cost = (torch.cdist(noise.double(), data.double()) ** 2).numpy()
-    rows, cols = linear_sum_assignment(cost)
-    assert transport_cost(noise, data[ot_assignment(noise, data)]) == pytest.approx(
-        cost[rows, cols].mean(), rel=1e-10
-    )
-
-
 def test_independent_coupling_keeps_pairs():
-    noise, data = _clouds(10)
+    noise, data = two_clouds(10)
     out = couple(noise, data, "independent")
     assert torch.equal(out[0], noise) and torch.equal(out[1], data)
 
@@ -54,14 +26,14 @@ def test_reflow_pairs_follow_the_ode():
     def field(x, t, cond=None):  # dx/dt = shift - x has x(1) = shift + (x(0) - shift) e^{-1}
         return shift - x
 
-    noise, _ = _clouds(50)
+    noise, _ = two_clouds(50)
     out_noise, out_data = reflow_pairs(field, noise, steps=200, method="rk4")
     assert torch.equal(out_noise, noise)
     assert torch.allclose(out_data, shift + (noise - shift) * torch.exp(torch.tensor(-1.0)), atol=1e-5)
 
 
 def test_pair_batches_shapes_and_couplings():
-    noise, data = _clouds(1000)
+    noise, data = two_clouds(1000)
     for coupling in ("independent", "ot"):
         batch_noise, batch_data = pair_batches(data, 64, coupling, seed=3)()
         assert batch_noise.shape == batch_data.shape == (64, 2)
@@ -76,7 +48,7 @@ def test_pair_batches_shapes_and_couplings():
 
 
 def test_bad_input():
-    noise, data = _clouds(8)
+    noise, data = two_clouds(8)
     with pytest.raises(ValueError, match="coupling"):
         couple(noise, data, "sinkhorn")
     with pytest.raises(ValueError, match="same shape"):

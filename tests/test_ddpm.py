@@ -184,7 +184,9 @@ def test_ddpm_step_to_t():
     assert ddpm_step_to_t(0, T).item() == 1.0
     assert ddpm_step_to_t(250, T).item() == pytest.approx(0.75)
     ks = torch.arange(T + 1)
-    assert torch.allclose(ddpm_step_to_t(ks, T), 1 - ks.float() / T)
+    assert torch.equal(ddpm_step_to_t(ks, T, torch.float64), 1 - ks.double() / T)
+    assert ddpm_step_to_t(ks, T).dtype == torch.get_default_dtype()
+    assert ddpm_step_to_t(999, 1000, torch.float64).item() == 1 - 999 / 1000  # exact (float32 is off by 2e-8)
     for bad_k in (-1, T + 1, 2.5, torch.tensor([0, T + 1])):
         with pytest.raises(ValueError, match="whole numbers"):
             ddpm_step_to_t(bad_k, T)

@@ -4,14 +4,22 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from lessons.data2d import sample_target, target_density
-from lessons.flow_matching import cfm_batch_loss, cfm_loss, sample_times
+from lessons.flow_matching import (
+    cfm_batch_loss,
+    cfm_loss,
+    conditional_velocity,
+    empirical_marginal_velocity,
+    fm_loss,
+    sample_times,
+)
 from lessons.mixture import ExactMixtureModel
 from lessons.models import MLP
 from lessons.optimal_transport import w2
 from lessons.paths import GaussianPath
-from lessons.schedules import CosineSchedule, LinearSchedule
+from lessons.schedules import CosineSchedule, LinearSchedule, VESchedule, VPSchedule
 from lessons.solvers import solve_ode
 
 
@@ -97,3 +105,146 @@ def test_exact_marginal_flow_reproduces_the_mixture():
     mean_gen, mean_base = sum(generated) / 3, sum(baseline) / 3
     assert mean_gen < 1.25 * mean_base, (generated, baseline)
     assert far > 5 * mean_base  # the test can tell noise from data
+
+
+PATHS = {
+    "ot": GaussianPath(LinearSchedule()),
+    "ot_sigma_min": GaussianPath(LinearSchedule(sigma_min=0.05)),
+    "cosine": GaussianPath(CosineSchedule()),
+    "vp": GaussianPath(VPSchedule()),
+    "ve": GaussianPath(VESchedule(sigma_min=0.01, sigma_max=10.0)),
+}
+
+
+class ExactField(torch.nn.Module):
+    """The mixture's exact marginal field plus a learnable affine error A x + b, called like every model."""
+
+    def __init__(self, mixture, path, matrix=((0.0, 0.0), (0.0, 0.0)), offset=(0.0, 0.0)):
+        super().__init__()
+        self.exact = ExactMixtureModel(mixture, path.schedule, "velocity")
+        self.matrix = torch.nn.Parameter(torch.tensor(matrix))
+        self.offset = torch.nn.Parameter(torch.tensor(offset))
+
+    def forward(self, x, t, cond=None):
+        return self.exact(x=x, t=t) + x @ self.matrix.T + self.offset
+
+
+@pytest.mark.parametrize("name", PATHS)
+def test_conditional_velocity_is_the_time_derivative_of_the_flow_map(name):
+    path, h = PATHS[name], 1e-6
+    data, noise = torch.randn(50, 2, dtype=torch.float64), torch.randn(50, 2, dtype=torch.float64)
+    t = torch.linspace(0.05, 0.9, 50, dtype=torch.float64)
+
+    def flow_map(s):  # psi_s(noise) = alpha(s) data + sigma(s) noise, alpha and sigma only
+        c = path.schedule(s)
+        return c.alpha[:, None] * data + c.sigma[:, None] * noise
+
+    finite_diff = (flow_map(t + h) - flow_map(t - h)) / (2 * h)
+    u = conditional_velocity(path, flow_map(t), data, t)
+    torch.testing.assert_close(u, finite_diff, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(u, path.sample(noise, data, t).velocity)
+
+
+def test_conditional_velocity_matches_lipman_closed_forms():
+    x, data = torch.randn(40, 2, dtype=torch.float64), torch.randn(40, 2, dtype=torch.float64)
+    t = torch.rand(40, dtype=torch.float64) * 0.9
+    s_min = 0.05  # OT, Lipman eq. (21) in t = 0 noise convention
+    ot = (data - (1 - s_min) * x) / (1 - (1 - s_min) * t[:, None])
+    torch.testing.assert_close(conditional_velocity(PATHS["ot_sigma_min"], x, data, t), ot)
+    c = VPSchedule()(t)  # VP: d_alpha (data - alpha x) / (1 - alpha^2), Lipman eq. (19)
+    vp = c.d_alpha[:, None] * (data - c.alpha[:, None] * x) / (1 - c.alpha[:, None] ** 2)
+    torch.testing.assert_close(conditional_velocity(PATHS["vp"], x, data, t), vp)
+    ve = math.log(0.01 / 10.0) * (x - data)  # VE: (d sigma / sigma) (x - data), a constant log-rate
+    torch.testing.assert_close(conditional_velocity(PATHS["ve"], x, data, t), ve)
+
+
+def test_empirical_marginal_velocity_of_one_point_is_its_conditional_field():
+    path, data = PATHS["ot"], torch.randn(1, 2, dtype=torch.float64)
+    x, t = torch.randn(10, 2, dtype=torch.float64), torch.rand(10, dtype=torch.float64) * 0.9
+    torch.testing.assert_close(
+        empirical_marginal_velocity(path, data, x, t), conditional_velocity(path, x, data, t)
+    )
+
+
+def test_empirical_marginal_velocity_converges_to_the_exact_field():
+    mixture, path = target_density("mixture"), PATHS["ot"]
+    t = torch.full((64,), 0.6, dtype=torch.float64)
+    x = path.sample(torch.randn(64, 2, dtype=torch.float64), mixture.sample(64).double(), t).x_t
+    exact = ExactMixtureModel(mixture, path.schedule, "velocity")(x=x, t=t)
+    one, two = (empirical_marginal_velocity(path, mixture.sample(50_000).double(), x, t) for _ in range(2))
+    # the two independent estimates disagree by about sqrt(2) times each one's error: that sets the scale
+    mc_scale = ((one - two) ** 2).sum(1).mean() / 2
+    error = ((one - exact) ** 2).sum(1).mean()
+    assert error < 4 * mc_scale and error < 1e-3 * (exact**2).sum(1).mean()
+    other = ExactMixtureModel(target_density("8gaussians"), path.schedule, "velocity")(
+        x=x, t=t
+    )  # another target: far
+    assert ((one - other) ** 2).sum(1).mean() > 100 * error
+
+
+def test_fm_loss_is_the_mse_to_the_marginal_field():
+    mixture, path = target_density("mixture"), PATHS["ot"]
+    data, noise, t = mixture.sample(256), torch.randn(256, 2), torch.rand(256) * 0.95
+    model = MLP(hidden=16, depth=2)
+    x_t = t[:, None] * data + (1 - t[:, None]) * noise
+    expected = (
+        (model(x=x_t, t=t) - ExactMixtureModel(mixture, path.schedule, "velocity")(x=x_t, t=t)) ** 2
+    ).mean()
+    torch.testing.assert_close(fm_loss(model, path, mixture, data, noise, t), expected)
+    exact = ExactField(mixture, path)
+    assert fm_loss(exact, path, mixture, data, noise, t) < 1e-10
+    shifted = ExactField(mixture, path, offset=(0.3, -0.4))  # constant error 0.25 per coordinate squared
+    torch.testing.assert_close(fm_loss(shifted, path, mixture, data, noise, t), torch.tensor(0.125))
+
+
+def test_cfm_and_fm_losses_differ_by_a_constant_and_share_gradients():
+    mixture, path = target_density("mixture"), PATHS["ot"]
+    n = 50_000
+    data, noise, t = mixture.sample(n), torch.randn(n, 2), torch.rand(n) * 0.95
+    x_t = path.sample(noise, data, t).x_t
+    # per-sample CFM-minus-FM gradient noise, (u(x) - u(x | data)) times (x, 1): it sets the tolerance
+    residual = (
+        ExactMixtureModel(mixture, path.schedule, "velocity")(x=x_t, t=t)
+        - path.sample(noise, data, t).velocity
+    )
+    features = torch.cat([x_t, torch.ones(n, 1)], 1)  # (n, 3)
+    per_sample = residual[:, :, None] * features[:, None, :]  # (n, 2, 3): d/d[A | b]
+    std_error = per_sample.std(0) / math.sqrt(n)
+    gaps, fm_changes = [], []
+    for matrix, offset in [(((0.0, 0.0), (0.0, 0.0)), (0.0, 0.0)), (((0.5, -1.0), (0.2, 0.3)), (1.0, -2.0))]:
+        model = ExactField(mixture, path, matrix, offset)
+        cfm, fm = cfm_loss(model, path, data, noise, t), fm_loss(model, path, mixture, data, noise, t)
+        gaps.append((cfm - fm).item())
+        fm_changes.append(fm.item())
+        g_cfm = torch.cat(
+            [g.reshape(2, -1) for g in torch.autograd.grad(cfm, [model.matrix, model.offset])], 1
+        )
+        g_fm = torch.cat([g.reshape(2, -1) for g in torch.autograd.grad(fm, [model.matrix, model.offset])], 1)
+        # the FM gradient, independently: mean of (A x + b) (x, 1)^T (the loss is a mean over 2 coordinates)
+        error = x_t @ model.matrix.detach().T + model.offset.detach()
+        torch.testing.assert_close(
+            g_fm, (error[:, :, None] * features[:, None, :]).mean(0), rtol=1e-3, atol=1e-4
+        )
+        assert ((g_cfm - g_fm).abs() < 4 * std_error).all()  # equal up to sampling noise
+    # the gap E || u(x | data) - u(x) ||^2 does not depend on the model, while the losses do
+    assert abs(gaps[1] - gaps[0]) < 0.01 * abs(fm_changes[1] - fm_changes[0]) and gaps[0] > 0.3
+    # a wrong target, the conditional field of a data point not paired with x_t, has another gradient
+    model = ExactField(mixture, path)
+    wrong = F.mse_loss(model(x=x_t, t=t), path.sample(noise, data.roll(1, 0), t).velocity)
+    g_wrong = torch.autograd.grad(wrong, model.matrix)[0].reshape(-1)
+    assert (g_wrong.abs() > 20 * std_error[:, :2].reshape(-1)).any()
+
+
+def test_bad_inputs_raise_value_errors():
+    path, mixture = PATHS["ot"], target_density("mixture")
+    x = torch.randn(4, 2)
+    with pytest.raises(ValueError, match="sigma"):
+        conditional_velocity(path, x, torch.randn(4, 2), torch.ones(4))
+    with pytest.raises(ValueError, match="one row per point"):
+        conditional_velocity(path, x, torch.randn(3, 2), torch.rand(4))
+    with pytest.raises(ValueError, match="columns"):
+        empirical_marginal_velocity(path, torch.randn(100, 3), x, torch.rand(4))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        fm_loss(MLP(hidden=8, depth=1), path, mixture, x, t=torch.full((4,), 1.5))
+    with pytest.raises(ValueError, match="one time per sample"):
+        fm_loss(MLP(hidden=8, depth=1), path, mixture, x, t=torch.rand(3))

@@ -4,7 +4,8 @@ import pytest
 import torch
 from model_helpers import randomized
 
-from lessons.guidance import ClassifierFreeGuidance, drop_labels
+from lessons.guidance import ClassifierFreeGuidance, drop_labels, sample_tilted
+from lessons.mixture import GaussianMixture
 from lessons.unet import UNet, unet_config
 from widgets.guidance import GuidanceExplorer, precompute_guided_samples
 
@@ -58,3 +59,24 @@ def test_explorer_updates_on_class_and_scale():
     assert explorer.message.layout.display == "block" and "no samples" in explorer.message.value
     with pytest.raises(ValueError, match="precomputed"):
         GuidanceExplorer({})
+
+
+def test_sample_tilted_matches_the_tilted_density_on_a_grid():
+    class_a = GaussianMixture([[-1.0, 0.0], [0.5, 1.5]], 0.6)
+    both = GaussianMixture([[-1.0, 0.0], [0.5, 1.5], [1.0, 0.0], [-0.5, -1.5]], 0.6)
+    g = torch.linspace(-5, 5, 401)
+    grid = torch.stack(torch.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
+    for w in (0.0, 2.0):
+        # the tilted density (1 + w) log p(x | c) - w log p(x), normalised on the grid
+        dens = torch.softmax((1 + w) * class_a.log_prob(grid) - w * both.log_prob(grid), 0)
+        mean, second = (dens[:, None] * grid).sum(0), (dens[:, None] * grid**2).sum(0)
+        x = sample_tilted(class_a, both, 0.5, w, 20_000, torch.Generator().manual_seed(0))
+        se = ((second - mean**2) / x.shape[0]).sqrt()
+        assert x.shape == (20_000, 2) and ((x.mean(0) - mean).abs() < 4 * se).all()
+        assert ((x**2).mean(0) - second).abs().max() < 0.05
+    far = GaussianMixture([[9.0, 0.0]], 0.3)
+    with pytest.raises(ValueError, match="the class prior"):
+        sample_tilted(class_a, both, 0.0, 1.0, 10)
+    with pytest.raises(ValueError, match=">= 0"):
+        sample_tilted(class_a, both, 0.5, -1.0, 10)
+    assert sample_tilted(far, GaussianMixture([[9.0, 0.0], [-9.0, 0.0]], 0.3), 0.5, 1.0, 5).shape == (5, 2)

@@ -1,5 +1,7 @@
 """Classifier, Frechet distance and diversity, each against an independent computation."""
 
+import math
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -10,8 +12,10 @@ from lessons.image_metrics import (
     DigitClassifier,
     _shift,
     accuracy,
+    bits_per_dim,
     class_diversity,
     classify,
+    dequantize,
     frechet_distance,
     frechet_gaussian,
     load_classifier,
@@ -100,3 +104,20 @@ def test_shipped_generators_draw_recognizable_digits_at_8_evaluations(name, meth
     samples = generate(model, method, noise, nfe=8, cond=labels, clip=clip).final
     _, predicted = classify(load_classifier(), samples)
     assert float((predicted == labels).float().mean()) > 0.8  # the classifier reads the asked-for digit
+
+
+def test_bits_per_dim_of_uniform_densities():
+    # a uniform density on the pixel cube puts probability 1 / 256^D on every pixel pattern: 8 bits a dimension
+    dims = 784
+    assert torch.allclose(bits_per_dim(torch.zeros(3), dims), torch.full((3,), 8.0))
+    log_p = torch.full((3,), -dims * math.log(2.0))  # uniform on [-1, 1]^D
+    assert torch.allclose(bits_per_dim(log_p, dims, data_range=2.0), torch.full((3,), 8.0))
+    assert torch.allclose(bits_per_dim(torch.zeros(1), 10, scale=2), torch.ones(1))
+
+
+def test_dequantize_fills_each_pixel_bin():
+    levels = torch.randint(0, 256, (1000, 4))
+    pixels = levels / 255.0
+    y = dequantize(pixels, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(torch.floor(y * 256).long(), levels)
+    assert (y.std() > 0.2) and torch.all((y >= 0) & (y < 1))

@@ -1,60 +1,21 @@
 """Metrics: W2 against brute force and POT, energy distance against a double loop, straightness."""
 
-import itertools
 import math
 
 import numpy as np
-import ot
 import pytest
 import torch
 
-from lessons.metrics import energy_distance, straightness, straightness_per_sample
+from lessons.metrics import (
+    energy_distance,
+    normalized_path_energy,
+    path_energy,
+    straightness,
+    straightness_per_sample,
+)
 from lessons.optimal_transport import w2
+from lessons.solvers import solve_ode
 from lessons.trajectory import Trajectory
-
-
-def _brute_force_w2(a, b):
-    n = len(a)
-    best = min(
-        sum(((a[i] - b[p[i]]) ** 2).sum().item() for i in range(n)) for p in itertools.permutations(range(n))
-    )
-    return math.sqrt(best / n)
-
-
-@pytest.mark.parametrize("n, dim, seed", [(1, 2, 0), (3, 2, 1), (5, 3, 2), (6, 2, 3)])
-def test_w2_against_all_permutations(n, dim, seed):
-    g = torch.Generator().manual_seed(seed)
-    a, b = torch.randn(n, dim, generator=g), torch.randn(n, dim, generator=g) + 0.5
-    assert w2(a, b) == pytest.approx(_brute_force_w2(a.double(), b.double()), rel=1e-10)
-
-
-def test_w2_against_pot_on_a_medium_set():
-    g = torch.Generator().manual_seed(0)
-    a, b = torch.randn(300, 2, generator=g), torch.rand(300, 2, generator=g) * 4 - 2
-    weights = np.full(300, 1 / 300)
-    reference = ot.emd2(weights, weights, ot.dist(a.double().numpy(), b.double().numpy())) ** 0.5
-    assert w2(a, b) == pytest.approx(reference, rel=1e-8)
-    assert w2(a, b, solver="emd") == pytest.approx(reference, rel=1e-8)
-
-
-def test_w2_of_a_shifted_copy_is_the_shift():
-    a = torch.randn(200, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    shift = torch.tensor([1.5, -2.0], dtype=torch.float64)
-    assert w2(a, a + shift) == pytest.approx(2.5, rel=1e-9)  # |shift| = sqrt(1.5^2 + 2^2)
-    assert w2(a, a[torch.randperm(200)]) == pytest.approx(
-        0.0, abs=1e-6
-    )  # order does not matter (cdist rounding ~1e-8)
-
-
-def test_w2_bad_input():
-    with pytest.raises(ValueError, match="equal size"):
-        w2(torch.zeros(3, 2), torch.zeros(4, 2))
-    with pytest.raises(ValueError, match="2 columns"):
-        w2(torch.zeros(3, 2), torch.zeros(3, 3))
-    with pytest.raises(ValueError, match=r"\(B, D\)"):
-        w2(torch.zeros(3), torch.zeros(3))
-    with pytest.raises(ValueError, match="optimal transport solver"):
-        w2(torch.zeros(3, 2), torch.zeros(3, 2), solver="sinkhorn")
 
 
 def test_energy_distance_against_a_double_loop():
@@ -130,3 +91,47 @@ def test_straightness_per_sample_and_uneven_grid():
 def test_trajectory_record():
     traj = Trajectory(ts=torch.linspace(0, 1, 5), xs=torch.arange(30.0).reshape(5, 3, 2), nfe=8)
     assert traj.steps == 4 and torch.equal(traj.final, traj.xs[-1])
+
+
+def test_straight_constant_speed_path_energy_is_squared_length():
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(20, 2, generator=g, dtype=torch.float64)
+    data = torch.randn(20, 2, generator=g, dtype=torch.float64) + 3
+    ts = torch.linspace(0, 1, 11, dtype=torch.float64)
+    xs = noise[None] + ts[:, None, None] * (data - noise)[None]
+    expected = ((data - noise) ** 2).sum(1).mean().item()
+    assert path_energy(Trajectory(ts, xs, nfe=0)) == pytest.approx(expected, rel=1e-10)
+
+
+def test_path_energy_by_hand_with_uneven_speed():
+    # one point moves from 0 to 1 during [0, 0.5] (speed 2) and rests during [0.5, 1]: energy 2^2 * 0.5 = 2
+    traj = Trajectory(torch.tensor([0.0, 0.5, 1.0]), torch.tensor([[[0.0]], [[1.0]], [[1.0]]]), nfe=0)
+    assert path_energy(traj) == pytest.approx(2.0)
+    # normalized against the straight, constant-speed cost W2^2 = 1: |2 - 1| / 1 = 1
+    assert normalized_path_energy(traj, 1.0) == pytest.approx(1.0)
+    assert normalized_path_energy(traj, 4.0) == pytest.approx(0.5)
+
+
+def test_path_energy_of_an_ode_matches_the_integral():
+    # dx/dt = -x: x(t) = x0 e^{-t}, int_0^1 ||x||^2 dt = ||x0||^2 (1 - e^{-2}) / 2
+    x0 = torch.randn(30, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    traj = solve_ode(lambda x, t, cond=None: -x, x0, steps=400, method="rk4")
+    expected = (x0**2).sum(1).mean().item() * (1 - math.exp(-2)) / 2
+    assert path_energy(traj) == pytest.approx(expected, rel=1e-3)
+
+
+def test_path_energy_bounds_the_transport_cost():
+    # Cauchy-Schwarz and the optimality of W2: any recorded path costs at least W2^2(start, end)
+    g = torch.Generator().manual_seed(2)
+    xs = torch.cumsum(torch.randn(9, 40, 2, generator=g), dim=0)
+    traj = Trajectory(torch.linspace(0, 1, 9), xs, nfe=0)
+    assert path_energy(traj) >= w2(xs[0], xs[-1]) ** 2
+    assert normalized_path_energy(traj, w2(xs[0], xs[-1]) ** 2) > 0
+
+
+def test_bad_input():
+    traj = Trajectory(torch.tensor([0.0, 1.0]), torch.zeros(2, 3, 2), nfe=0)
+    with pytest.raises(ValueError, match="w2_squared"):
+        normalized_path_energy(traj, 0.0)
+    with pytest.raises(ValueError, match="optimal transport solver"):
+        w2(torch.zeros(3, 2), torch.zeros(3, 2), solver="sinkhorn")

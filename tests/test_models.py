@@ -106,3 +106,11 @@ def test_gradients_reach_every_parameter():
     x, t = _xt(6)
     model(x=x, t=t, cond=torch.tensor([0, 1, 2, 0, 1, 2])).pow(2).sum().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_smooth_time_embedding_by_hand():
+    emb = SinusoidalTimeEmbedding(dim=4, max_period=100.0, scale=1.0)
+    t = torch.tensor([0.25, 1.0])
+    angles = t[:, None] * torch.tensor([1.0, 0.1])
+    assert torch.allclose(emb(t), torch.cat([angles.sin(), angles.cos()], 1))
+    assert MLP(time_scale=2.0).time_embedding.scale == 2.0

@@ -86,3 +86,10 @@ def test_the_version_number_lives_in_pyproject_only():
         assert "__version__" not in (ROOT / package / "__init__.py").read_text(), (
             f"{package} restates the version"
         )
+
+
+def test_every_library_module_has_its_test_file():
+    """Tests mirror modules: lessons/<module>.py is tested in tests/test_<module>.py."""
+    modules = {p.stem for p in (ROOT / "lessons").glob("*.py") if p.stem != "__init__"}
+    missing = sorted(m for m in modules if not (ROOT / "tests" / f"test_{m}.py").exists())
+    assert not missing, f"library modules without tests/test_<module>.py: {missing}"

@@ -64,4 +64,4 @@ def test_shape_and_time_errors():
 
 
 def test_repr_names_the_schedule():
-    assert repr(GaussianPath(CosineSchedule())) == "GaussianPath(CosineSchedule())"
+    assert repr(GaussianPath(CosineSchedule())) == "GaussianPath(CosineSchedule(offset=0.0))"

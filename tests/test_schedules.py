@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from model_helpers import INTERIOR, alpha_bars, central_difference
+from model_helpers import INTERIOR, alpha_bars, central_difference, custom_scale
 
 from lessons.ddpm import DDPM, DiscreteVPSchedule
 from lessons.schedules import (
@@ -25,6 +25,7 @@ ALL = {
     "linear": LinearSchedule(),
     "linear_sigma_min": LinearSchedule(sigma_min=0.05),
     "cosine": CosineSchedule(),
+    "cosine_offset": CosineSchedule(offset=0.008),
     "vp": VPSchedule(),
     "vp_small": VPSchedule(beta_min=0.5, beta_max=5.0),
     "ve": VESchedule(sigma_min=0.02, sigma_max=5.0),
@@ -228,3 +229,104 @@ def test_a_schedule_without_closed_form_inverts_by_bisection():
     sched, t = Quadratic(), torch.linspace(0.01, 0.99, 50, dtype=torch.float64)
     assert (sched.time_at_log_snr(sched.log_snr(t)) - t).abs().max() < 1e-12
     assert sched.time_at_log_snr(torch.tensor([-math.inf, math.inf])).tolist() == [0.0, 1.0]
+
+
+def test_cosine_offset_is_nichol_and_dhariwal_alpha_bar():
+    """abar(t_d) = f(t_d) / f(0), f = cos^2((t_d + s) / (1 + s) pi / 2), diffusion time t_d = 1 - t (their eq. 17)."""
+    s, t = 0.008, torch.linspace(0, 1, 101, dtype=torch.float64)
+
+    def f(td):
+        return torch.cos((td + s) / (1 + s) * math.pi / 2) ** 2
+
+    abar = f(1 - t) / f(torch.zeros(1, dtype=torch.float64))
+    out = CosineSchedule(offset=s)(t)
+    assert torch.allclose(out.alpha**2, abar, atol=1e-14)
+    assert torch.allclose(out.alpha**2 + out.sigma**2, torch.ones_like(t), atol=1e-14)
+    plain = CosineSchedule()(t)
+    assert (
+        torch.allclose(plain.alpha, torch.sin(math.pi * t / 2))
+        and (out.alpha - plain.alpha).abs().max() > 1e-3
+    )
+    with pytest.raises(ValueError, match="offset"):
+        CosineSchedule(offset=-0.1)
+
+
+@pytest.mark.parametrize(
+    "sched",
+    [
+        RescaledSchedule(LinearSchedule()),
+        RescaledSchedule(CosineSchedule(), custom_scale),
+        RescaledSchedule(LinearSchedule(), custom_scale),
+        TruncatedSchedule(CosineSchedule(), 0.1, 0.8),
+        TruncatedSchedule(VPSchedule(), 0.0, 0.9),
+    ],
+    ids=repr,
+)
+def test_derivatives_match_finite_differences_rescaled(sched):
+    out = sched(INTERIOR)
+    assert torch.allclose(
+        out.d_alpha, central_difference(lambda t: sched(t).alpha, INTERIOR), rtol=1e-6, atol=1e-7
+    )
+    assert torch.allclose(
+        out.d_sigma, central_difference(lambda t: sched(t).sigma, INTERIOR), rtol=1e-6, atol=1e-7
+    )
+
+
+def test_variance_preserving_rescale_of_linear_by_hand():
+    t = torch.linspace(0, 1, 11, dtype=torch.float64)
+    out = RescaledSchedule(LinearSchedule())(t)
+    norm = torch.sqrt(t**2 + (1 - t) ** 2)
+    assert torch.allclose(out.alpha, t / norm) and torch.allclose(out.sigma, (1 - t) / norm)
+    assert torch.allclose(out.alpha**2 + out.sigma**2, torch.ones_like(t), atol=1e-14)
+    assert out.alpha[0] == 0 and out.sigma[0] == 1 and out.alpha[-1] == 1 and out.sigma[-1] == 0
+
+
+@pytest.mark.parametrize("base", [LinearSchedule(), CosineSchedule()], ids=repr)
+def test_rescaling_keeps_the_log_snr(base):
+    for sched in (RescaledSchedule(base), RescaledSchedule(base, custom_scale)):
+        assert torch.allclose(sched.log_snr(INTERIOR), base.log_snr(INTERIOR), atol=1e-12)
+
+
+def test_truncated_schedule_is_the_base_on_a_sub_interval():
+    base, sched = CosineSchedule(), TruncatedSchedule(CosineSchedule(), 0.2, 0.7)
+    assert torch.allclose(sched(INTERIOR).alpha, base(0.2 + 0.5 * INTERIOR).alpha)
+    assert torch.allclose(
+        sched.log_snr(torch.tensor([0.0, 1.0], dtype=torch.float64)),
+        base.log_snr(torch.tensor([0.2, 0.7], dtype=torch.float64)),
+    )
+
+
+def test_time_at_log_snr_against_closed_forms():
+    lam = torch.linspace(-12, 12, 25, dtype=torch.float64)
+    for invert in (log_snr_bisection, lambda s, lam: s.time_at_log_snr(lam)):
+        assert torch.allclose(invert(LinearSchedule(), lam), torch.sigmoid(lam / 2), atol=1e-12)
+        assert torch.allclose(
+            invert(CosineSchedule(), lam), 2 / math.pi * torch.atan(torch.exp(lam / 2)), atol=1e-12
+        )
+        ends = invert(LinearSchedule(), torch.tensor([-math.inf, math.inf], dtype=torch.float64))
+        assert ends.tolist() == [0.0, 1.0]
+        vp = VPSchedule()  # log-SNR of VP starts near -10 at t = 0: a lower target gives t = 0
+        assert invert(vp, torch.tensor([-30.0], dtype=torch.float64)).item() < 1e-12
+
+
+def test_time_at_log_snr_bad_input():
+    with pytest.raises(ValueError, match="shape"):
+        LinearSchedule().time_at_log_snr(torch.zeros(2, 2))
+    with pytest.raises(ValueError, match="shape"):
+        log_snr_bisection(LinearSchedule(), torch.zeros(2, 2))
+    with pytest.raises(ValueError, match="bisection"):
+        log_snr_bisection(LinearSchedule(), torch.zeros(2), iters=0)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: RescaledSchedule("linear"),
+        lambda: TruncatedSchedule(LinearSchedule(), 0.5, 0.5),
+        lambda: TruncatedSchedule(LinearSchedule(), -0.1, 1.0),
+        lambda: TruncatedSchedule(3),
+    ],
+)
+def test_bad_parameters_raise_rescaled(build):
+    with pytest.raises(ValueError):
+        build()

@@ -8,8 +8,13 @@ import torch
 from lessons.data2d import target_density
 from lessons.ddpm import DDPM, DiscreteVPSchedule
 from lessons.mixture import ExactMixtureModel, GaussianMixture
-from lessons.schedules import CosineSchedule, LinearSchedule, VESchedule, VPSchedule
-from lessons.sde import probability_flow, reverse_sde, score, sde_coefficients
+from lessons.schedules import (
+    CosineSchedule,
+    LinearSchedule,
+    VESchedule,
+    VPSchedule,
+)
+from lessons.sde import SDECoefficients, SDESchedule, probability_flow, reverse_sde, score, sde_coefficients
 from lessons.solvers import solve_ode
 
 T_INNER = torch.linspace(0.02, 0.98, 25, dtype=torch.float64)
@@ -173,3 +178,55 @@ def test_bad_inputs_raise_value_errors():
         model(x=x, t=torch.zeros(4), cond=torch.zeros(4))
     with pytest.raises(ValueError, match="2 columns"):
         model(x=torch.randn(4, 3), t=torch.zeros(4))
+
+
+def test_vp_diffusion_coefficient_is_continuous_at_the_data_end():
+    """sigma = 0 at t = 1, so sigma d_sigma is 0 * inf there: g(1) must be its limit sqrt(beta_min), not 0."""
+    vp = VPSchedule(beta_min=0.1, beta_max=20.0)
+    t = torch.tensor([1 - 1e-6, 1.0], dtype=torch.float64)
+    g = sde_coefficients(vp, t).g
+    assert g[1].item() == pytest.approx(0.1**0.5, rel=1e-12)
+    assert g[0].item() == pytest.approx(g[1].item(), rel=1e-4)  # continuous
+    ddpm = DDPM()
+    g_discrete = sde_coefficients(DiscreteVPSchedule(ddpm), torch.tensor([1.0], dtype=torch.float64)).g
+    assert g_discrete.item() > 0  # DDPM's discrete VP has sigma = 0 at t = 1 too
+    linear = sde_coefficients(LinearSchedule(), torch.tensor([1.0], dtype=torch.float64)).g
+    assert linear.item() == 0.0  # not VP: sigma d_sigma = 0 * (-1) is exact
+
+
+def test_sde_schedule_recovers_vp_from_its_betas():
+    vp = VPSchedule(beta_min=0.1, beta_max=20.0)
+    sched = SDESchedule(lambda t: SDECoefficients(f=0.5 * vp.beta(t), g=vp.beta(t).sqrt()))
+    t = torch.linspace(0, 0.99, 100, dtype=torch.float64)
+    got, want = sched(t), vp(t)
+    for name in ("alpha", "sigma", "d_alpha"):
+        assert torch.allclose(getattr(got, name), getattr(want, name), rtol=1e-5, atol=1e-7), name
+    # d sigma = f sigma - g^2 / (2 sigma) subtracts two terms of size ~5 near t = 0: compare at that scale
+    assert ((got.d_sigma - want.d_sigma).abs() / (1 + (0.5 * vp.beta(t) * want.sigma).abs())).max() < 1e-6
+
+
+def test_sde_schedule_recovers_ve_with_its_end_sigma():
+    ve = VESchedule(sigma_min=0.02, sigma_max=5.0)
+    sched = SDESchedule(lambda t: sde_coefficients(ve, t), sigma_end=0.02)
+    t = torch.linspace(0, 1, 50, dtype=torch.float64)
+    assert torch.allclose(sched(t).alpha, torch.ones_like(t))
+    assert torch.allclose(sched(t).sigma, ve(t).sigma, rtol=1e-6)
+
+
+def test_sde_schedule_round_trip_of_cosine():
+    cos = CosineSchedule()
+    sched = SDESchedule(lambda t: sde_coefficients(cos, t), t_min=1e-3)
+    t = torch.linspace(0.05, 1, 60, dtype=torch.float64)
+    assert torch.allclose(sched(t).alpha, cos(t).alpha, atol=1e-6)
+    assert torch.allclose(sched(t).sigma, cos(t).sigma, atol=1e-6)
+
+
+def test_sde_schedule_bad_input():
+    cos = CosineSchedule()
+    sched = SDESchedule(lambda t: sde_coefficients(cos, t), t_min=0.1, points=101)
+    with pytest.raises(ValueError, match="tabulated"):
+        sched(torch.tensor([0.05]))
+    with pytest.raises(ValueError, match="function"):
+        SDESchedule(3.0)
+    with pytest.raises(ValueError, match="t_min"):
+        SDESchedule(lambda t: sde_coefficients(cos, t), t_min=1.0)

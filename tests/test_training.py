@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lessons.models import MLP
-from lessons.training import TrainResult, random_batches, seed_everything, train
+from lessons.training import EMA, TrainResult, random_batches, seed_everything, train
 
 
 def _setup(seed=0):
@@ -201,3 +201,18 @@ def test_random_batches_draws_the_rows_torch_randint_picks():
 def test_random_batches_refuses_bad_input(data, size):
     with pytest.raises(ValueError):
         random_batches(data, size)
+
+
+def test_ema_matches_recursion():
+    model = torch.nn.Linear(2, 1)
+    ema = EMA(model, decay=0.9)
+    expected = model.weight.detach().clone()
+    for n in range(1, 6):
+        with torch.no_grad():
+            model.weight.add_(1.0)
+        d = min(0.9, (1 + n) / (10 + n))
+        expected = d * expected + (1 - d) * model.weight.detach()
+        ema.update(model)
+    assert torch.allclose(ema.model.weight, expected)
+    with pytest.raises(ValueError, match="decay"):
+        EMA(model, 1.0)

@@ -1,0 +1,127 @@
+"""The image training recipe: losses, device switches, sampling by hand, training with EMA, checkpoints."""
+
+import contextlib
+
+import pytest
+import torch
+import torch.nn.functional as F
+from model_helpers import randomized
+
+from lessons.checkpoints import load_checkpoint, save_checkpoint
+from lessons.ddpm import DDPM
+from lessons.image_training import (
+    autocast_for,
+    compiled_forward,
+    ddim_times,
+    generate,
+    load_image_model,
+    make_loss,
+    memory_format_for,
+    save_image_model,
+    train_image_model,
+)
+from lessons.mnist import MNIST
+from lessons.unet import UNet, unet_config
+
+
+def test_device_switches_fall_back_on_cpu():
+    assert isinstance(autocast_for("cpu"), contextlib.nullcontext)
+    assert memory_format_for("cpu") == torch.contiguous_format
+    assert memory_format_for("cuda") == torch.channels_last
+    assert compiled_forward(UNet(unet_config("tiny")), "cpu") is None  # compile is for CUDA only
+
+
+def test_losses_match_library_definitions():
+    model = randomized(UNet(unet_config("tiny", num_classes=10)))
+    images, labels = torch.randn(4, 1, 28, 28).clamp(-1, 1), torch.tensor([1, 2, 3, 4])
+    torch.manual_seed(1)
+    ours = make_loss("cfm", p_uncond=0.0)(model, (images, labels))
+    torch.manual_seed(1)
+    noise, t = torch.randn_like(images), torch.rand(4)
+    x_t = t.view(-1, 1, 1, 1) * images + (1 - t.view(-1, 1, 1, 1)) * noise  # the OT path, by hand
+    assert torch.allclose(ours, F.mse_loss(model(x=x_t, t=t, cond=labels), images - noise), atol=1e-6)
+    torch.manual_seed(2)
+    ours = make_loss("ddpm", p_uncond=0.0)(model, images)
+    torch.manual_seed(2)
+    assert torch.allclose(ours, _ddpm_reference(model, images), atol=1e-6)
+
+
+def _ddpm_reference(model, images):
+    ddpm = DDPM()
+    k = torch.randint(1, 1001, (images.shape[0],))
+    noise = torch.randn_like(images)
+    abar = ddpm.alpha_bars[k].float().view(-1, 1, 1, 1)
+    return F.mse_loss(model(x=abar.sqrt() * images + (1 - abar).sqrt() * noise, t=1 - k / 1000), noise)
+
+
+def test_label_dropout_replaces_every_label_when_p_is_one():
+    seen = []
+    model = UNet(unet_config("tiny", num_classes=10))
+
+    def spy(x, t, cond):
+        return seen.append(cond) or model(x=x, t=t, cond=cond)
+
+    make_loss("cfm", forward=spy, num_classes=10, p_uncond=1.0)(
+        model, (torch.zeros(3, 1, 28, 28), torch.arange(3))
+    )
+    assert seen[0].tolist() == [10, 10, 10]
+    with pytest.raises(ValueError, match="p_uncond"):
+        make_loss("cfm", p_uncond=1.5)
+    with pytest.raises(ValueError, match="method"):
+        make_loss("gan")
+
+
+def test_one_step_samplers_by_hand():
+    model = randomized(UNet(unet_config("tiny")))
+    noise = torch.randn(2, 1, 28, 28)
+    euler = generate(model, "cfm", noise, nfe=1)
+    assert euler.nfe == 1 and torch.allclose(euler.final, noise + model(x=noise, t=torch.zeros(2)), atol=1e-5)
+    abar = (
+        DDPM().alpha_bars[-1].item()
+    )  # DDIM from k = T straight to k = 0: x = (x_T - sqrt(1 - abar) eps) / sqrt(abar)
+    ddim = generate(model, "ddpm", noise, nfe=1)
+    expected = (noise - (1 - abar) ** 0.5 * model(x=noise, t=torch.zeros(2))) / abar**0.5
+    assert torch.allclose(ddim.final, expected, rtol=1e-4, atol=1e-3)
+    clipped = generate(
+        model, "ddpm", noise, nfe=1, clip=True
+    )  # one step lands on the clipped data prediction
+    assert torch.allclose(clipped.final, expected.clamp(-1, 1), atol=1e-4)
+    with pytest.raises(ValueError, match="clip"):
+        generate(model, "cfm", noise, nfe=1, clip=True)
+    ts = ddim_times(DDPM(), 4)
+    assert torch.allclose(ts, torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0]))
+    with pytest.raises(ValueError, match="at most"):
+        ddim_times(DDPM(num_steps=10), 11)
+
+
+def test_training_runs_and_ema_lags(tmp_path):
+    data = MNIST(torch.rand(40, 1, 28, 28) * 2 - 1, torch.arange(40) % 10, "test", "random images")
+    model = UNet(unet_config("tiny", num_classes=10))
+    ema, result = train_image_model(
+        model, "cfm", data, steps=3, batch_size=8, classes=True, device="cpu", progress=False
+    )
+    assert result.steps_done == 3 and all(torch.isfinite(torch.tensor(result.losses)))
+    assert not torch.equal(ema.stem.weight, model.stem.weight)
+    path = tmp_path / "m.pt"
+    save_image_model(path, ema, {"method": "cfm"})
+    loaded, settings = load_image_model(path)
+    assert settings["method"] == "cfm" and settings["unet"]["num_classes"] == 10
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), ema.state_dict().values()))
+    with pytest.raises(ValueError, match="num_classes"):
+        train_image_model(UNet(unet_config("tiny")), "cfm", data, steps=1, classes=True, device="cpu")
+
+
+def test_checkpoint_checksum_catches_corruption(tmp_path):
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"w": torch.arange(4.0)}, {"lr": 0.1})
+    state, settings = load_checkpoint(path)
+    assert torch.equal(state["w"], torch.arange(4.0)) and settings == {"lr": 0.1}
+    blob = torch.load(path, weights_only=True)
+    blob["state"]["w"][0] = 9.0  # a flipped value with the old checksum
+    torch.save(blob, path)
+    with pytest.raises(ValueError, match="checksum"):
+        load_checkpoint(path)
+    with pytest.raises(ValueError, match="plain data"):
+        save_checkpoint(path, {"w": torch.ones(1)}, {"f": object()})
+    with pytest.raises(ValueError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
