@@ -1,7 +1,7 @@
 # From diffusion to flow matching, interactively.
 #   make lab    set up .venv if needed and open the course in JupyterLab
 #   make test   set up .venv if needed and run every test (fast budget)
-# Other targets: app, book, lesson N=01, checkpoints, benchmarks, bench-quick, sync, clean.
+# Other targets: lint, format, claims, app, book, lesson N=01, checkpoints, benchmarks, bench-quick, sync, clean.
 
 VENV       ?= .venv
 PY         := $(VENV)/bin/python
@@ -11,8 +11,9 @@ TORCH_SPEC ?= torch
 CELL_TIMEOUT ?= 600
 TEST_TIMEOUT ?= 2400
 STAMP      := $(VENV)/.course-installed
+REFERENCE_LIBS := diffusers==0.42.1 torchcfm==1.0.7 flow-matching==1.0.10
 
-.PHONY: setup lab test lint format test-lib test-notebooks app book lesson checkpoints benchmarks bench-quick sync clean
+.PHONY: setup lab test lint format claims test-lib test-notebooks app book lesson checkpoints benchmarks bench-quick sync clean
 
 setup: $(STAMP)
 
@@ -20,6 +21,9 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH_SPEC)"
 	$(PIP) install -e ".[dev]"
+	@# reference libraries for tests/test_references.py, with --no-deps so none can pull another torch
+	$(PIP) install --no-deps $(REFERENCE_LIBS)
+	$(PIP) install huggingface_hub safetensors regex importlib_metadata
 	@mkdir -p $(VENV)/share/jupyter/lab/settings
 	@printf '%s\n' '{"@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"python": "Jupytext Notebook"}}}' \
 		> $(VENV)/share/jupyter/lab/settings/overrides.json
@@ -28,10 +32,18 @@ $(STAMP): pyproject.toml
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
 
+# The notebooks write the claims ledger (build/claims/) as they run; the ledger check then fails if a
+# claim of a lesson has no proof or no rejected control.
 test: setup lint
+	rm -rf build/claims
 	COURSE_BUDGET=fast timeout $(TEST_TIMEOUT) $(PY) -m pytest tests \
 		--nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) \
 		--timeout=$(CELL_TIMEOUT) notebooks/
+	$(PY) scripts/claims_ledger.py --check
+
+# The claims ledger from the last notebook run, written into the README.
+claims: setup
+	$(PY) scripts/claims_ledger.py --check --readme
 
 # ruff: lint and formatting (configured in pyproject.toml); `make format` applies both fixes.
 lint: setup

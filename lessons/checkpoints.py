@@ -61,3 +61,11 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
             f"the checksum of {path} does not match its contents: the file is corrupted or was edited."
         )
     return blob["state"], blob["settings"]
+
+
+def load_model(path: str | os.PathLike, build) -> tuple:
+    """(model in eval mode, settings) from path: build(settings) makes the network, then its checked weights load."""
+    state, settings = load_checkpoint(path)
+    model = build(settings)
+    model.load_state_dict(state)
+    return model.eval(), settings

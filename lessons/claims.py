@@ -160,6 +160,21 @@ CLAIMS = {
     ),
 }
 
+# Claims of the course map whose proof is the work of an open issue, not written yet: the ledger lists them as
+# pending, and the completeness checks skip them. Remove a claim from here in the change that proves it.
+PENDING = {
+    "C30": "issue 16 (OT-CFM and reflow on MNIST, lesson 07)",
+    "C31": "issue 17 (the DDPM ELBO, lesson 01)",
+    "C32": "issue 17 (lesson 02b)",
+    "C33": "issue 17 (lesson 02b)",
+    "C34": "issue 17 (lesson 02b)",
+    "C35": "issue 16 (lesson 09)",
+    "C36": "issue 16 (lesson 09)",
+    "C37": "issue 16 (lesson 09)",
+    "C38": "issue 18 (lesson 10)",
+    "C39": "issue 18 (lesson 10)",
+}
+
 SENSES = ("<=", ">=")
 
 

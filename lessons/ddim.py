@@ -17,6 +17,7 @@ import torch
 from lessons.checks import check_grid
 from lessons.conversions import to_data_and_noise
 from lessons.schedules import Schedule
+from lessons.solvers import walk_grid
 from lessons.tensors import normal_like, time_like
 from lessons.trajectory import Trajectory
 
@@ -25,6 +26,14 @@ def _coefs(schedule: Schedule, t: float, like: torch.Tensor):
     """(alpha, sigma) of the schedule at the scalar time t, as Python floats."""
     c = schedule(torch.full((1,), t, dtype=like.dtype))
     return c.alpha[0].item(), c.sigma[0].item()
+
+
+def _predict(model, schedule: Schedule, x: torch.Tensor, t: float, prediction: str, cond):
+    """One network call at the scalar time t: data_hat and noise_hat, each (B, ...), then alpha_t and sigma_t as floats."""
+    t_vec = time_like(t, x)
+    c_t = schedule(t_vec)
+    data_hat, noise_hat = to_data_and_noise(model(x=x, t=t_vec, cond=cond), prediction, x, c_t)
+    return data_hat, noise_hat, c_t.alpha[0].item(), c_t.sigma[0].item()
 
 
 @torch.no_grad()
@@ -42,19 +51,16 @@ def ddim(
     check_grid(ts)
     if eta < 0:
         raise ValueError(f"eta must be >= 0 (0 is deterministic DDIM, 1 is DDPM), got {eta}.")
-    x, xs = noise, [noise]
-    for t, s in zip(ts[:-1].tolist(), ts[1:].tolist()):
-        t_vec = time_like(t, x)
-        c_t = schedule(t_vec)
+
+    def advance(x, t, s):
+        data_hat, noise_hat, a_t, s_t = _predict(model, schedule, x, t, prediction, cond)
         c_s = schedule(time_like(s, x))
-        data_hat, noise_hat = to_data_and_noise(model(x=x, t=t_vec, cond=cond), prediction, x, c_t)
-        a_t, s_t, a_s, s_s = (v[0].item() for v in (c_t.alpha, c_t.sigma, c_s.alpha, c_s.sigma))
+        a_s, s_s = c_s.alpha[0].item(), c_s.sigma[0].item()
         var = eta**2 * (s_s**2 / s_t**2) * max(s_t**2 - (a_t / a_s) ** 2 * s_s**2, 0.0) if s_t > 0 else 0.0
         x = a_s * data_hat + max(s_s**2 - var, 0.0) ** 0.5 * noise_hat
-        if var > 0:
-            x = x + var**0.5 * normal_like(x, generator)
-        xs.append(x)
-    return Trajectory(ts=ts, xs=torch.stack(xs), nfe=len(ts) - 1)
+        return x + var**0.5 * normal_like(x, generator) if var > 0 else x
+
+    return walk_grid(advance, noise, ts)
 
 
 def churn_ratio(rho_t: float, rho_s: float, churn: float) -> float:
@@ -85,17 +91,14 @@ def churn_sampler(
     check_grid(ts)
     if not churn >= 0:
         raise ValueError(f"churn must be >= 0 (0 is deterministic DDIM, 1 is DDPM), got {churn}.")
-    x, xs = noise, [noise]
-    for t, s in zip(ts[:-1].tolist(), ts[1:].tolist()):
-        t_vec = time_like(t, x)
-        c_t = schedule(t_vec)
-        data_hat, noise_hat = to_data_and_noise(model(x=x, t=t_vec, cond=cond), prediction, x, c_t)
-        (a_t, s_t), (a_s, s_s) = (c_t.alpha[0].item(), c_t.sigma[0].item()), _coefs(schedule, s, x)
+
+    def advance(x, t, s):
+        data_hat, noise_hat, a_t, s_t = _predict(model, schedule, x, t, prediction, cond)
+        a_s, s_s = _coefs(schedule, s, x)
         rho_s = s_s / a_s
         rho_u = churn_ratio(s_t / a_t if a_t > 0 else math.inf, rho_s, churn)
         x = a_s * (data_hat + rho_u * noise_hat)  # DDIM to u, scaled back to the signal level of s
         var = s_s**2 * (1 - (rho_u / rho_s) ** 2) if rho_s > 0 else 0.0  # = sigma_s^2 - (alpha_s rho_u)^2
-        if var > 0:
-            x = x + var**0.5 * normal_like(x, generator)
-        xs.append(x)
-    return Trajectory(ts=ts, xs=torch.stack(xs), nfe=len(ts) - 1)
+        return x + var**0.5 * normal_like(x, generator) if var > 0 else x
+
+    return walk_grid(advance, noise, ts)

@@ -104,7 +104,11 @@ class DDPM:
                 x = x + var**0.5 * z
             if keep_path or k == 1:
                 xs.append(x)
-        ts = self.t_of(torch.arange(T, -1, -1), x.dtype) if keep_path else torch.tensor([0.0, 1.0], dtype=x.dtype)
+        ts = (
+            self.t_of(torch.arange(T, -1, -1), x.dtype)
+            if keep_path
+            else torch.tensor([0.0, 1.0], dtype=x.dtype)
+        )
         return Trajectory(ts=ts, xs=torch.stack(xs), nfe=T)
 
 

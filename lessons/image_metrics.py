@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lessons.checkpoints import checkpoint_path, load_checkpoint, save_checkpoint
+from lessons.checkpoints import checkpoint_path, load_model, save_checkpoint
 from lessons.checks import check_points, check_positive_int
 from lessons.metrics import mean_pairwise_distance
 from lessons.mnist import MNIST, mnist_batches
@@ -99,10 +99,8 @@ def save_classifier(path, model: DigitClassifier, settings: dict) -> str:
 
 def load_classifier(path=None) -> DigitClassifier:
     """The project's MNIST classifier (checkpoints/mnist/classifier.pt by default), checksum verified."""
-    state, settings = load_checkpoint(path or checkpoint_path("mnist", "classifier.pt"))
-    model = DigitClassifier(settings["width"], settings["feature_dim"])
-    model.load_state_dict(state)
-    return model.eval()
+    path = path or checkpoint_path("mnist", "classifier.pt")
+    return load_model(path, lambda settings: DigitClassifier(settings["width"], settings["feature_dim"]))[0]
 
 
 @torch.no_grad()

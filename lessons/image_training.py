@@ -13,7 +13,7 @@ import warnings
 
 import torch
 
-from lessons.checkpoints import load_checkpoint, save_checkpoint
+from lessons.checkpoints import load_model, save_checkpoint
 from lessons.checks import check_positive_int, choose
 from lessons.ddim import ddim
 from lessons.ddpm import DDPM, DiscreteVPSchedule, ddim_times
@@ -204,9 +204,11 @@ def save_image_model(path, model: UNet, settings: dict) -> str:
 
 def load_image_model(path, device="cpu"):
     """Load (U-Net in eval mode, settings) from a checkpoint written by save_image_model, checksum verified."""
-    state, settings = load_checkpoint(path)
+    model, settings = load_model(path, _build_unet)
+    return model.to(device), settings
+
+
+def _build_unet(settings: dict) -> UNet:
     config = dict(settings["unet"])
-    config["channels"] = tuple(config["channels"])
-    model = UNet(UNetConfig(**config))
-    model.load_state_dict(state)
-    return model.to(device).eval(), settings
+    config["channels"] = tuple(config["channels"])  # JSON stored the tuple as a list
+    return UNet(UNetConfig(**config))

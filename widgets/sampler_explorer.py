@@ -3,10 +3,8 @@
 import ipywidgets as w
 import plotly.graph_objects as go
 import torch
-from plotly.subplots import make_subplots
 
 from lessons.conversions import change_schedule
-from lessons.data2d import sample_target
 from lessons.ddim import ddim
 from lessons.optimal_transport import w2
 from lessons.schedules import LinearSchedule, RescaledSchedule
@@ -15,10 +13,15 @@ from widgets.base import (
     METHOD_COLORS,
     MUTED,
     Explorer,
+    add_lines,
+    add_markers,
     control_style,
+    noise_and_reference,
     paths_xy,
+    readout,
     side_by_side_squares,
     target_backdrop,
+    two_panels,
 )
 from widgets.models2d import PretrainedModels, sample_method
 from widgets.plotly_view import PlotlyView
@@ -54,8 +57,7 @@ class SamplerExplorer(Explorer):
     ):
         super().__init__()
         self.models = models if models is not None else PretrainedModels()
-        self.noise = torch.randn(n_samples, 2, generator=torch.Generator().manual_seed(seed))
-        self.reference = sample_target("8gaussians", n_samples, seed=seed + 1)
+        self.noise, self.reference = noise_and_reference(n_samples, seed)
         self.n_lines, self._cache = n_lines, {}
         self.mode = w.ToggleButtons(
             options=["eta", "churn"],
@@ -82,9 +84,7 @@ class SamplerExplorer(Explorer):
             **control_style("360px"),
         )
         self.steps = w.IntSlider(value=steps, min=1, max=40, description="steps", **control_style("300px"))
-        self.readouts = [w.HTML(layout=w.Layout(width="50%")) for _ in range(2)]
-        for r in self.readouts:
-            r.add_class("course-readout")
+        self.readouts = [readout(width="50%") for _ in range(2)]
         self.view = PlotlyView(self._make_figure())
         self.guard(self._update_all)
         self.observe([self.mode, self.amount], self._update_dial)
@@ -94,53 +94,14 @@ class SamplerExplorer(Explorer):
         self.widget = self._frame(controls, self.message, self.view, w.HBox(self.readouts))
 
     def _make_figure(self) -> go.Figure:
-        fig = go.Figure(
-            make_subplots(
-                rows=1, cols=2, horizontal_spacing=0.06, subplot_titles=("eta = 0: DDIM", "rescaled schedule")
-            )
-        )
+        fig = two_panels(("eta = 0: DDIM", "rescaled schedule"))
         target_backdrop(fig, (1, 2), VIEW)
-        fig.add_scatter(
-            x=[],
-            y=[],
-            mode="lines",
-            name="paths",
-            line=dict(width=1.2, color="#7b8794"),
-            opacity=0.6,
-            hoverinfo="skip",
-            row=1,
-            col=1,
-        )
-        fig.add_scatter(
-            x=[],
-            y=[],
-            mode="markers",
-            name="samples (eta / churn)",
-            hoverinfo="skip",
-            marker=dict(size=6, color=METHOD_COLORS["DDPM"], line=dict(width=0.5, color="white")),
-            row=1,
-            col=1,
-        )
-        fig.add_scatter(
-            x=[],
-            y=[],
-            mode="markers",
-            name="DDIM on c(t)(alpha, sigma)",
-            hoverinfo="skip",
-            marker=dict(size=9, color=METHOD_COLORS["DDIM"], symbol="circle-open", line=dict(width=2)),
-            row=1,
-            col=2,
-        )
-        fig.add_scatter(
-            x=[],
-            y=[],
-            mode="markers",
-            name="flow Euler on c(t)(alpha, sigma)",
-            hoverinfo="skip",
-            marker=dict(size=6, color=METHOD_COLORS["I-CFM"], line=dict(width=0.5, color="white")),
-            row=1,
-            col=2,
-        )
+        add_lines(fig, "paths", dict(width=1.2, color="#7b8794"), opacity=0.6, hoverinfo="skip")
+        dot = dict(size=6, line=dict(width=0.5, color="white"))
+        add_markers(fig, "samples (eta / churn)", dict(dot, color=METHOD_COLORS["DDPM"]))
+        ring = dict(size=9, color=METHOD_COLORS["DDIM"], symbol="circle-open", line=dict(width=2))
+        add_markers(fig, "DDIM on c(t)(alpha, sigma)", ring, col=2)
+        add_markers(fig, "flow Euler on c(t)(alpha, sigma)", dict(dot, color=METHOD_COLORS["I-CFM"]), col=2)
         return side_by_side_squares(fig, VIEW)
 
     def dial_result(self, mode: str, amount: float, steps: int) -> dict:

@@ -12,7 +12,17 @@ from plotly.subplots import make_subplots
 from lessons.data2d import TARGETS, sample_target
 from lessons.ddpm import DDPM, DiscreteVPSchedule
 from lessons.schedules import SCHEDULES, make_schedule
-from widgets.base import LAYOUT, MUTED, Explorer, control_style, density_image, style_axes
+from widgets.base import (
+    LAYOUT,
+    MUTED,
+    Explorer,
+    add_lines,
+    add_markers,
+    control_style,
+    density_image,
+    readout,
+    style_axes,
+)
 from widgets.plotly_view import PlotlyView
 
 
@@ -80,8 +90,7 @@ class ScheduleExplorer(Explorer):
             continuous_update=True,
             **control_style("420px"),
         )
-        self.readout = w.HTML()
-        self.readout.add_class("course-readout")
+        self.readout = readout()
         self.view = PlotlyView(self._make_figure())
         self._set_param_boxes(family)
         self.schedule, self._muted = None, False
@@ -109,7 +118,6 @@ class ScheduleExplorer(Explorer):
                 "alpha² + sigma²",
             ),
         )
-        line = dict(width=3)
         for name, color, row, col in [
             ("alpha", "#0072b2", 1, 1),
             ("sigma", "#d55e00", 1, 1),
@@ -117,27 +125,10 @@ class ScheduleExplorer(Explorer):
             ("SNR", "#cc79a7", 2, 1),
             ("alpha² + sigma²", "#56b4e9", 2, 2),
         ]:
-            fig.add_scatter(
-                x=[],
-                y=[],
-                name=name,
-                mode="lines",
-                line=dict(color=color, **line),
-                showlegend=name in ("alpha", "sigma"),
-                row=row,
-                col=col,
-            )
+            add_lines(fig, name, dict(color=color, width=3), row, col, showlegend=name in ("alpha", "sigma"))
+        dot = dict(size=12, color="white", line=dict(width=3, color="#1f2933"))
         for row, col in [(1, 1), (1, 1), (1, 2), (2, 1), (2, 2)]:  # the current t on each curve
-            fig.add_scatter(
-                x=[],
-                y=[],
-                mode="markers",
-                showlegend=False,
-                hoverinfo="skip",
-                marker=dict(size=12, color="white", line=dict(width=3, color="#1f2933")),
-                row=row,
-                col=col,
-            )
+            add_markers(fig, None, dot, row, col, showlegend=False)
         fig.add_heatmap(
             z=[[0]],
             colorscale="Blues",

@@ -11,14 +11,13 @@ The monitor shows the step and the loss, so the tqdm bar (progress) can stay off
 
 import math
 
-import ipywidgets as w
 import numpy as np
 import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
 from lessons.mnist import tile
-from widgets.base import LAYOUT, MUTED, Explorer, style_axes
+from widgets.base import LAYOUT, MUTED, Explorer, add_lines, add_markers, readout, style_axes
 from widgets.plotly_view import PlotlyView
 
 
@@ -42,23 +41,12 @@ class TrainingMonitor(Explorer):
         if title:
             self.title = title
         self.sample, self.smooth, self.images = sample, max(int(smooth), 1), images
-        self.status = w.HTML("waiting for the first steps...")
-        self.status.add_class("course-readout")
+        self.status = readout("waiting for the first steps...")
         cols = 2 if sample is not None else 1
         titles = ("loss", "samples") if cols == 2 else ("loss",)
         fig = go.Figure(make_subplots(rows=1, cols=cols, subplot_titles=titles, horizontal_spacing=0.1))
-        fig.add_scatter(
-            x=[], y=[], mode="lines", name="loss", line=dict(width=1, color="#9aa5b1"), row=1, col=1
-        )
-        fig.add_scatter(
-            x=[],
-            y=[],
-            mode="lines",
-            name=f"mean of {self.smooth}",
-            line=dict(width=3, color="#0072b2"),
-            row=1,
-            col=1,
-        )
+        add_lines(fig, "loss", dict(width=1, color="#9aa5b1"))
+        add_lines(fig, f"mean of {self.smooth}", dict(width=3, color="#0072b2"))
         if cols == 2 and images:  # one tiled grid of digits, ink dark as in the lessons' figures
             ink = [[0, "white"], [1, "black"]]
             fig.add_heatmap(
@@ -89,16 +77,7 @@ class TrainingMonitor(Explorer):
                     row=1,
                     col=2,
                 )
-            fig.add_scatter(
-                x=[],
-                y=[],
-                mode="markers",
-                name="samples",
-                hoverinfo="skip",
-                marker=dict(size=5, color="#e4572e"),
-                row=1,
-                col=2,
-            )
+            add_markers(fig, "samples", dict(size=5, color="#e4572e"), col=2)
             fig.update_yaxes(scaleanchor="x2", scaleratio=1, row=1, col=2)
             if view is not None:
                 fig.update_xaxes(range=[-view, view], row=1, col=2)

@@ -6,7 +6,6 @@ import ipywidgets as w
 import numpy as np
 import plotly.graph_objects as go
 import torch
-from plotly.subplots import make_subplots
 
 from lessons.data2d import sample_target
 from lessons.metrics import straightness_per_sample
@@ -17,10 +16,15 @@ from widgets.base import (
     METHOD_COLORS,
     MUTED,
     Explorer,
+    add_lines,
+    add_markers,
     control_style,
+    noise_and_reference,
     paths_xy,
+    readout,
     side_by_side_squares,
     target_backdrop,
+    two_panels,
 )
 from widgets.models2d import METHOD_CHECKPOINTS, SAMPLERS, PretrainedModels, sample_method
 from widgets.plotly_view import PlotlyView
@@ -60,8 +64,7 @@ class TrajectoryExplorer(Explorer):
     ):
         super().__init__()
         self.models = models if models is not None else PretrainedModels()
-        self.noise = torch.randn(n_samples, 2, generator=torch.Generator().manual_seed(seed))
-        self.reference = sample_target("8gaussians", n_samples, seed=seed + 1)
+        self.noise, self.reference = noise_and_reference(n_samples, seed)
         self.baseline = w2(
             sample_target("8gaussians", n_samples, seed=seed + 2), self.reference, solver="emd"
         )
@@ -76,9 +79,7 @@ class TrajectoryExplorer(Explorer):
         self.steps = w.IntSlider(
             value=steps, min=0, max=64, description="steps", continuous_update=True, **control_style("380px")
         )
-        self.readouts = [w.HTML(layout=w.Layout(width="50%")) for _ in range(2)]
-        for r in self.readouts:
-            r.add_class("course-readout")
+        self.readouts = [readout(width="50%") for _ in range(2)]
         self.view = PlotlyView(self._make_figure())
         self.guard(self._update)
         self.observe([self.left, self.right, self.solver, self.steps], self._update)
@@ -86,46 +87,16 @@ class TrajectoryExplorer(Explorer):
         self.widget = self._frame(controls, self.message, self.view, w.HBox(self.readouts))
 
     def _make_figure(self) -> go.Figure:
-        fig = go.Figure(
-            make_subplots(rows=1, cols=2, horizontal_spacing=0.06, subplot_titles=("left", "right"))
-        )
+        fig = two_panels(("left", "right"))
         for col in (1, 2):
             target_backdrop(fig, [col], VIEW)
+            legend = dict(col=col, showlegend=col == 1)
             for label, color in zip(BEND_LABELS, BEND_COLORS):
-                fig.add_scatter(
-                    x=[],
-                    y=[],
-                    mode="lines",
-                    name=label,
-                    showlegend=col == 1,
-                    legendgroup=label,
-                    line=dict(width=1.6, color=color),
-                    opacity=0.75,
-                    hoverinfo="skip",
-                    row=1,
-                    col=col,
-                )
-            fig.add_scatter(
-                x=[],
-                y=[],
-                mode="markers",
-                name="noise",
-                showlegend=col == 1,
-                hoverinfo="skip",
-                marker=dict(size=5, color="#1f2933"),
-                row=1,
-                col=col,
-            )
-            fig.add_scatter(
-                x=[],
-                y=[],
-                mode="markers",
-                name="samples",
-                showlegend=col == 1,
-                hoverinfo="skip",
-                marker=dict(size=6, color="#e4572e", line=dict(width=0.5, color="white")),
-                row=1,
-                col=col,
+                line = dict(width=1.6, color=color)
+                add_lines(fig, label, line, legendgroup=label, opacity=0.75, hoverinfo="skip", **legend)
+            add_markers(fig, "noise", dict(size=5, color="#1f2933"), **legend)
+            add_markers(
+                fig, "samples", dict(size=6, color="#e4572e", line=dict(width=0.5, color="white")), **legend
             )
         return side_by_side_squares(fig, VIEW)
 
@@ -190,9 +161,9 @@ class TrajectoryExplorer(Explorer):
             how = "DDPM / DDIM sampler" if res["solver"] == "sampler" else res["solver"]
             titles[side] = f"<b>{control.value}</b> · {self.steps.value} steps · {how}"
         self.view.update(traces, annotations=titles)
-        for res, control, readout in zip(results, (self.left, self.right), self.readouts):
+        for res, control, line in zip(results, (self.left, self.right), self.readouts):
             color = METHOD_COLORS[control.value]
-            readout.value = (
+            line.value = (
                 f"<span style='color:{color}'>&#9679;</span> <b>{control.value}</b>: "
                 f"W2 to data <b>{res['w2']:.2f}</b> <span style='color:{MUTED}'>(data vs data "
                 f"{self.baseline:.2f})</span> &nbsp; straightness <b>{res['straightness']:.2f}</b> "
