@@ -28,6 +28,11 @@ def _fmt(x: float) -> str:
     return f"{x:.3g}"
 
 
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell (a '|' in |x - y| would end the cell)."""
+    return text.replace("|", "\\|")
+
+
 def table(rows: list[dict]) -> str:
     """One line per check: claim, lesson, statement (first check only), what, value, threshold, control."""
     lines = [
@@ -55,7 +60,7 @@ def table(rows: list[dict]) -> str:
         ):
             verdict = "" if p["ok"] else " FAILS"
             lines.append(
-                f"| {claim if i == 0 else ''} | {CLAIMS[claim][0] if i == 0 else ''} | {p['what']} | "
+                f"| {claim if i == 0 else ''} | {CLAIMS[claim][0] if i == 0 else ''} | {_cell(p['what'])} | "
                 f"{_fmt(p['value'])}{verdict} | {p['sense']} {_fmt(p['threshold'])} | "
                 f"{controls if i == 0 else ''} |"
             )
