@@ -76,11 +76,11 @@ def _mlp(seed):
     return MLP(hidden=64, depth=3, activation="selu")
 
 
-def _train_flow(cfg, next_batch, path, seed, init=None, t_max=1.0):
-    model = _mlp(seed) if init is None else copy.deepcopy(init)
+def _fit(cfg, model, loss_fn, next_batch, seed):
+    """Train model in place with the benchmark's settings; return it."""
     train(
         model,
-        cfm_batch_loss(path, t_max),
+        loss_fn,
         next_batch,
         steps=cfg.steps,
         lr=cfg.lr,
@@ -92,20 +92,15 @@ def _train_flow(cfg, next_batch, path, seed, init=None, t_max=1.0):
     return model
 
 
+def _train_flow(cfg, next_batch, path, seed, init=None, t_max=1.0):
+    model = _mlp(seed) if init is None else copy.deepcopy(init)
+    return _fit(cfg, model, cfm_batch_loss(path, t_max), next_batch, seed)
+
+
 def _train_ddpm(cfg, data, seed):
     ddpm, model = DDPM(), _mlp(seed)
     next_batch = random_batches(data, cfg.batch, torch.Generator().manual_seed(seed))
-    train(
-        model,
-        lambda m, batch: ddpm.loss(m, batch),
-        next_batch,
-        steps=cfg.steps,
-        lr=cfg.lr,
-        seed=seed,
-        device="cpu",
-        progress=False,
-        lr_schedule=cfg.lr_schedule,
-    )
+    _fit(cfg, model, lambda m, batch: ddpm.loss(m, batch), next_batch, seed)
     schedule = DiscreteVPSchedule(ddpm)
     return lambda noise, n: ddim(
         model, noise, schedule, torch.linspace(0, 1, n + 1), eta=0.0, prediction="eps"
