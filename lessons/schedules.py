@@ -210,7 +210,11 @@ class RescaledSchedule(Schedule):
         if not isinstance(base, Schedule):
             raise ValueError(f"base must be a Schedule, got {type(base).__name__}.")
         self.base, self.scale = base, scale
-        self.variance_preserving = scale is None  # c = 1 / sqrt(alpha^2 + sigma^2) makes any base VP
+
+    @property
+    def variance_preserving(self) -> bool:
+        """The default c = 1 / sqrt(alpha^2 + sigma^2) makes any base variance preserving."""
+        return self.scale is None
 
     def _coefficients(self, t):
         b = self.base(t)
@@ -238,7 +242,10 @@ class TruncatedSchedule(Schedule):
         if not 0.0 <= t_start < t_end <= 1.0:
             raise ValueError(f"need 0 <= t_start < t_end <= 1, got t_start={t_start}, t_end={t_end}.")
         self.base, self.t_start, self.t_end = base, t_start, t_end
-        self.variance_preserving = base.variance_preserving
+
+    @property
+    def variance_preserving(self) -> bool:
+        return self.base.variance_preserving
 
     def _coefficients(self, t):
         span = self.t_end - self.t_start
