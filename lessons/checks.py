@@ -63,3 +63,157 @@ def choose(name: str, options, what: str) -> str:
     if name not in options:
         raise ValueError(f"unknown {what} {name!r}; choose one of: {', '.join(sorted(options))}.")
     return name
+
+
+# --- numbers, tensors and objects -----------------------------------------------------------------
+
+
+def check_number(
+    value,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """Check that value is a finite real number, optionally in a range; return it as a float.
+
+    low_open / high_open exclude the end itself (e.g. a step size must be > 0, not >= 0).
+    """
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.requires_grad:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}.")
+    value = float(value)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{name} must be a finite number, got {value}.")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        left = "(" if low_open else "["
+        right = ")" if high_open else "]"
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        raise ValueError(f"{name} must lie in {left}{lo}, {hi}{right}, got {value:g}.")
+    return value
+
+
+def check_nonnegative_int(value, name: str) -> int:
+    """Check that value is a whole number >= 0 (an index, a count that may be zero); return it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a whole number >= 0, got {value!r}.")
+    return value
+
+
+def check_tensor(x, name: str = "x", *, ndim: int | None = None, min_batch: int = 1) -> torch.Tensor:
+    """Check that x is a float tensor (of ndim dimensions when given) with at least min_batch rows."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch tensor, got {type(x).__name__}.")
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(x.shape)}.")
+    if x.ndim == 0:
+        raise ValueError(f"{name} must have a batch dimension (B, ...), got a scalar.")
+    if not torch.is_floating_point(x):
+        raise ValueError(
+            f"{name} must be a float tensor, got dtype {x.dtype}; convert it with {name}.float()."
+        )
+    if x.shape[0] < min_batch:
+        raise ValueError(f"{name} must hold at least {min_batch} sample(s), got a batch of {x.shape[0]}.")
+    return x
+
+
+def check_finite(x: torch.Tensor, name: str = "x") -> torch.Tensor:
+    """Check that a tensor holds no NaN or inf; the message counts them."""
+    finite = torch.isfinite(x)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise ValueError(
+            f"{name} holds {bad} NaN or infinite value(s) out of {x.numel()}; every value must be finite."
+        )
+    return x
+
+
+def check_model_output(out, x: torch.Tensor, name: str = "the model") -> torch.Tensor:
+    """Check that a network's output is a finite tensor of the same shape as its input x."""
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"{name} must return a tensor shaped like its input, got {type(out).__name__}.")
+    if out.shape != x.shape:
+        raise ValueError(
+            f"{name} returned shape {tuple(out.shape)} for an input of shape {tuple(x.shape)}; "
+            "it must return one value per input coordinate (the same shape as its input)."
+        )
+    return out
+
+
+def check_finite_step(state: torch.Tensor, step: int, t: float, what: str = "the sampler") -> torch.Tensor:
+    """Check a sampler's or solver's state after a step; name the step and time where NaN or inf arose."""
+    if not bool(torch.isfinite(state).all()):
+        raise ValueError(
+            f"{what} produced NaN or inf at step {step} (t = {t:.4g}): the model returned a non-finite "
+            "value there, or the step size is too large for it."
+        )
+    return state
+
+
+def check_instance(obj, cls, name: str, example: str | None = None):
+    """Check that obj is an instance of cls (a TypeError in words for a class, a string or another kind)."""
+    if isinstance(obj, cls):
+        return obj
+    kinds = cls if isinstance(cls, tuple) else (cls,)
+    wanted = " or ".join(k.__name__ for k in kinds)
+    how = f" such as {example}" if example else ""
+    if isinstance(obj, type):
+        raise TypeError(
+            f"{name} must be a {wanted} object{how}; you passed the class {obj.__name__} itself: "
+            f"call it, {obj.__name__}(), to make one."
+        )
+    if isinstance(obj, str):
+        raise TypeError(f"{name} must be a {wanted} object{how}, not the string {obj!r}.")
+    raise TypeError(f"{name} must be a {wanted} object{how}, got {type(obj).__name__}.")
+
+
+def check_matches_model(x: torch.Tensor, model: torch.nn.Module, name: str = "x") -> torch.Tensor:
+    """Check that x has the dtype and device of the model's parameters (say how to convert when not)."""
+    param = next(iter(model.parameters()), None) if isinstance(model, torch.nn.Module) else None
+    if param is None:
+        return x
+    if x.dtype != param.dtype:
+        raise ValueError(
+            f"{name} has dtype {x.dtype} but the model's weights are {param.dtype}; convert one to the "
+            f"other, e.g. {name}.to({param.dtype}) or model.to({x.dtype})."
+        )
+    if x.device != param.device:
+        raise ValueError(
+            f"{name} is on {x.device} but the model is on {param.device}; move one, e.g. "
+            f"{name}.to('{param.device}')."
+        )
+    return x
+
+
+def available_memory_bytes() -> int:
+    """Memory this machine can still give (MemAvailable on Linux, else the physical memory)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
+
+
+def check_memory(n_bytes: int, what: str) -> int:
+    """Refuse work whose memory (n_bytes) would not fit in what the machine has left; say how much."""
+    free = available_memory_bytes()
+    if n_bytes > free:
+        raise ValueError(
+            f"{what} would need about {n_bytes / 2**30:.1f} GiB of memory, more than the "
+            f"{free / 2**30:.1f} GiB this machine has free; ask for fewer steps or samples."
+        )
+    return n_bytes
