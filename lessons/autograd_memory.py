@@ -30,6 +30,7 @@ class SavedTensorMeter:
         loss = f(params); loss.backward()
     meter.peak_bytes  # the most memory the graphs held at once, forward and backward included
     Run backward inside the block when backward itself builds graphs (the adjoint method does).
+    A meter may be entered again after its block ends: it goes on counting from where it stopped.
     """
 
     def __init__(self):
@@ -38,16 +39,27 @@ class SavedTensorMeter:
         self._hooks = None
 
     def __enter__(self) -> "SavedTensorMeter":
+        if self._hooks is not None:
+            raise ValueError(
+                "this SavedTensorMeter is already measuring (a with block inside its own with block); "
+                "use a new SavedTensorMeter() for the inner block."
+            )
         self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, self._unpack)
         self._hooks.__enter__()
         return self
 
     def __exit__(self, *exc):
-        self._hooks.__exit__(*exc)
+        if self._hooks is None:
+            raise ValueError(
+                "SavedTensorMeter was exited without being entered; use it as `with SavedTensorMeter() as m:`."
+            )
+        hooks, self._hooks = self._hooks, None
+        hooks.__exit__(*exc)
         return False
 
     @property
     def peak_megabytes(self) -> float:
+        """peak_bytes in MiB (2**20 bytes)."""
         return self.peak_bytes / 2**20
 
     def _pack(self, tensor):

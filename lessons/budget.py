@@ -13,7 +13,10 @@ def budget() -> str:
     """Return the current budget, 'fast' or 'full' (COURSE_BUDGET, default 'full')."""
     value = os.environ.get("COURSE_BUDGET", "full").strip().lower() or "full"
     if value not in BUDGETS:
-        raise ValueError(f"COURSE_BUDGET must be 'fast' or 'full', got {value!r}.")
+        raise ValueError(
+            f"unknown COURSE_BUDGET {value!r}; choose one of: {', '.join(BUDGETS)} "
+            "(or leave it unset for 'full'), e.g. COURSE_BUDGET=fast."
+        )
     return value
 
 

@@ -1,5 +1,8 @@
 """Input checks shared by the library: each raises ValueError with a sentence a learner understands."""
 
+import numbers
+
+import numpy
 import torch
 
 
@@ -23,12 +26,29 @@ def check_time(t: torch.Tensor, batch: int | None = None) -> torch.Tensor:
     return t
 
 
-def check_grid(ts: torch.Tensor) -> torch.Tensor:
-    """Check that ts is an increasing grid of at least two times in [0, 1] (noise first); return it."""
-    check_time(ts)
+def check_grid(ts, name: str = "ts") -> torch.Tensor:
+    """Check that ts is an increasing float grid (steps+1,) of at least two times in [0, 1], noise first."""
+    if not isinstance(ts, torch.Tensor):
+        raise TypeError(
+            f"{name} must be a torch tensor of times (steps+1,), such as torch.linspace(0, 1, 11); "
+            f"got {type(ts).__name__}."
+        )
+    if ts.ndim != 1:
+        raise ValueError(
+            f"{name} must have shape (steps+1,): one time per grid point; got {tuple(ts.shape)}."
+        )
+    if not ts.is_floating_point():
+        raise ValueError(
+            f"{name} must be a float tensor of times in [0, 1], got {ts.dtype}; use {name}.float()."
+        )
+    if ts.numel() and not ((ts >= 0) & (ts <= 1)).all():  # written so that NaN fails too
+        raise ValueError(
+            f"{name} must lie in [0, 1] (t = 0 is noise, t = 1 is data); got values in "
+            f"[{ts.min().item():.4g}, {ts.max().item():.4g}]."
+        )
     if len(ts) < 2 or not (ts[1:] > ts[:-1]).all():
         raise ValueError(
-            "ts must be an increasing grid of at least two times (noise at ts[0], data at ts[-1])."
+            f"{name} must be an increasing grid of at least two times (noise at {name}[0], data at {name}[-1])."
         )
     return ts
 
@@ -81,9 +101,9 @@ def check_number(
 
     low_open / high_open exclude the end itself (e.g. a step size must be > 0, not >= 0).
     """
-    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.requires_grad:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.detach().item()
+    if isinstance(value, (bool, numpy.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}.")
     value = float(value)
     if value != value or value in (float("inf"), float("-inf")):
@@ -213,7 +233,86 @@ def check_memory(n_bytes: int, what: str) -> int:
     free = available_memory_bytes()
     if n_bytes > free:
         raise ValueError(
-            f"{what} would need about {n_bytes / 2**30:.1f} GiB of memory, more than the "
-            f"{free / 2**30:.1f} GiB this machine has free; ask for fewer steps or samples."
+            f"{what} would need about {_size(n_bytes)} of memory, more than the "
+            f"{_size(free)} this machine has free; ask for fewer steps or samples."
         )
     return n_bytes
+
+
+def _size(n_bytes: float) -> str:
+    """A byte count in words: '3.2 GiB', '12.0 MiB', '800 bytes'."""
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n_bytes >= size:
+            return f"{n_bytes / size:.1f} {unit}"
+    return f"{int(n_bytes)} bytes"
+
+
+def check_not_meta(x: torch.Tensor, name: str = "x") -> torch.Tensor:
+    """Refuse a tensor on the meta device (shapes without values)."""
+    if x.device.type == "meta":
+        raise ValueError(
+            f"{name} is on the meta device, which holds shapes but no values; make it on 'cpu' or 'cuda'."
+        )
+    return x
+
+
+def check_model(model, name: str = "model"):
+    """A model is an object called as model(x=..., t=..., cond=...): refuse a class (not yet built) or a non-callable."""
+    if isinstance(model, type):
+        raise TypeError(
+            f"{name} must be a built network, not the class {model.__name__} itself: call it, "
+            f"{model.__name__}(...), to make one (or load a trained one)."
+        )
+    if not callable(model):
+        raise TypeError(
+            f"{name} must be called as {name}(x=..., t=..., cond=...), got {type(model).__name__}."
+        )
+    return model
+
+
+def check_start(model, x: torch.Tensor, name: str = "noise") -> torch.Tensor:
+    """The first state of a sampler (or a loss's data): a finite float tensor (B, ...) in the model's dtype and device."""
+    check_model(model)
+    check_tensor(x, name)
+    check_not_meta(x, name)
+    check_finite(x, name)
+    return check_matches_model(x, model, name)
+
+
+def check_generator(generator) -> None:
+    """None or a CPU torch.Generator (draws are made on the CPU, then moved: the same numbers on every device)."""
+    if generator is None:
+        return
+    check_instance(generator, torch.Generator, "generator", "torch.Generator().manual_seed(0)")
+    if generator.device.type != "cpu":
+        raise ValueError(
+            f"generator must be a CPU generator (draws are made on the CPU and then moved, so a seed gives the "
+            f"same numbers on every device); got one on {generator.device}: use torch.Generator().manual_seed(...)."
+        )
+
+
+MAX_SEED = 2**32 - 1  # the largest seed NumPy accepts
+
+
+def check_seed(seed, allow_none: bool = False):
+    """Check that seed is a whole number in [0, 2^32 - 1] (what Python, NumPy and PyTorch all accept); return it."""
+    if seed is None and allow_none:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        fresh = " (or None for fresh draws)" if allow_none else ""
+        raise ValueError(f"the seed must be a whole number between 0 and {MAX_SEED}{fresh}, got {seed!r}.")
+    return seed
+
+
+def check_callable(value, name: str, what: str) -> None:
+    """Check that value can be called (a function, a built network), not a class, a string or a number.
+
+    what says what is expected, e.g. "a function log_snr -> w(lambda), such as fm_weighting".
+    """
+    if isinstance(value, type):  # callable, but calling it makes an object instead of doing the work
+        raise TypeError(
+            f"{name} must be {what}, got the class {value.__name__} itself (call it, {value.__name__}(...), "
+            "to make one)."
+        )
+    if not callable(value):
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__} {value!r}.")

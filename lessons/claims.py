@@ -186,10 +186,38 @@ def ledger_dir() -> Path | None:
     return root / "build" / "claims" if (root / "pyproject.toml").exists() else None
 
 
+def _check_sense(sense) -> str:
+    if not isinstance(sense, str) or sense not in SENSES:
+        raise ValueError(
+            f"sense must be '<=' (smaller is better) or '>=' (larger is better), got {sense!r}; "
+            "strict '<' and '>' are not offered: a claim passes on its threshold."
+        )
+    return sense
+
+
+def _real(value, name: str) -> float:
+    """A Python float from a number, a numpy scalar or a one-element tensor; anything else is a TypeError."""
+    if hasattr(value, "numel") and hasattr(value, "item"):  # a torch tensor
+        if value.numel() != 1:
+            raise ValueError(
+                f"{name} must be one number, got a tensor of shape {tuple(value.shape)}; reduce it first."
+            )
+        value = value.detach().item() if hasattr(value, "detach") else value.item()
+    elif hasattr(value, "item") and getattr(value, "size", None) == 1:  # a numpy scalar or 0-d array
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}.")
+    return float(value)
+
+
+def _kind(x: float) -> str:
+    return "NaN" if math.isnan(x) else f"infinite ({x})"
+
+
 def passes(value: float, threshold: float, sense: str = "<=") -> bool:
     """value <= threshold (sense '<=') or value >= threshold (sense '>='); NaN never passes."""
-    if sense not in SENSES:
-        raise ValueError(f"sense must be '<=' (smaller is better) or '>=' (larger is better), got {sense!r}.")
+    _check_sense(sense)
+    value, threshold = _real(value, "value"), _real(threshold, "threshold")
     return bool(value <= threshold) if sense == "<=" else bool(value >= threshold)
 
 
@@ -213,14 +241,30 @@ def _record(kind: str, claim: str, what: str, value: float, threshold: float, se
 
 
 def _check(claim: str, value, threshold, sense: str, what: str) -> tuple[float, float]:
-    if claim not in CLAIMS:
-        raise ValueError(f"unknown claim {claim!r}; the course's claims are C1 to C{len(CLAIMS)}.")
-    value, threshold = float(value), float(threshold)
-    if math.isnan(threshold):
-        raise ValueError(
-            f"the threshold of {claim} ({what}) is NaN; compute it from a band or a standard error."
+    if not isinstance(claim, str) or claim not in CLAIMS:
+        hint = (
+            f" (did you mean {claim.upper()!r}?)"
+            if isinstance(claim, str) and claim.upper() in CLAIMS
+            else ""
         )
-    passes(value, threshold, sense)  # checks sense
+        raise ValueError(
+            f"unknown claim {claim!r}{hint}; a claim id is the letter C and its number, as a string: "
+            f"'C1' to 'C{len(CLAIMS)}' (see lessons.claims.CLAIMS)."
+        )
+    if not isinstance(what, str):
+        raise TypeError(f"what must be a short sentence (a str) naming the check, got {type(what).__name__}.")
+    _check_sense(sense)
+    label = f"{claim} ({what})" if what else claim
+    value, threshold = _real(value, f"the value of {label}"), _real(threshold, f"the threshold of {label}")
+    if not math.isfinite(threshold):
+        raise ValueError(
+            f"the threshold of {label} is {_kind(threshold)}; compute a finite one from a band or a standard error."
+        )
+    if not math.isfinite(value):  # a NaN must never pass a proof, nor make a control look rejected
+        raise ValueError(
+            f"the value of {label} is {_kind(value)}: the measurement went wrong (a NaN or inf reached it), so it can "
+            "neither prove nor control anything; find where the NaN or inf arises."
+        )
     return value, threshold
 
 
@@ -246,9 +290,29 @@ def control(claim: str, value, threshold, sense: str = "<=", what: str = "") -> 
 
 
 def read_ledger(folder: Path | None = None) -> list[dict]:
-    """Every row written so far, sorted by claim number, proofs first."""
+    """Every row written so far, sorted by claim number, proofs first (none yet: an empty list)."""
+    if folder is not None and (isinstance(folder, bool) or not isinstance(folder, (str, os.PathLike))):
+        raise TypeError(
+            "folder must be the ledger folder (a str or pathlib.Path), or None for the default one "
+            f"(COURSE_LEDGER_DIR, else build/claims); got {type(folder).__name__} {folder!r}."
+        )
     folder = ledger_dir() if folder is None else Path(folder)
     if folder is None or not folder.exists():
         return []
-    rows = [json.loads(p.read_text()) for p in folder.glob("C*.json")]
-    return sorted(rows, key=lambda r: (int(r["claim"][1:]), r["kind"] != "proof", r["what"]))
+    if not folder.is_dir():
+        raise ValueError(
+            f"folder {folder} is a file, not a folder: give the ledger folder that holds the C*.json rows "
+            "(COURSE_LEDGER_DIR, by default build/claims)."
+        )
+    rows = []
+    for path in folder.glob("C*.json"):
+        try:
+            row = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ValueError(
+                f"the ledger row {path} is not valid JSON; delete it and rerun its lesson."
+            ) from None
+        if not isinstance(row, dict) or not re.fullmatch(r"C\d+", str(row.get("claim"))) or "kind" not in row:
+            raise ValueError(f"the ledger row {path} is not a claims row; delete it and rerun its lesson.")
+        rows.append(row)
+    return sorted(rows, key=lambda r: (int(r["claim"][1:]), r["kind"] != "proof", r.get("what", "")))

@@ -7,18 +7,28 @@ reflow (Liu et al. 2023): pairs (noise, ODE_model(noise)) produced by a trained 
 
 import torch
 
-from lessons.checks import check_points, check_positive_int, check_same_shape, choose
-from lessons.optimal_transport import ot_assignment
+from lessons.checks import (
+    check_finite,
+    check_memory,
+    check_positive_int,
+    check_same_shape,
+    check_seed,
+    check_tensor,
+    choose,
+)
+from lessons.optimal_transport import _check_point_set, ot_assignment
 from lessons.solvers import solve_ode
 from lessons.training import random_batches
+from lessons.trajectory import _check_field
 
 COUPLINGS = ("independent", "ot", "paired")
 
 
 def transport_cost(noise: torch.Tensor, data: torch.Tensor) -> float:
     """Mean squared distance of the pairs (noise_i, data_i): (1/B) sum_i ||noise_i - data_i||^2."""
-    check_points(noise, "noise")
+    _check_point_set(noise, "noise")
     check_same_shape(noise, data, "noise", "data")
+    _check_point_set(data, "data")
     return float(((noise.double() - data.double()) ** 2).sum(1).mean())
 
 
@@ -26,6 +36,8 @@ def couple(noise: torch.Tensor, data: torch.Tensor, coupling: str = "ot"):
     """Return (noise, data') with data' = data re-ordered by the coupling ('independent' keeps the order)."""
     choose(coupling, COUPLINGS[:2], "coupling")
     if coupling == "independent":
+        for x, name in ((noise, "noise"), (data, "data")):
+            check_finite(check_tensor(x, name), name)
         check_same_shape(noise, data, "noise", "data")
         return noise, data
     return noise, data[ot_assignment(noise, data)]
@@ -33,7 +45,8 @@ def couple(noise: torch.Tensor, data: torch.Tensor, coupling: str = "ot"):
 
 def reflow_pairs(model, noise: torch.Tensor, steps: int = 100, method: str = "euler", cond=None):
     """Rectified-flow pairs (noise, data_hat), each (B, D), data_hat = the model's ODE output from noise."""
-    check_points(noise, "noise")
+    _check_field(model, "the model")
+    _check_point_set(noise, "noise")
     with torch.no_grad():
         data_hat = solve_ode(model, noise, steps=steps, method=method, cond=cond).final
     return noise, data_hat
@@ -53,12 +66,18 @@ def pair_batches(
     rows together (source[i] with data[i], as reflow pairs need).
     """
     choose(coupling, COUPLINGS, "coupling")
-    check_points(data, "data")
+    _check_point_set(data, "data")
     check_positive_int(batch_size, "the batch size")
+    check_seed(seed)
     if source is not None:
-        check_points(source, "source", data.shape[1])
+        _check_point_set(source, "source", data.shape[1])
     if coupling == "paired" and (source is None or source.shape[0] != data.shape[0]):
         raise ValueError("the 'paired' coupling needs a source with one row per data row (the reflow pairs).")
+    # a batch of noise and of data, and for 'ot' the float64 cost matrix, its square and POT's plan
+    per_batch = 2 * batch_size * data.shape[1] * data.element_size()
+    check_memory(
+        per_batch + (3 * 8 * batch_size**2 if coupling == "ot" else 0), f"batches of {batch_size} pairs"
+    )
     g = torch.Generator().manual_seed(seed)  # one stream for the rows and the noise
     if coupling == "paired":
         return random_batches((source, data), batch_size, g)

@@ -8,7 +8,7 @@ import math
 
 import torch
 
-from lessons.checks import check_positive_int, choose
+from lessons.checks import check_memory, check_positive_int, check_seed, choose
 from lessons.mixture import GaussianMixture
 
 
@@ -82,8 +82,15 @@ TARGETS = tuple(_MIXTURES) + tuple(_SAMPLERS)
 
 def sample_target(name: str, n: int, seed: int | None = 0) -> torch.Tensor:
     """Draw n points, (n, 2), from the named 2D target; the same seed gives the same points."""
+    if not isinstance(name, str):
+        raise TypeError(
+            f"name must be the name of a 2D target, one of {', '.join(TARGETS)}; got {type(name).__name__}."
+        )
     choose(name, TARGETS, "2D target")
     check_positive_int(n, "the number of points n")
+    check_seed(seed, allow_none=True)
+    if n > 1_000_000:  # a few float32 (n, 2) temporaries: refuse what this machine cannot hold
+        check_memory(n * 2 * 4 * 8, f"drawing n = {n:,} points of {name!r}")
     g = torch.Generator().manual_seed(seed) if seed is not None else None
     if name in _MIXTURES:
         x = _MIXTURES[name]().sample(n, generator=g)
@@ -95,5 +102,7 @@ def sample_target(name: str, n: int, seed: int | None = 0) -> torch.Tensor:
 
 def target_density(name: str) -> GaussianMixture:
     """The closed-form mixture behind a target ('8gaussians' or 'mixture')."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be '8gaussians' or 'mixture', got {type(name).__name__}.")
     choose(name, _MIXTURES, "target with a closed-form density")
     return _MIXTURES[name]()

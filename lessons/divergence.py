@@ -7,9 +7,22 @@ The field is called as field(x=x, t=t, cond=cond) with x (B, ...) and t (B,); ea
 depend on that sample's input only (no batch norm), so one backward pass serves the whole batch.
 """
 
+import math
+
 import torch
 
-from lessons.checks import check_positive_int, check_time, choose
+from lessons.checks import (
+    check_finite,
+    check_instance,
+    check_matches_model,
+    check_memory,
+    check_model_output,
+    check_positive_int,
+    check_tensor,
+    check_time,
+    choose,
+)
+from lessons.trajectory import _call_field, _check_field
 
 PROBES = ("rademacher", "gaussian")
 
@@ -20,6 +33,19 @@ def draw_probes(
     """Probe vectors eps, (probes, *shape), with E[eps] = 0 and E[eps eps^T] = I."""
     check_positive_int(probes, "the number of probes")
     choose(noise, PROBES, "probe distribution")
+    if not isinstance(shape, (tuple, list, torch.Size)) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape
+    ):
+        raise ValueError(f"shape must be a tuple of positive whole numbers, e.g. x.shape; got {shape!r}.")
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a float dtype such as torch.float32 or x.dtype, got {dtype!r}.")
+    if generator is not None:
+        check_instance(generator, torch.Generator, "generator", "torch.Generator().manual_seed(0)")
+    size = probes * math.prod(shape)
+    # a Rademacher draw holds int64 bits and float temporaries beside the probes: budget them all
+    check_memory(
+        size * (8 + 2 * torch.finfo(dtype).bits // 8), f"{probes} probe vectors of shape {tuple(shape)}"
+    )
     if noise == "gaussian":
         eps = torch.randn((probes, *shape), generator=generator, dtype=dtype)
     else:  # +1 or -1 with probability 1/2 each
@@ -27,10 +53,22 @@ def draw_probes(
     return eps.to(device) if device is not None else eps
 
 
-def _check_state(x, t):
-    if not isinstance(x, torch.Tensor) or x.ndim < 2 or not torch.is_floating_point(x):
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"x must be a float tensor of shape (B, ...): one row per sample; got {shape}.")
+def _check_states(x, name: str = "x") -> torch.Tensor:
+    """Check that x is a finite float tensor of shape (B, ...) with B >= 1 and at least one more dimension."""
+    check_tensor(x, name)
+    if x.ndim < 2:
+        raise ValueError(
+            f"{name} must have shape (B, ...): one row per sample, with its coordinates; got shape "
+            f"{tuple(x.shape)} (for one sample use {name}[None])."
+        )
+    return check_finite(x, name)
+
+
+def _check_state(field, x, t):
+    """field a model or function, x a finite float tensor (B, ...) of the model's dtype, t (B,) in [0, 1]."""
+    _check_field(field, "the field")
+    _check_states(x, "x")
+    check_matches_model(x, field, "x")
     check_time(t, batch=x.shape[0])
 
 
@@ -52,14 +90,18 @@ def velocity_and_divergence(
     differentiated again (maximum-likelihood training, the adjoint method); under torch.no_grad()
     both outputs come back detached.
     """
+    _check_state(field, x, t)
+    if probe_vectors is not None:
+        _check_probe_vectors(probe_vectors, x)
+    return _velocity_and_divergence(field, x, t, probe_vectors, cond)
+
+
+def _velocity_and_divergence(field, x, t, probe_vectors, cond):
+    """velocity_and_divergence without the checks of its inputs (a CNF checks its state once per step)."""
     keep_graph = torch.is_grad_enabled()
     with torch.enable_grad():
         x_in = x if x.requires_grad else x.detach().requires_grad_(True)
-        v = field(x=x_in, t=t, cond=cond)
-        if v.shape != x.shape:
-            raise ValueError(
-                f"the field must return a velocity shaped like x {tuple(x.shape)}, got {tuple(v.shape)}."
-            )
+        v = check_model_output(_call_field(field, x_in, t, cond=cond), x, "the field")
         if probe_vectors is None:
             div = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
             flat = x.flatten(1)  # (B, D)
@@ -69,11 +111,6 @@ def velocity_and_divergence(
                 row = _vjp(v, x_in, basis.view_as(x), keep_graph)  # (B, ...): row i of J per sample
                 div = div + row.flatten(1)[:, i]
         else:
-            if probe_vectors.shape[1:] != x.shape:
-                raise ValueError(
-                    f"probe vectors must have shape (P, *x.shape) = (P, {tuple(x.shape)}), "
-                    f"got {tuple(probe_vectors.shape)}."
-                )
             div = 0
             for eps in probe_vectors:  # eps^T J eps, averaged over the probes
                 div = div + (_vjp(v, x_in, eps, keep_graph) * eps).flatten(1).sum(1)
@@ -83,10 +120,34 @@ def velocity_and_divergence(
     return v, div
 
 
+def _check_probe_vectors(probe_vectors, x):
+    if not isinstance(probe_vectors, torch.Tensor):
+        raise TypeError(f"probe_vectors must be a tensor (P, *x.shape), got {type(probe_vectors).__name__}.")
+    if probe_vectors.ndim != x.ndim + 1 or probe_vectors.shape[1:] != x.shape or probe_vectors.shape[0] == 0:
+        raise ValueError(
+            f"probe vectors must have shape (P, *x.shape) = (P, {', '.join(map(str, x.shape))}) with P >= 1, "
+            f"got {tuple(probe_vectors.shape)}."
+        )
+    if probe_vectors.dtype != x.dtype or probe_vectors.device != x.device:
+        raise ValueError(
+            f"probe vectors must have x's dtype and device ({x.dtype} on {x.device}), got "
+            f"{probe_vectors.dtype} on {probe_vectors.device}; convert them with probe_vectors.to(x)."
+        )
+    check_finite(probe_vectors, "probe_vectors")
+
+
+def _checked_divergence(div):
+    if not bool(torch.isfinite(div).all()):
+        raise ValueError(
+            "the divergence is NaN or inf: the field returned non-finite values or derivatives here."
+        )
+    return div
+
+
 def divergence_exact(field, x: torch.Tensor, t: torch.Tensor, cond=None) -> torch.Tensor:
     """div v(x, t) = sum_i d v_i / d x_i, (B,), by D backward passes (x: (B, ...), t: (B,))."""
-    _check_state(x, t)
-    return velocity_and_divergence(field, x, t, cond=cond)[1]
+    _check_state(field, x, t)
+    return _checked_divergence(_velocity_and_divergence(field, x, t, None, cond)[1])
 
 
 def divergence_hutchinson(
@@ -99,6 +160,6 @@ def divergence_hutchinson(
     cond=None,
 ) -> torch.Tensor:
     """Unbiased estimate (1/P) sum_p eps_p^T (d v / d x) eps_p of div v, (B,), with P fresh probes."""
-    _check_state(x, t)
+    _check_state(field, x, t)
     eps = draw_probes(x.shape, probes, noise, generator, x.dtype, x.device)  # drawn on the CPU, then moved
-    return velocity_and_divergence(field, x, t, eps, cond=cond)[1]
+    return _checked_divergence(_velocity_and_divergence(field, x, t, eps, cond)[1])

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from lessons.checks import check_positive_int
+from lessons.checks import check_memory, check_nonnegative_int, check_number, check_positive_int
 
 
 def data_band(metric, draw, repeats: int = 20, first_seed: int = 0) -> torch.Tensor:
@@ -25,8 +25,39 @@ def data_band(metric, draw, repeats: int = 20, first_seed: int = 0) -> torch.Ten
             "metric must be a function metric(a, b) -> number and draw a function draw(seed) -> sample."
         )
     check_positive_int(repeats, "the number of repeats")
+    check_nonnegative_int(first_seed, "first_seed")
+    check_memory(2 * 32 * repeats, f"{repeats:,} repeats")  # a Python float per value, twice over
     seeds = range(first_seed, first_seed + 2 * repeats, 2)
-    return torch.tensor([float(metric(draw(seed), draw(seed + 1))) for seed in seeds])
+    return torch.tensor([_metric_value(metric(draw(seed), draw(seed + 1)), seed) for seed in seeds])
+
+
+def _metric_value(value, seed: int) -> float:
+    """The metric's value as a finite float, or an error naming the pair of seeds."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"metric must return one number, got {type(value).__name__} for the draws of seeds {seed} and {seed + 1}."
+        )
+    if not math.isfinite(value):
+        raise ValueError(
+            f"metric returned {value} for the draws of seeds {seed} and {seed + 1}; a band needs finite values."
+        )
+    return float(value)
+
+
+def _numbers(values, name: str) -> list:
+    """A 1-D list, tuple, array or tensor of real numbers as a list of floats."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+        raise TypeError(f"{name} must be a list or 1-D tensor of numbers, got {type(values).__name__}.")
+    if getattr(values, "ndim", 1) != 1:
+        raise ValueError(
+            f"{name} must be one-dimensional (one number per grid point), got shape {tuple(values.shape)}."
+        )
+    try:
+        return [float(v) for v in values]
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must hold real numbers only, got {list(values)!r}.") from None
 
 
 def nfe_to_reach(nfes, errors, target: float) -> float:
@@ -35,15 +66,18 @@ def nfe_to_reach(nfes, errors, target: float) -> float:
     nfes positive, one error each, read in the order given (increasing NFE, or decreasing tolerance for an
     adaptive solver, whose NFEs need not be monotone). Returns nfes[0] when the first error already reaches the
     target, inf when none does, and the NFE of the first point that reaches it when the point before has no
-    finite error (a solver that diverged there).
+    finite error (a solver that diverged there: its error is inf or NaN).
     """
-    nfes, errors = [float(n) for n in nfes], [float(e) for e in errors]
+    nfes, errors = _numbers(nfes, "nfes"), _numbers(errors, "errors")
     if len(nfes) != len(errors) or not nfes:
         raise ValueError(f"give one error per NFE, got {len(nfes)} NFEs and {len(errors)} errors.")
-    if min(nfes) <= 0:
-        raise ValueError(f"the NFEs must be positive (they are read on a log scale), got {nfes}.")
-    if not target > 0:
-        raise ValueError(f"the target error must be positive (errors are read on a log scale), got {target}.")
+    if not all(0 < n < math.inf for n in nfes):
+        raise ValueError(
+            f"the NFEs must be positive finite numbers (they are read on a log scale), got {nfes}."
+        )
+    check_number(target, "the target error", low=0, low_open=True)
+    if any(e < 0 for e in errors):  # NaN compares False: it stays allowed, as a diverged point
+        raise ValueError(f"the errors must be >= 0 (distances, read on a log scale), got {errors}.")
     hits = [i for i, e in enumerate(errors) if e <= target]
     if not hits:
         return math.inf

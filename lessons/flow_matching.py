@@ -10,14 +10,62 @@ with prediction 'velocity'), estimated from samples by empirical_marginal_veloci
 import torch
 import torch.nn.functional as F
 
-from lessons.checks import check_points, check_time
+from lessons.checks import (
+    check_finite,
+    check_instance,
+    check_matches_model,
+    check_memory,
+    check_model_output,
+    check_number,
+    check_points,
+    check_positive_int,
+    check_same_shape,
+    check_tensor,
+    check_time,
+)
+from lessons.device import pick_device
 from lessons.mixture import ExactMixtureModel, GaussianMixture
 from lessons.paths import GaussianPath
+from lessons.trajectory import _call_field, _check_field
+
+# |d sigma / dt| at or beyond this where sigma = 0 is a schedule's finite stand-in for an infinite derivative
+# (VP and offset-cosine paths clamp sigma at 1e-12 there, giving ~1e10); real values stay below ~1e4
+UNBOUNDED_SPEED = 1e8
 
 
 def sample_times(batch: int, device=None, t_max: float = 1.0) -> torch.Tensor:
     """t ~ Uniform[0, t_max), (B,). Use t_max < 1 for paths whose velocity diverges at t = 1 (VP)."""
-    return torch.rand(batch, device=device) * t_max
+    check_positive_int(batch, "the batch size")
+    t_max = check_number(t_max, "t_max", low=0.0, high=1.0, low_open=True)
+    check_memory(batch * 4, f"{batch} times")
+    return torch.rand(batch, device=None if device is None else pick_device(device)) * t_max
+
+
+def _check_path(path) -> GaussianPath:
+    return check_instance(path, GaussianPath, "path", "GaussianPath(LinearSchedule())")
+
+
+def _check_pair(data, noise, t):
+    """data (B, ...) finite float, noise None or like data, t None or (B,) in [0, 1]."""
+    check_finite(check_tensor(data, "data"), "data")
+    if noise is not None:
+        check_finite(check_tensor(noise, "noise"), "noise")
+        check_same_shape(noise, data, "noise", "data")
+    if t is not None:
+        check_time(t, batch=data.shape[0])
+
+
+def _check_ends(path: GaussianPath, t: torch.Tensor, what: str) -> None:
+    """Refuse times where the path's velocity d_alpha data + d_sigma noise diverges (sigma = 0, d sigma unbounded)."""
+    c = path.schedule(t)
+    speed_ok = torch.isfinite(c.d_alpha) & torch.isfinite(c.d_sigma)
+    bad = ~speed_ok | ((c.sigma <= 0) & ~(c.d_sigma.abs() < UNBOUNDED_SPEED))
+    if bool(bad.any()):
+        raise ValueError(
+            f"{what} is undefined at t = {t[bad][0].item():g} on {path}: sigma(t) = 0 there and d sigma / dt "
+            "is unbounded, so the velocity d_alpha data + d_sigma noise diverges. Keep t below 1, e.g. "
+            "t = sample_times(B, t_max=0.999) or cfm_batch_loss(path, t_max=0.999)."
+        )
 
 
 def cfm_loss(
@@ -28,11 +76,19 @@ def cfm_loss(
     t: torch.Tensor | None = None,
     cond=None,
 ) -> torch.Tensor:
-    """Mean squared error (over batch and dimensions) between the model's velocity and u_t(x_t | data, noise)."""
+    """Mean squared error (over batch and dimensions) between the model's velocity and u_t(x_t | data, noise).
+
+    Times where the path's velocity diverges (t = 1 on VP and offset-cosine paths, where sigma = 0) are refused.
+    """
+    _check_field(model, "the model")
+    _check_path(path)
+    _check_pair(data, noise, t)
     noise = torch.randn_like(data) if noise is None else noise
     t = sample_times(data.shape[0], data.device) if t is None else t
+    _check_ends(path, t, "the CFM target u_t(x_t | data, noise)")
     ps = path.sample(noise, data, t)
-    return F.mse_loss(model(x=ps.x_t, t=t, cond=cond), ps.velocity)
+    check_matches_model(ps.x_t, model, "noise" if noise.dtype == ps.x_t.dtype != data.dtype else "data")
+    return F.mse_loss(check_model_output(_call_field(model, ps.x_t, t, cond=cond), ps.x_t), ps.velocity)
 
 
 def cfm_batch_loss(path: GaussianPath, t_max: float = 1.0):
@@ -40,8 +96,8 @@ def cfm_batch_loss(path: GaussianPath, t_max: float = 1.0):
 
     t ~ Uniform[0, t_max) (sample_times); the batches of lessons.couplings.pair_batches have this form.
     """
-    if not 0 < t_max <= 1:
-        raise ValueError(f"t_max must be in (0, 1], got {t_max}.")
+    _check_path(path)
+    t_max = check_number(t_max, "t_max", low=0.0, high=1.0, low_open=True)
 
     def loss_fn(model, batch):
         if not (isinstance(batch, tuple) and len(batch) == 2):
@@ -49,6 +105,7 @@ def cfm_batch_loss(path: GaussianPath, t_max: float = 1.0):
                 "cfm_batch_loss expects batches (noise, data), e.g. from lessons.couplings.pair_batches."
             )
         noise, data = batch
+        _check_pair(data, noise, None)  # before data.shape is read for the times
         return cfm_loss(model, path, data, noise=noise, t=sample_times(data.shape[0], data.device, t_max))
 
     return loss_fn
@@ -69,8 +126,9 @@ def conditional_velocity(
 
     It is the velocity of the flow map noise -> alpha data + sigma noise, written at the point x.
     """
-    check_points(x, "x")
-    check_points(data, "data", x.shape[1])
+    _check_path(path)
+    _check_points(x, "x")
+    _check_points(data, "data", x.shape[1])
     if data.shape[0] not in (1, x.shape[0]):
         raise ValueError(
             f"data must have one row per point of x (or a single row), "
@@ -94,8 +152,9 @@ def empirical_marginal_velocity(
     given x_t = x. Exact for the empirical target; a Monte Carlo estimate of the marginal field when
     data are samples of a continuous target (self-normalised importance sampling).
     """
-    check_points(data, "data")
-    check_points(x, "x", data.shape[1])
+    _check_path(path)
+    _check_points(data, "data")
+    _check_points(x, "x", data.shape[1])
     c = path.schedule(check_time(t, batch=x.shape[0]))
     alpha, sigma = c.alpha[:, None].to(x.dtype), c.sigma[:, None].to(x.dtype)
     if (sigma <= 0).any():
@@ -121,9 +180,25 @@ def fm_loss(
 
     x_t = alpha data + sigma noise is drawn as in cfm_loss (same data, noise, t give the same x_t);
     only the target differs: the marginal field of the mixture instead of u_t(x_t | data).
+    Both ends are fine where d sigma / dt stays finite (OT, cosine, VE); where it is unbounded at sigma = 0
+    (t = 1 on VP and offset-cosine paths) the times are refused, as in cfm_loss.
     """
+    _check_field(model, "the model")
+    _check_path(path)
+    check_instance(mixture, GaussianMixture, "mixture", "target_density('8gaussians')")
+    _check_points(data, "data", mixture.dim)
+    _check_pair(data, noise, t)
     noise = torch.randn_like(data) if noise is None else noise
     t = sample_times(data.shape[0], data.device) if t is None else t
+    _check_ends(path, t, "the FM loss (its x_t and target u_t(x_t))")
     x_t = path.sample(noise, data, t).x_t
+    check_matches_model(x_t, model, "noise" if noise.dtype == x_t.dtype != data.dtype else "data")
     exact = ExactMixtureModel(mixture, path.schedule, prediction="velocity")
-    return F.mse_loss(model(x=x_t, t=t), exact(x=x_t, t=t))
+    return F.mse_loss(check_model_output(_call_field(model, x_t, t), x_t), exact(x=x_t, t=t))
+
+
+def _check_points(x, name: str, dim: int | None = None) -> torch.Tensor:
+    """x a finite float tensor (B, D) with B >= 1 (and D = dim when given)."""
+    check_tensor(x, name)
+    check_points(x, name, dim)
+    return check_finite(x, name)

@@ -16,16 +16,32 @@ import math
 
 import torch
 
-from lessons.checks import check_positive_int, check_same_shape
-from lessons.class_labels import null_labels
+from lessons.checks import (
+    check_generator,
+    check_matches_model,
+    check_memory,
+    check_model,
+    check_model_output,
+    check_number,
+    check_positive_int,
+    check_tensor,
+    check_time,
+)
+from lessons.class_labels import check_labels, null_labels
 
 
 def drop_labels(
     labels: torch.Tensor, p: float, num_classes: int, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """Label dropout: each label of labels (B,) becomes the null class num_classes with probability p."""
+    p = check_number(p, "the label dropout probability p")
     if not 0 <= p <= 1:
         raise ValueError(f"the label dropout probability must be in [0, 1], got {p}.")
+    check_positive_int(num_classes, "the number of classes num_classes")
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"labels must be a tensor (B,) of class labels, got {type(labels).__name__}.")
+    check_labels(labels, num_classes, labels.shape[0] if labels.ndim == 1 else labels.numel())
+    check_generator(generator)
     if p == 0:
         return labels
     drop = torch.rand(labels.shape, generator=generator, device=labels.device) < p
@@ -38,13 +54,15 @@ class ClassifierFreeGuidance:
     """A model-like callable guided(x=..., t=..., cond=labels) -> (B, ...), one batched call of the model."""
 
     def __init__(self, model, scale: float):
-        if not scale >= 0:
+        check_model(model)
+        scale = check_number(scale, "the guidance scale w")
+        if scale < 0:
             raise ValueError(f"the guidance scale w must be >= 0 (0 means no guidance), got {scale}.")
         if not getattr(model, "num_classes", None):
             raise ValueError(
                 "classifier-free guidance needs a class-conditional model (built with num_classes)."
             )
-        self.model, self.scale = model, float(scale)
+        self.model, self.scale = model, scale
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         if cond is None:
@@ -52,13 +70,32 @@ class ClassifierFreeGuidance:
                 "classifier-free guidance needs class labels cond (B,); for unconditional "
                 "samples call the model itself with cond=None."
             )
+        check_tensor(x, "x")
+        check_matches_model(x, self.model)
+        check_time(t, batch=x.shape[0])
+        check_labels(cond, self.model.num_classes, x.shape[0], x.device)
         if self.scale == 0:
-            return self.model(x=x, t=t, cond=cond)
+            return check_model_output(self.model(x=x, t=t, cond=cond), x)
         null = null_labels(cond.shape[0], self.model.num_classes, cond.device).to(cond.dtype)
-        both = self.model(x=torch.cat([x, x]), t=torch.cat([t, t]), cond=torch.cat([cond, null]))
+        twice = torch.cat([x, x])
+        both = check_model_output(
+            self.model(x=twice, t=torch.cat([t, t]), cond=torch.cat([cond, null])), twice
+        )
         conditional, unconditional = both.chunk(2)
-        check_same_shape(conditional, x, "the model output", "x")
         return (1 + self.scale) * conditional - self.scale * unconditional
+
+
+def _check_law(law, name: str) -> None:
+    """A law here is an object with sample(n, generator=...) and log_prob(x), such as a GaussianMixture."""
+    if isinstance(law, type) or not (
+        callable(getattr(law, "sample", None)) and callable(getattr(law, "log_prob", None))
+    ):
+        what = (
+            f"the class {law.__name__} itself (call it to make one)" if isinstance(law, type) else repr(law)
+        )
+        raise TypeError(
+            f"{name} must be a law with sample(n, generator) and log_prob(x), such as a GaussianMixture; got {what}."
+        )
 
 
 def sample_tilted(
@@ -71,13 +108,29 @@ def sample_tilted(
     p(c | x)^w, where p(c | x) = p(c) p(x | c) / p(x) <= 1, which leaves exactly the tilted law.
     """
     check_positive_int(n, "the number of points n")
-    if not scale >= 0:
+    _check_law(conditional, "conditional")
+    _check_law(marginal, "marginal")
+    scale = check_number(scale, "the guidance scale w")
+    if scale < 0:
         raise ValueError(f"the guidance scale w must be >= 0, got {scale}.")
+    class_prior = check_number(class_prior, "the class prior p(c)")
     if not 0 < class_prior <= 1:
         raise ValueError(f"the class prior p(c) must be in (0, 1], got {class_prior}.")
+    check_generator(generator)
+    dims = (getattr(conditional, "dim", None), getattr(marginal, "dim", None))
+    if None not in dims and dims[0] != dims[1]:
+        raise ValueError(
+            f"conditional and marginal must be laws of one dimension (p(x | c) and p(x) of the same x); "
+            f"got conditional in {dims[0]}D and marginal in {dims[1]}D."
+        )
+    batch = max(n, 1000)
+    dim = int(dims[0] or 1)
+    parts = sum(int(getattr(law, "means", torch.zeros(1)).shape[0]) for law in (conditional, marginal))
+    # a batch of draws, what log_prob holds per component, and the kept points
+    check_memory(4 * dim * (3 * batch + 2 * n + 2 * parts * batch), f"sample_tilted with n = {n}")
     kept, count = [], 0
     for _ in range(1000):
-        x = conditional.sample(max(n, 1000), generator=generator)
+        x = conditional.sample(batch, generator=generator)
         log_pc = (math.log(class_prior) + conditional.log_prob(x) - marginal.log_prob(x)).clamp(max=0.0)
         accept = torch.rand(x.shape[0], generator=generator).log() < scale * log_pc
         kept.append(x[accept])

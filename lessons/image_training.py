@@ -14,13 +14,23 @@ import warnings
 import torch
 
 from lessons.checkpoints import load_model, save_checkpoint
-from lessons.checks import check_positive_int, choose
+from lessons.checks import (
+    check_finite,
+    check_instance,
+    check_memory,
+    check_number,
+    check_positive_int,
+    check_seed,
+    check_tensor,
+    choose,
+)
 from lessons.ddim import ddim
 from lessons.ddpm import DDPM, DiscreteVPSchedule, ddim_times
-from lessons.device import pick_device
+from lessons.device import _parse_device, pick_device
 from lessons.flow_matching import cfm_loss
 from lessons.guidance import ClassifierFreeGuidance, drop_labels
 from lessons.mnist import MNIST, mnist_batches
+from lessons.models import _check_num_classes
 from lessons.paths import GaussianPath
 from lessons.schedules import LinearSchedule
 from lessons.solvers import solve_ode
@@ -34,14 +44,14 @@ IMAGE_METHODS = ("ddpm", "cfm")  # the two training and sampling recipes of the 
 
 def autocast_for(device) -> contextlib.AbstractContextManager:
     """bf16 autocast on CUDA, a do-nothing context on any other device."""
-    if torch.device(device).type == "cuda":
+    if _parse_device(device).type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
 def memory_format_for(device) -> torch.memory_format:
     """channels_last on CUDA (faster convolutions with tensor cores), the usual layout elsewhere."""
-    return torch.channels_last if torch.device(device).type == "cuda" else torch.contiguous_format
+    return torch.channels_last if _parse_device(device).type == "cuda" else torch.contiguous_format
 
 
 def make_loss(
@@ -53,15 +63,26 @@ def make_loss(
     dropout), so one network learns both the conditional and the unconditional model.
     """
     choose(method, IMAGE_METHODS, "training method")
-    if not 0 <= p_uncond <= 1:
-        raise ValueError(f"p_uncond (the label dropout probability) must be in [0, 1], got {p_uncond}.")
+    if forward is not None and not callable(forward):
+        raise TypeError(
+            f"forward must be None or a model called as forward(x=..., t=..., cond=...), got {type(forward).__name__}."
+        )
+    _check_num_classes(num_classes)
+    check_number(p_uncond, "p_uncond (the label dropout probability)", low=0, high=1)
+    if ddpm is not None:
+        check_instance(ddpm, DDPM, "ddpm", "DDPM()")
     ddpm, path = ddpm or DDPM(), GaussianPath(LinearSchedule())
 
     def loss_fn(model, batch):
         net = forward or model
         images, labels = batch if isinstance(batch, tuple) else (batch, None)
+        if labels is not None and num_classes is None and p_uncond > 0:
+            raise ValueError(
+                "the batch carries labels but make_loss has no num_classes to drop them to; "
+                "give make_loss(..., num_classes=model.num_classes)."
+            )
         images = images.contiguous(memory_format=memory_format_for(images.device))
-        if labels is not None:
+        if labels is not None and p_uncond > 0:  # p_uncond = 0 keeps every label (and draws nothing)
             labels = drop_labels(labels, p_uncond, num_classes)
         with autocast_for(images.device):
             loss = (
@@ -76,8 +97,13 @@ def make_loss(
 
 def compiled_forward(model, device, use_compile: bool | None = None):
     """torch.compile(model) on CUDA when it compiles and runs; None (eager) otherwise."""
+    check_instance(model, UNet, "model", "UNet(unet_config('tiny'))")
+    if use_compile is not None and not isinstance(use_compile, bool):
+        raise TypeError(
+            f"use_compile must be True, False or None (compile on CUDA only), got {use_compile!r}."
+        )
     if use_compile is None:
-        use_compile = torch.device(device).type == "cuda"
+        use_compile = _parse_device(device).type == "cuda"
     if not use_compile:
         return None
     try:
@@ -120,8 +146,20 @@ def train_image_model(
 
     callback(step, ema_model, losses) runs every callback_every steps (to measure quality while training).
     """
+    check_instance(model, UNet, "model", "UNet(unet_config('tiny'))")
+    choose(method, IMAGE_METHODS, "training method")
+    check_instance(data, MNIST, "data", "load_mnist('train')")
     check_positive_int(steps, "the number of training steps")
-    device = pick_device(device) if not isinstance(device, torch.device) else device
+    check_positive_int(batch_size, "batch_size")
+    check_number(lr, "the learning rate lr", low=0, low_open=True)
+    check_number(ema_decay, "ema_decay", low=0, high=1, high_open=True)
+    check_seed(seed)
+    check_positive_int(callback_every, "callback_every")
+    if callback is not None and not callable(callback):
+        raise TypeError(
+            f"callback must be a function callback(step, ema_model, losses), got {type(callback).__name__}."
+        )
+    device = pick_device(device)
     if classes and not model.num_classes:
         raise ValueError(
             "classes=True needs a U-Net built with num_classes (e.g. unet_config(size, num_classes=10))."
@@ -157,6 +195,14 @@ def clip_data_prediction(model, schedule, low: float = -1.0, high: float = 1.0):
     data_hat = clip((x_t - sigma eps) / alpha), then eps' = (x_t - alpha data_hat) / sigma, (B, ...).
     Near pure noise alpha is tiny, so an error in eps becomes an error 1 / alpha times larger in data_hat.
     """
+    if not callable(model) or not callable(schedule):
+        raise TypeError(
+            "model must be an eps-model model(x=..., t=..., cond=...) and schedule a schedule object."
+        )
+    check_number(low, "low")
+    check_number(high, "high")
+    if not low < high:
+        raise ValueError(f"the clipping range needs low < high, got low = {low} and high = {high}.")
 
     def clipped(x, t, cond=None):
         c = schedule(t).expand_like(x)
@@ -182,9 +228,24 @@ def generate(
 
     clip (DDPM only): clip the data prediction to [-1, 1] at every DDIM step.
     """
+    if not callable(model):
+        raise TypeError(
+            f"model must be a network called as model(x=..., t=..., cond=...), got {type(model).__name__}."
+        )
     choose(method, IMAGE_METHODS, "sampling method")
+    check_finite(check_tensor(noise, "noise", ndim=4), "noise")
+    check_positive_int(nfe, "nfe (the number of network evaluations)")
+    check_number(guidance, "guidance (the guidance scale w)", low=0)
+    check_number(eta, "eta", low=0)
+    if ddpm is not None:
+        check_instance(ddpm, DDPM, "ddpm", "DDPM()")
     if clip and method != "ddpm":
         raise ValueError("clip applies to the DDPM (eps-prediction) sampler only.")
+    # the trajectory keeps nfe + 1 states, stacked once at the end (about twice their size at the peak)
+    check_memory(
+        2 * (nfe + 1) * noise.numel() * max(4, noise.element_size()),
+        f"generating {noise.shape[0]} images in {nfe} steps",
+    )
     net = ClassifierFreeGuidance(model, guidance) if guidance > 0 else model
     with autocast_for(noise.device):
         if method == "ddpm":
@@ -199,16 +260,27 @@ def generate(
 
 def save_image_model(path, model: UNet, settings: dict) -> str:
     """Save a U-Net's weights with its configuration and the given settings (method, steps, ...); return the checksum."""
+    check_instance(model, UNet, "model", "UNet(unet_config('tiny'))")
+    if not isinstance(settings, dict):
+        raise TypeError(
+            f"settings must be a dict such as {{'method': 'cfm'}}, got {type(settings).__name__}."
+        )
     return save_checkpoint(path, model.state_dict(), {**settings, "unet": model.config.to_dict()})
 
 
 def load_image_model(path, device="cpu"):
     """Load (U-Net in eval mode, settings) from a checkpoint written by save_image_model, checksum verified."""
+    device = pick_device(device)
     model, settings = load_model(path, _build_unet)
     return model.to(device), settings
 
 
 def _build_unet(settings: dict) -> UNet:
+    if not isinstance(settings.get("unet"), dict):
+        raise ValueError(
+            "this checkpoint holds no U-Net configuration: it was not written by save_image_model "
+            "(remake it with scripts/train_mnist.py)."
+        )
     config = dict(settings["unet"])
     config["channels"] = tuple(config["channels"])  # JSON stored the tuple as a list
     return UNet(UNetConfig(**config))

@@ -10,24 +10,92 @@ import math
 
 import torch
 
-from lessons.checks import check_points, check_positive_int, check_time, choose
-from lessons.conversions import PREDICTIONS, from_data_and_noise
-from lessons.schedules import Schedule
+from lessons.checks import (
+    check_finite,
+    check_generator,
+    check_instance,
+    check_memory,
+    check_points,
+    check_positive_int,
+    check_tensor,
+    check_time,
+)
+from lessons.conversions import _check_kind, from_data_and_noise
+from lessons.schedules import Schedule, _check_schedule
 from lessons.tensors import normal_like
+
+WEIGHT_SUM_TOLERANCE = 1e-5  # float32 rounding of weights written by hand, such as [0.5, 0.3, 0.2]
+
+
+def _numbers(value, name: str, what: str) -> torch.Tensor:
+    """value as a float32 tensor: a TypeError in words when it is not an array of numbers, ValueError if not finite."""
+    if isinstance(value, (str, bytes)) or value is None:
+        raise TypeError(f"{name} must be {what}, got {value!r}.")
+    try:
+        out = torch.as_tensor(value, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__} {value!r}.") from None
+    if not bool(torch.isfinite(out).all()):
+        raise ValueError(f"{name} must be finite numbers, got {value!r}.")
+    return out
+
+
+def _coefficient(value, name: str, batch: int, like: torch.Tensor) -> torch.Tensor:
+    """alpha or sigma: a finite number or one per sample (1 or batch values), as a (batch, 1) column like ``like``."""
+    if isinstance(value, (str, bytes, bool, type)) or value is None:
+        raise TypeError(
+            f"{name} must be a number or a tensor of {batch} values (one per point), got {value!r}."
+        )
+    try:
+        value = torch.as_tensor(value, dtype=like.dtype)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(
+            f"{name} must be a number or a tensor of {batch} values (one per point), got {type(value).__name__}."
+        ) from None
+    if value.numel() not in (1, batch):
+        raise ValueError(
+            f"{name} must be a number or hold one value per point ({batch}), got {value.numel()} values."
+        )
+    if not bool(torch.isfinite(value).all()):
+        raise ValueError(f"{name} must be finite; it holds NaN or infinite values.")
+    return value.reshape(-1, 1).expand(batch, 1)
 
 
 class GaussianMixture:
     """Mixture of K isotropic Gaussians: means (K, D), stds (K,), weights (K,) summing to 1."""
 
     def __init__(self, means, stds, weights=None):
-        self.means = torch.as_tensor(means, dtype=torch.float32)
+        self.means = _numbers(means, "means", "a (K, D) array of numbers: one mean per component")
+        if self.means.ndim != 2 or self.means.shape[0] == 0 or self.means.shape[1] == 0:
+            raise ValueError(
+                f"means must have shape (K, D): at least one component (K >= 1) in D >= 1 dimensions, got shape "
+                f"{tuple(self.means.shape)}; e.g. [[0.0, 0.0], [1.0, 1.0]] for two components in 2D."
+            )
         k = self.means.shape[0]
-        self.stds = torch.as_tensor(stds, dtype=torch.float32).expand(k).clone()
-        w = torch.ones(k) if weights is None else torch.as_tensor(weights, dtype=torch.float32)
-        if self.means.ndim != 2 or w.shape != (k,):
-            raise ValueError("means must be (K, D) and weights (K,): one weight per component.")
-        if (self.stds <= 0).any() or (w < 0).any() or w.sum() <= 0:
-            raise ValueError("component stds must be positive and weights non-negative, not all zero.")
+        stds = _numbers(stds, "stds", f"a number or {k} numbers: one std per component")
+        if stds.shape not in ((), (1,), (k,)):
+            raise ValueError(
+                f"stds must be one number or {k} numbers (one per component), got shape {tuple(stds.shape)}."
+            )
+        if bool((stds <= 0).any()):
+            raise ValueError(f"component stds must be positive, got {stds.tolist()}.")
+        self.stds = stds.expand(k).clone()
+        w = (
+            torch.ones(k)
+            if weights is None
+            else _numbers(weights, "weights", f"{k} numbers: one per component")
+        )
+        if w.shape != (k,):
+            raise ValueError(
+                f"weights must hold {k} numbers (one per component, like means), got shape {tuple(w.shape)}."
+            )
+        if bool((w < 0).any()):
+            raise ValueError(f"weights are probabilities and must be >= 0, got {w.tolist()}.")
+        if weights is not None and abs(w.sum().item() - 1) > WEIGHT_SUM_TOLERANCE:
+            raise ValueError(
+                f"weights are the components' probabilities and must sum to 1, got {w.tolist()} (sum "
+                f"{w.sum().item():.6g}); divide them by their sum if they are relative sizes."
+            )
         self.weights = w / w.sum()
 
     @property
@@ -36,15 +104,30 @@ class GaussianMixture:
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw n points, (n, D)."""
+        check_positive_int(n, "the number of points n")
+        check_generator(generator)
+        check_memory(n * (8 + 12 * self.dim), f"drawing {n} points of the mixture")
         comp = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         noise = torch.randn(n, self.dim, generator=generator)
         return self.means[comp] + self.stds[comp, None] * noise
 
     def _noised(self, x_t, alpha, sigma):
         """Per-sample component log-likelihoods of x_t under alpha * data + sigma * noise, (B, K)."""
+        check_tensor(x_t, "x", min_batch=0)
         check_points(x_t, "x", self.dim)
-        alpha = torch.as_tensor(alpha, dtype=x_t.dtype).reshape(-1, 1).expand(x_t.shape[0], 1)
-        sigma = torch.as_tensor(sigma, dtype=x_t.dtype).reshape(-1, 1).expand(x_t.shape[0], 1)
+        if x_t.device.type != "cpu":
+            raise ValueError(
+                f"the mixture's parameters live on the CPU but x is on {x_t.device}; pass x.cpu()."
+            )
+        check_finite(x_t, "x")
+        alpha = _coefficient(alpha, "alpha", x_t.shape[0], x_t)
+        sigma = _coefficient(sigma, "sigma", x_t.shape[0], x_t)
+        if bool((sigma < 0).any()):
+            raise ValueError("sigma is a noise level (a standard deviation) and must be >= 0.")
+        if bool(((alpha == 0) & (sigma == 0)).any()):
+            raise ValueError(
+                "alpha and sigma cannot both be 0: x_t would be the single point 0, which has no density or posterior."
+            )
         var = alpha**2 * self.stds[None] ** 2 + sigma**2  # (B, K)
         diff = x_t[:, None, :] - alpha[:, :, None] * self.means[None]  # (B, K, D)
         log_comp = -0.5 * (diff**2).sum(-1) / var - 0.5 * self.dim * torch.log(2 * math.pi * var)
@@ -75,12 +158,16 @@ class GaussianMixture:
         Given component k both are affine in x_t: mu_k + alpha s_k^2 r_k and sigma r_k, with
         r_k = (x_t - alpha mu_k) / var_k, so both stay finite at alpha = 0 (pure noise) and sigma = 0 (clean data).
         """
+        data, resid, sigma = self._posterior(x_t, alpha, sigma)
+        return data, sigma * resid  # = -sigma * score
+
+    def _posterior(self, x_t, alpha, sigma):
+        """E[data | x_t], (B, D), the posterior average of r_k (B, D) (E[noise | x_t] = sigma r), and sigma (B, 1)."""
         log_joint, var, diff, alpha, sigma = self._noised(x_t, alpha, sigma)
         w = torch.softmax(log_joint, dim=1)
         gain = alpha * self.stds[None] ** 2 / var  # (B, K)
         comp_mean = self.means[None] + gain[:, :, None] * diff  # (B, K, D)
-        noise = sigma * (w[:, :, None] * diff / var[:, :, None]).sum(1)  # = -sigma * score
-        return (w[:, :, None] * comp_mean).sum(1), noise
+        return (w[:, :, None] * comp_mean).sum(1), (w[:, :, None] * diff / var[:, :, None]).sum(1), sigma
 
     def sample_noised(
         self,
@@ -95,12 +182,14 @@ class GaussianMixture:
         alpha and sigma are numbers or tensors of shape (1,) or (n,), for instance the fields of schedule(t).
         """
         check_positive_int(n, "the number of points n")
-        alpha, sigma = (torch.as_tensor(v, dtype=dtype).reshape(-1, 1) for v in (alpha, sigma))
-        if alpha.shape[0] not in (1, n) or sigma.shape[0] not in (1, n):
-            raise ValueError(
-                f"alpha and sigma must be numbers or hold one value per point ({n}), "
-                f"got {alpha.shape[0]} and {sigma.shape[0]} values."
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise TypeError(
+                f"dtype must be a float torch dtype such as torch.float32 or torch.float64, got {dtype!r}."
             )
+        like = torch.empty(0, dtype=dtype)
+        alpha, sigma = _coefficient(alpha, "alpha", n, like), _coefficient(sigma, "sigma", n, like)  # (n, 1)
+        if bool((sigma < 0).any()):
+            raise ValueError("sigma is a noise level (a standard deviation) and must be >= 0.")
         data = self.sample(n, generator=generator).to(dtype)
         return alpha * data + sigma * normal_like(data, generator)
 
@@ -115,10 +204,18 @@ class ExactMixtureModel:
     """
 
     def __init__(self, mixture: GaussianMixture, schedule: Schedule, prediction: str = "eps"):
-        self.mixture, self.schedule = mixture, schedule
-        self.prediction = choose(prediction, PREDICTIONS, "prediction type")
+        check_instance(mixture, GaussianMixture, "mixture", "GaussianMixture(means, stds)")
+        self.mixture, self.schedule = mixture, _check_schedule(schedule)
+        self.prediction = _check_kind(prediction)
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor, cond=None) -> torch.Tensor:
+        """E[prediction | x_t = x], (B, D), at times t (B,).
+
+        'score' is refused where sigma = 0 (it is infinite there). 'velocity' where sigma = 0 on a variance-preserving
+        schedule (VP's t = 1, where d_sigma is infinite) is its finite limit: d_sigma E[noise | x] = (sigma d_sigma) r
+        with sigma d_sigma = -alpha d_alpha.
+        """
+        check_tensor(x, "x", min_batch=0)
         check_points(x, "x", self.mixture.dim)
         if cond is not None:
             raise ValueError("the exact mixture model is unconditional; call it with cond=None.")
@@ -129,5 +226,10 @@ class ExactMixtureModel:
                 "on this schedule): stop the time grid short of 1, or ask for a 'data' or 'velocity' "
                 "prediction."
             )
-        data, noise = self.mixture.posterior_data_and_noise(x, c.alpha, c.sigma)
-        return from_data_and_noise(data, noise, self.prediction, c)
+        data, resid, sigma = self.mixture._posterior(x, c.alpha, c.sigma)
+        out = from_data_and_noise(data, sigma * resid, self.prediction, c)
+        at_end = c.sigma == 0
+        if self.prediction == "velocity" and self.schedule.variance_preserving and bool(at_end.any()):
+            limit = c.d_alpha[:, None] * data - (c.alpha * c.d_alpha)[:, None] * resid
+            out = torch.where(at_end[:, None], limit, out)
+        return out

@@ -11,13 +11,40 @@ import ot
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from lessons.checks import check_points, check_same_shape, choose
+from lessons.checks import check_finite, check_memory, check_points, check_same_shape, check_tensor, choose
 
 SOLVERS = ("assignment", "emd")
 
 
+def _check_point_set(x, name: str, dim: int | None = None) -> torch.Tensor:
+    """Check that x is a finite float point set (B, D) with B >= 1 and D >= 1 (D = dim when given)."""
+    check_tensor(x, name)
+    check_points(x, name, dim)
+    if x.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one coordinate per point, got shape {tuple(x.shape)}.")
+    return check_finite(x, name)
+
+
+def _check_sets(a, b, name_a: str, name_b: str, equal_size: bool = True) -> None:
+    """Two point sets of the same dimension (and size), checked before anything reaches POT or scipy."""
+    _check_point_set(a, name_a)
+    _check_point_set(b, name_b, a.shape[1])
+    if equal_size and a.shape[0] != b.shape[0]:
+        raise ValueError(
+            f"exact OT by assignment needs sets of equal size, got {a.shape[0]} and {b.shape[0]} points "
+            f"in {name_a} and {name_b}."
+        )
+    # the float64 cost matrix, its square and POT's plan, each (B, B)
+    check_memory(3 * 8 * a.shape[0] * b.shape[0], f"exact OT between {a.shape[0]} and {b.shape[0]} points")
+
+
 def squared_distances(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
     """The cost matrix C_ij = ||a_i - b_j||^2, (B, B), in float64 on the CPU."""
+    _check_sets(a, b, "a", "b", equal_size=False)
+    return _squared_distances(a, b)
+
+
+def _squared_distances(a, b):
     return (torch.cdist(a.detach().double().cpu(), b.detach().double().cpu()) ** 2).numpy()
 
 
@@ -29,15 +56,12 @@ def optimal_permutation(a: torch.Tensor, b: torch.Tensor, solver: str = "emd") -
     be a permutation, the assignment solver is used instead.
     """
     choose(solver, SOLVERS, "optimal transport solver")
-    check_points(a, "a")
-    check_points(b, "b", a.shape[1])
-    if a.shape[0] != b.shape[0]:
-        raise ValueError(
-            f"exact OT by assignment needs sets of equal size, got {a.shape[0]} and {b.shape[0]} points."
-        )
-    if a.shape[0] == 0:
-        raise ValueError("optimal transport needs at least one point in each set, got empty sets.")
-    cost = squared_distances(a, b)
+    _check_sets(a, b, "a", "b")
+    return _optimal_permutation(_squared_distances(a, b), solver)
+
+
+def _optimal_permutation(cost: np.ndarray, solver: str) -> np.ndarray:
+    """The assignment of a finite (B, B) cost matrix, B >= 1 (checked by the callers)."""
     if solver == "emd":
         cols = ot.emd(np.array([]), np.array([]), cost, numItermax=100_000_000).argmax(1)
         if np.unique(cols).size == cols.size:
@@ -47,13 +71,16 @@ def optimal_permutation(a: torch.Tensor, b: torch.Tensor, solver: str = "emd") -
 
 def ot_assignment(noise: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
     """The optimal pairing of a minibatch: perm (B,) on data's device, data[perm] is noise's OT partner."""
-    check_points(noise, "noise")
+    _check_point_set(noise, "noise")
     check_same_shape(noise, data, "noise", "data")
-    return torch.as_tensor(optimal_permutation(noise, data), device=data.device)
+    _check_sets(noise, data, "noise", "data")
+    return torch.as_tensor(_optimal_permutation(_squared_distances(noise, data), "emd"), device=data.device)
 
 
 def w2(a: torch.Tensor, b: torch.Tensor, solver: str = "assignment") -> float:
     """Exact 2-Wasserstein distance between two equal-size point sets (B, D): sqrt(mean ||a_i - b_perm(i)||^2)."""
-    cols = optimal_permutation(a, b, solver)
-    cost = squared_distances(a, b)
+    choose(solver, SOLVERS, "optimal transport solver")
+    _check_sets(a, b, "a", "b")
+    cost = _squared_distances(a, b)
+    cols = _optimal_permutation(cost, solver)
     return float(np.sqrt(cost[np.arange(len(cols)), cols].mean()))

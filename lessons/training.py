@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from lessons.checks import check_positive_int, choose
+from lessons.checks import check_instance, check_memory, check_number, check_positive_int, check_seed, choose
 from lessons.device import pick_device
 
 LR_SCHEDULES = {  # multiplier of the learning rate at step n = 0 .. steps-1
@@ -19,8 +19,12 @@ LR_SCHEDULES = {  # multiplier of the learning rate at step n = 0 .. steps-1
 }
 
 
+LOSS_BYTES = 32  # a Python float in result.losses, with its slot in the list
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy (when present) and PyTorch so a run can be repeated."""
+    check_seed(seed)
     random.seed(seed)
     torch.manual_seed(seed)
     try:
@@ -53,10 +57,16 @@ def random_batches(data, batch_size: int, generator: torch.Generator | None = No
     if not tensors or not all(isinstance(x, torch.Tensor) and x.ndim >= 1 for x in tensors):
         raise ValueError("data must be a tensor of shape (N, ...) or a tuple of such tensors.")
     n = tensors[0].shape[0]
-    if n == 0 or any(x.shape[0] != n for x in tensors):
+    if n == 0:
+        raise ValueError("data holds no rows (N = 0); give at least one sample to draw batches from.")
+    if any(x.shape[0] != n for x in tensors):
         raise ValueError(
-            f"every tensor needs the same number N >= 1 of rows, got {[x.shape[0] for x in tensors]}."
+            f"every tensor of data needs the same number of rows N, got {[x.shape[0] for x in tensors]}."
         )
+    if generator is not None:
+        check_instance(generator, torch.Generator, "generator", "torch.Generator().manual_seed(0)")
+    row_bytes = 8 + sum(x[0].numel() * x.element_size() for x in tensors)  # + the int64 index
+    check_memory(batch_size * row_bytes, f"a batch of {batch_size:,} rows")
 
     def next_batch():
         idx = torch.randint(0, n, (batch_size,), generator=generator)
@@ -78,7 +88,6 @@ def train(
     grad_clip: float | None = 1.0,
     callback=None,
     callback_every: int = 100,
-    snapshot_every: int = 50,
     lr_schedule: str = "cosine",
 ) -> TrainResult:
     """Train ``model`` in place for ``steps`` steps of AdamW on loss_fn(model, next_batch()).
@@ -86,47 +95,60 @@ def train(
     lr_schedule: 'cosine' (the default: step n uses lr * (1 + cos(pi (n-1) / steps)) / 2, falling from
     lr towards 0, so the last steps average out the noise of the gradient estimates), or 'constant'.
 
-    next_batch() returns a tensor (or a tuple of tensors) that is moved to the device.
+    next_batch() returns a tensor (or a tuple of tensors) that is moved to the device; loss_fn returns
+    one number (a scalar tensor: reduce a per-sample loss with .mean()).
+    grad_clip: the largest gradient norm (> 0) a step may use, or None for no clipping.
     callback(step, model, losses) runs every callback_every steps (a live plot, say).
-    A loss or gradient that is not finite stops training and restores the last good weights.
+    A loss or gradient that is not finite stops training before the optimizer step, so the model keeps
+    the weights of the last good step; the reason goes to a RuntimeWarning and result.stopped_early.
     """
-    check_positive_int(steps, "the number of training steps")
-    if not lr > 0:
-        raise ValueError(f"the learning rate must be positive, got {lr}.")
+    _check_train_arguments(model, loss_fn, next_batch, steps, lr, weight_decay, seed, grad_clip)
     choose(lr_schedule, LR_SCHEDULES, "learning-rate schedule")
+    check_positive_int(callback_every, "callback_every")
+    if callback is not None and not callable(callback):
+        raise TypeError(
+            f"callback must be a function callback(step, model, losses), got {type(callback).__name__}."
+        )
+    device = pick_device(device)
+    check_memory(LOSS_BYTES * steps, f"recording the loss of each of {steps:,} training steps")
     seed_everything(seed)
-    device = torch.device(device) if device is not None else pick_device()
     model.to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     factor = LR_SCHEDULES[lr_schedule]
-    result, good_state, good_step = TrainResult(), copy.deepcopy(model.state_dict()), 0
+    result = TrainResult()
     start = time.perf_counter()
     bar = tqdm(range(1, steps + 1), disable=not progress, desc="training", mininterval=0.5)
     for step in bar:
-        batch = next_batch()
-        batch = tuple(b.to(device) for b in batch) if isinstance(batch, tuple) else batch.to(device)
-        loss = loss_fn(model, batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = _grad_norm(model)
-        if not (math.isfinite(loss.item()) and math.isfinite(grad_norm)):
-            model.load_state_dict(good_state)
+        batch = _to_device(next_batch(), device)
+        buffers = [b.detach().clone() for b in model.buffers()]  # BatchNorm-like statistics move in forward
+        loss = _check_loss(loss_fn(model, batch), step)
+        value = loss.item()
+        problem = None if math.isfinite(value) else f"the loss was {value} (not a finite number)"
+        if problem is None:
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if not math.isfinite(_grad_norm(params)):  # checked before clipping, which would hide it
+                problem = _bad_gradients(model)
+        if problem is not None:  # no optimizer step was taken: the weights are still the last good step's
+            with torch.no_grad():
+                for b, saved in zip(model.buffers(), buffers):
+                    b.copy_(saved)
+            kept = f"step {step - 1}, the last good one" if step > 1 else "the start (no step completed)"
             result.stopped_early = (
-                f"training stopped at step {step}: the loss or its gradient became {loss.item()}. "
-                f"The weights from step {good_step}, the last good ones, were restored; "
-                "try a smaller learning rate."
+                f"training stopped at step {step}: {problem}. The model keeps its weights from {kept}; "
+                "try a smaller learning rate"
+                + (", or clip the gradient with grad_clip=1.0." if grad_clip is None else ".")
             )
             warnings.warn(result.stopped_early, RuntimeWarning, stacklevel=2)
             break
         if grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            torch.nn.utils.clip_grad_norm_(params, grad_clip)
         for group in opt.param_groups:
             group["lr"] = lr * factor(step - 1, steps)
         opt.step()
-        result.losses.append(loss.item())
+        result.losses.append(value)
         result.steps_done = step
-        if step % snapshot_every == 0:
-            good_state, good_step = copy.deepcopy(model.state_dict()), step
         if step % 50 == 0:
             bar.set_postfix(loss=f"{sum(result.losses[-50:]) / 50:.4f}")
         if callback is not None and (step % callback_every == 0 or step == steps):
@@ -136,22 +158,90 @@ def train(
     return result
 
 
-def _grad_norm(model) -> float:
-    norms = [p.grad.detach().norm() for p in model.parameters() if p.grad is not None]
+def _check_train_arguments(model, loss_fn, next_batch, steps, lr, weight_decay, seed, grad_clip) -> None:
+    """Refuse bad arguments to train in words, before any work is done."""
+    check_instance(model, torch.nn.Module, "model", "MLP(dim=2)")
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError("the model has no trainable weights (no parameter with requires_grad=True).")
+    for fn, name, form in (
+        (loss_fn, "loss_fn", "loss_fn(model, batch)"),
+        (next_batch, "next_batch", "next_batch()"),
+    ):
+        if not callable(fn):
+            raise TypeError(f"{name} must be a function {form}, got {type(fn).__name__}.")
+    check_positive_int(steps, "the number of training steps")
+    check_number(lr, "the learning rate lr", low=0, low_open=True)
+    check_number(weight_decay, "weight_decay", low=0)
+    check_seed(seed)
+    if grad_clip is not None:
+        check_number(
+            grad_clip, "grad_clip (the largest gradient norm; None for no clipping)", low=0, low_open=True
+        )
+
+
+def _to_device(batch, device):
+    """A batch (tensor or tuple of tensors) moved to device."""
+    parts = batch if isinstance(batch, tuple) else (batch,)
+    if not parts or not all(isinstance(b, torch.Tensor) for b in parts):
+        kinds = (
+            ", ".join(type(b).__name__ for b in parts) if isinstance(batch, tuple) else type(batch).__name__
+        )
+        raise TypeError(f"next_batch() must return a tensor or a tuple of tensors, got {kinds}.")
+    return tuple(b.to(device) for b in parts) if isinstance(batch, tuple) else batch.to(device)
+
+
+def _check_loss(loss, step: int) -> torch.Tensor:
+    """Check that loss_fn returned one number that depends on the model's weights."""
+    if not isinstance(loss, torch.Tensor):
+        raise TypeError(
+            f"loss_fn must return a scalar torch tensor (so it can be differentiated), got {type(loss).__name__} "
+            f"at step {step}."
+        )
+    if loss.numel() != 1:
+        raise ValueError(
+            f"loss_fn must return one number, got a tensor of shape {tuple(loss.shape)} at step {step}: "
+            "reduce it with .mean() (a per-sample loss such as weighted_eps_loss gives one value per sample)."
+        )
+    if not loss.requires_grad:
+        raise ValueError(
+            f"the loss at step {step} does not depend on the model's weights (it has no gradient): compute it "
+            "from the model's output, outside torch.no_grad()."
+        )
+    return loss
+
+
+def _grad_norm(params) -> float:
+    norms = [p.grad.detach().norm() for p in params if p.grad is not None]
     return float(torch.stack(norms).norm()) if norms else 0.0
+
+
+def _bad_gradients(model) -> str:
+    """Which weights got a NaN or infinite gradient, in words."""
+    bad = [
+        name
+        for name, p in model.named_parameters()
+        if p.grad is not None and not bool(torch.isfinite(p.grad).all())
+    ]
+    if not bad:  # each entry finite, but their squares overflow the norm
+        return "the loss was finite but its gradient was too large (its norm overflowed to inf)"
+    names = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+    return f"the loss was finite but its gradient was not (NaN or inf in the gradient of {names})"
 
 
 class EMA:
     """Exponential moving average of a model's weights: avg <- d avg + (1 - d) weights, d = min(decay, (1+n)/(10+n))."""
 
     def __init__(self, model: torch.nn.Module, decay: float = 0.999):
-        if not 0 <= decay < 1:
-            raise ValueError(f"the EMA decay must be in [0, 1), got {decay}.")
+        check_instance(model, torch.nn.Module, "model", "MLP(dim=2)")
+        check_number(decay, "the EMA decay", low=0, high=1, high_open=True)
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self.decay, self.updates = decay, 0
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
+        shapes = [p.shape for p in self.model.parameters()]
+        if not isinstance(model, torch.nn.Module) or [p.shape for p in model.parameters()] != shapes:
+            raise ValueError("EMA.update needs the model the average was made from (the same weight shapes).")
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
         for avg, p in zip(self.model.parameters(), model.parameters()):

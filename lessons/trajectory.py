@@ -5,6 +5,43 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from lessons.checks import check_nonnegative_int
+
+
+def _check_field(field, name: str = "the model") -> None:
+    """Check that field is something to call as field(x=..., t=..., cond=...): a model or a function, not a class."""
+    if isinstance(field, type):
+        raise TypeError(
+            f"{name} must be a model or a function called as f(x=..., t=..., cond=...); you passed the class "
+            f"{field.__name__} itself: make one first, e.g. {field.__name__}(...)."
+        )
+    if not callable(field):
+        raise TypeError(
+            f"{name} must be a model or a function called as f(x=..., t=..., cond=...), "
+            f"got {type(field).__name__} {field!r:.60}."
+        )
+
+
+def _call_field(field, x: torch.Tensor, t: torch.Tensor, **cond):
+    """field(x=x, t=t, **cond) (cond: nothing or cond=...), with two obscure failures of Python and torch in words."""
+    try:
+        return field(x=x, t=t, **cond)
+    except TypeError as err:
+        if "unexpected keyword argument" not in str(err):
+            raise
+        raise TypeError(
+            f"the field is called as field(x=..., t=..., cond=...), like every model of the course, but it does not "
+            f"take those arguments ({err}); pass a model, or a function def field(x, t, cond=None)."
+        ) from err
+    except RuntimeError as err:
+        text = str(err)
+        if "dtype" not in text and "scalar type" not in text:
+            raise
+        raise ValueError(
+            f"the field could not compute on a state of dtype {x.dtype} ({text}); the network inside it "
+            f"probably has other weights: convert the state (e.g. x.float()) or the network (e.g. net.double())."
+        ) from err
+
 
 @dataclass
 class Trajectory:
@@ -16,6 +53,22 @@ class Trajectory:
     ts: torch.Tensor
     xs: torch.Tensor
     nfe: int
+
+    def __post_init__(self):
+        if not isinstance(self.ts, torch.Tensor) or self.ts.ndim != 1 or self.ts.shape[0] == 0:
+            got = tuple(self.ts.shape) if isinstance(self.ts, torch.Tensor) else type(self.ts).__name__
+            raise ValueError(
+                f"a Trajectory's ts must be a tensor of shape (steps+1,): one time per state; got {got}."
+            )
+        if not isinstance(self.xs, torch.Tensor) or self.xs.ndim < 2:
+            got = tuple(self.xs.shape) if isinstance(self.xs, torch.Tensor) else type(self.xs).__name__
+            raise ValueError(f"a Trajectory's xs must be a tensor of shape (steps+1, B, ...); got {got}.")
+        if self.xs.shape[0] != self.ts.shape[0]:
+            raise ValueError(
+                f"a Trajectory needs one state per time: ts has {self.ts.shape[0]} times but xs holds "
+                f"{self.xs.shape[0]} states (xs must be (len(ts), B, ...))."
+            )
+        check_nonnegative_int(self.nfe, "nfe (the number of network evaluations)")
 
     @property
     def final(self) -> torch.Tensor:
@@ -37,10 +90,7 @@ class CountingModel(nn.Module):
 
     def __init__(self, model):
         super().__init__()
-        if not callable(model):
-            raise ValueError(
-                f"CountingModel wraps a model called as model(x=..., t=...), got {type(model).__name__}."
-            )
+        _check_field(model, "the model CountingModel wraps")
         self.model, self.calls = model, 0
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, **kwargs) -> torch.Tensor:

@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from lessons.checks import check_time, choose
+from lessons.checks import check_instance, check_positive_int, check_time, choose
 from lessons.class_labels import labels_or_null
-from lessons.models import SinusoidalTimeEmbedding
+from lessons.models import SinusoidalTimeEmbedding, _check_input, _check_num_classes
 
 
 @dataclass
@@ -24,6 +24,23 @@ class UNetConfig:
     emb_dim: int = 128
     image_channels: int = 1
     num_classes: int | None = None
+
+    def __post_init__(self):
+        ch = self.channels
+        if (
+            not isinstance(ch, (tuple, list))
+            or not ch
+            or any(isinstance(c, bool) or not isinstance(c, int) or c <= 0 for c in ch)
+        ):
+            raise ValueError(
+                f"channels must list at least one positive whole width per level, e.g. (16, 32), got {ch!r}."
+            )
+        self.channels = tuple(ch)
+        check_positive_int(self.emb_dim, "emb_dim (the size of the time embedding)")
+        if self.emb_dim % 2:
+            raise ValueError(f"emb_dim must be even (sin and cos pairs), got {self.emb_dim}.")
+        check_positive_int(self.image_channels, "image_channels (1 for grey images, 3 for colour)")
+        _check_num_classes(self.num_classes)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -52,6 +69,8 @@ class ResBlock(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, emb_dim: int):
         super().__init__()
+        for value, name in ((c_in, "c_in"), (c_out, "c_out"), (emb_dim, "emb_dim")):
+            check_positive_int(value, name)
         self.norm1, self.conv1 = nn.GroupNorm(_groups(c_in), c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
         self.emb = nn.Linear(emb_dim, c_out)
         self.norm2, self.conv2 = nn.GroupNorm(_groups(c_out), c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
@@ -59,8 +78,17 @@ class ResBlock(nn.Module):
         nn.init.zeros_(self.conv2.bias)
         self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
         self.act = nn.SiLU()
+        self.c_in, self.emb_dim = c_in, emb_dim
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != self.c_in:
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"x must have shape (B, {self.c_in}, H, W), got {got}.")
+        if not isinstance(emb, torch.Tensor) or emb.shape != (x.shape[0], self.emb_dim):
+            got = tuple(emb.shape) if isinstance(emb, torch.Tensor) else type(emb).__name__
+            raise ValueError(
+                f"emb must have shape ({x.shape[0]}, {self.emb_dim}), one embedding per sample, got {got}."
+            )
         h = self.conv1(self.act(self.norm1(x))) + self.emb(emb)[:, :, None, None]
         return self.skip(x) + self.conv2(self.act(self.norm2(h)))
 
@@ -70,13 +98,14 @@ class UNet(nn.Module):
 
     def __init__(self, config: UNetConfig | None = None):
         super().__init__()
-        self.config = config = config or UNetConfig()
+        config = UNetConfig() if config is None else config
+        if isinstance(config, str):
+            raise TypeError(
+                f"UNet takes a UNetConfig, not the name {config!r}: use UNet(unet_config({config!r}))."
+            )
+        self.config = config = check_instance(config, UNetConfig, "config", "unet_config('small')")
         self.num_classes = config.num_classes
         ch, emb = list(config.channels), config.emb_dim
-        if len(ch) < 1 or min(ch) <= 0:
-            raise ValueError(
-                f"channels must list at least one positive width per level, got {config.channels}."
-            )
         self.time_embedding = nn.Sequential(
             SinusoidalTimeEmbedding(emb), nn.Linear(emb, emb), nn.SiLU(), nn.Linear(emb, emb)
         )
@@ -108,7 +137,10 @@ class UNet(nn.Module):
 
     def embed(self, t: torch.Tensor, cond: torch.Tensor | None, batch: int) -> torch.Tensor:
         """Time embedding plus class embedding (the null class when cond is None), (B, emb_dim)."""
-        emb = self.time_embedding(check_time(t, batch=batch))
+        return self._embed(check_time(t, batch=batch), cond, batch)
+
+    def _embed(self, t: torch.Tensor, cond: torch.Tensor | None, batch: int) -> torch.Tensor:
+        emb = self.time_embedding(t)
         if self.class_embedding is None:
             if cond is not None:
                 raise ValueError("this U-Net was built without classes (num_classes=None) but got cond.")
@@ -118,11 +150,21 @@ class UNet(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         levels, c = len(self.config.channels), self.config.image_channels
         factor = 2 ** (levels - 1)
-        if x.ndim != 4 or x.shape[1] != c or x.shape[2] % factor or x.shape[3] % factor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a torch tensor of shape (B, {c}, H, W), got {type(x).__name__}.")
+        if (
+            x.ndim != 4
+            or x.shape[1] != c
+            or min(x.shape[2:]) < 1
+            or x.shape[2] % factor
+            or x.shape[3] % factor
+        ):
             raise ValueError(
-                f"x must have shape (B, {c}, H, W) with H and W divisible by {factor}, got {tuple(x.shape)}."
+                f"x must have shape (B, {c}, H, W) with H and W positive multiples of {factor}, "
+                f"got {tuple(x.shape)}."
             )
-        emb = self.embed(t, cond, x.shape[0]).to(x.dtype)
+        _check_input(x, t, self)
+        emb = self._embed(t, cond, x.shape[0]).to(x.dtype)
         h, skips = self.stem(x), []
         for i, block in enumerate(self.down):
             h = block(h, emb)
@@ -139,4 +181,5 @@ class UNet(nn.Module):
 
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
+    check_instance(model, nn.Module, "model", "UNet(unet_config('tiny'))")
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

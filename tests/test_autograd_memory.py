@@ -46,3 +46,19 @@ def test_a_longer_chain_holds_proportionally_more():
 
     assert peak(10) == 10 * 256 * 4
     assert peak(40) == 4 * peak(10)
+
+
+def test_a_meter_cannot_be_nested_in_itself_but_can_be_used_again():
+    import pytest
+
+    x = torch.randn(100, requires_grad=True)
+    meter = SavedTensorMeter()
+    with meter:
+        with pytest.raises(ValueError, match="already measuring"):
+            meter.__enter__()
+        torch.exp(x).sum().backward()
+    with meter:  # a second block goes on counting: the same peak, as nothing is held between them
+        torch.exp(x).sum().backward()
+    assert meter.peak_bytes == 400 and meter.live_bytes == 0
+    with pytest.raises(ValueError, match="exited without being entered"):
+        SavedTensorMeter().__exit__(None, None, None)

@@ -28,10 +28,10 @@ def test_by_budget_returns_objects_unchanged(monkeypatch):
     assert by_budget(fast, full) is fast
 
 
-@pytest.mark.parametrize("value", ["quick", "medium", "0"])
+@pytest.mark.parametrize("value", ["quick", "medium", "0", "fastest"])
 def test_bad_value_raises(monkeypatch, value):
     monkeypatch.setenv("COURSE_BUDGET", value)
-    with pytest.raises(ValueError, match="COURSE_BUDGET"):
+    with pytest.raises(ValueError, match=f"unknown COURSE_BUDGET '{value}'; choose one of: fast, full"):
         budget()
     with pytest.raises(ValueError, match="COURSE_BUDGET"):
         by_budget(fast=1, full=2)

@@ -206,7 +206,7 @@ def test_bad_inputs_raise_value_errors():
         log_likelihood(field, data, method="rk4", steps=4, adjoint=True)
     with pytest.raises(ValueError, match="one log-density per sample"):
         log_likelihood(field, data, prior=lambda noise: noise)
-    with pytest.raises(ValueError, match="rtol and atol"):
+    with pytest.raises(ValueError, match=r"rtol .* must lie in \(0, inf\]"):
         log_likelihood(field, data, rtol=0.0)
     with pytest.raises(ValueError, match="number of probes"):
         log_likelihood(field, data, exact=False, probes=0)
@@ -216,3 +216,82 @@ def test_bad_inputs_raise_value_errors():
         dequantize(torch.full((2, 2), 2.0))
     with pytest.raises(ValueError, match="time scale"):
         SinusoidalTimeEmbedding(scale=0.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"exact": "hutchinson"}, TypeError, "exact must be True or False"),
+        ({"adjoint": 1}, TypeError, "adjoint must be True or False"),
+        ({"exact": False, "probe_noise": "uniform"}, ValueError, "choose one of: gaussian, rademacher"),
+        ({"exact": False, "probes": 1.5}, ValueError, "number of probes"),
+        ({"rtol": float("nan")}, ValueError, "rtol .* finite"),
+        ({"atol": "small"}, TypeError, "atol"),
+        ({"method": "rk4", "steps": 2.0}, ValueError, "number of steps"),
+        ({"prior": 3}, TypeError, "prior must be a function"),
+        ({"generator": 7, "exact": False}, TypeError, "generator must be a Generator"),
+    ],
+)
+def test_log_likelihood_refuses_bad_options_in_words(kwargs, error, match):
+    field, data = _affine(), torch.randn(4, 2, dtype=F64)
+    with pytest.raises(error, match=match):
+        log_likelihood(field, data, **kwargs)
+
+
+def test_log_likelihood_refuses_bad_data_and_fields():
+    field, data = _affine(), torch.randn(4, 2, dtype=F64)
+    with pytest.raises(ValueError, match="data holds 1 NaN or infinite value"):
+        log_likelihood(field, torch.cat([data, torch.tensor([[0.0, float("inf")]], dtype=F64)]))
+    with pytest.raises(ValueError, match="at least 1 sample"):
+        log_likelihood(field, data[:0])
+    with pytest.raises(
+        ValueError, match=r"data has dtype torch.float32 but the model's weights are torch.float64"
+    ):
+        log_likelihood(field, data.float())
+    with pytest.raises(TypeError, match="class Affine itself"):
+        log_likelihood(Affine, data)
+    with pytest.raises(TypeError, match="the prior must return a tensor"):
+        log_likelihood(field, data, prior=lambda noise: [0.0] * len(noise))
+    with pytest.raises(ValueError, match=r"noise must have shape \(B, \.\.\.\)"):
+        standard_normal_log_prob(torch.zeros(3))
+    with pytest.raises(ValueError, match="noise holds"):
+        standard_normal_log_prob(torch.full((2, 2), float("nan")))
+
+
+def test_non_finite_fields_are_named_at_their_step_or_after_dopri5():
+    data = torch.randn(4, 2, dtype=F64)
+
+    def breaks_below_half(x, t, cond=None):  # NaN once the backward solve passes t = 0.5
+        return torch.where(t[:, None] < 0.5, torch.nan, -x)
+
+    with pytest.raises(
+        ValueError, match=r"the euler solve of the likelihood ODE .* produced NaN or inf at step 7"
+    ):
+        log_likelihood(breaks_below_half, data, method="euler", steps=10)
+    with pytest.raises(ValueError, match="dopri5"):
+        log_likelihood(breaks_below_half, data)
+
+
+def test_train_max_likelihood_refuses_bad_options_before_training():
+    calls = []
+
+    def next_batch():
+        calls.append(1)
+        return torch.randn(8, 2, dtype=F64)
+
+    model = _affine()
+    with pytest.raises(ValueError, match="unknown ODE solver"):
+        train_max_likelihood(model, next_batch, steps=5, method="rk45")
+    with pytest.raises(ValueError, match="number of steps"):
+        train_max_likelihood(model, next_batch, steps=5, solver_steps=0)
+    with pytest.raises(ValueError, match="rk4_38"):
+        train_max_likelihood(model, next_batch, steps=5, adjoint=True)
+    assert not calls  # nothing was drawn or trained
+
+
+def test_step_counts_whose_graph_would_not_fit_are_refused_with_the_memory_needed():
+    field, data = _affine(), torch.randn(1000, 2, dtype=F64)  # 24 TB of states: more than any machine has
+    with pytest.raises(
+        ValueError, match=r"a likelihood solve of 1000000000 euler steps with its graph .* GiB"
+    ):
+        log_likelihood(field, data, method="euler", steps=10**9)

@@ -12,6 +12,7 @@ from lessons.schedules import (
     CosineSchedule,
     LinearSchedule,
     RescaledSchedule,
+    ScheduleOutput,
     VPSchedule,
 )
 
@@ -163,3 +164,77 @@ def test_change_schedule_of_a_pure_rescaling_keeps_the_time():
 def test_change_schedule_bad_kind():
     with pytest.raises(ValueError, match="prediction type"):
         change_schedule(gaussian_model(LinearSchedule()), LinearSchedule(), CosineSchedule(), "noise")
+
+
+def test_the_singular_ends_are_refused_in_words_or_finite():
+    """alpha = 0 (t = 0) and sigma = 0 (t = 1): what stays determined is finite, what would divide by 0 is refused."""
+    x, pred = torch.randn(3, 2, dtype=torch.float64), torch.randn(3, 2, dtype=torch.float64)
+    ends = {"noise end": LinearSchedule()(torch.zeros(3, dtype=torch.float64))}
+    ends["data end"] = LinearSchedule()(torch.ones(3, dtype=torch.float64))
+    with pytest.raises(
+        ValueError, match=r"data prediction says nothing about the noise where sigma\(t\) = 0"
+    ):
+        to_data_and_noise(pred, "data", x, ends["data end"])
+    with pytest.raises(ValueError, match=r"score -noise / sigma is infinite where sigma\(t\) = 0"):
+        from_data_and_noise(pred, x, "score", ends["data end"])
+    with pytest.raises(ValueError, match="sigma"):
+        convert(pred, "velocity", "score", x, ends["data end"])
+    for kind in ("eps", "v", "velocity", "score"):  # sigma = 0: data = x_t / alpha is determined
+        data, noise = to_data_and_noise(pred, kind, x, ends["data end"])
+        assert torch.isfinite(data).all() and torch.isfinite(noise).all(), kind
+        assert torch.allclose(data, x), kind
+    for kind in ("data", "v", "velocity"):  # alpha = 0: noise = x_t is determined
+        data, noise = to_data_and_noise(pred, kind, x, ends["noise end"])
+        assert torch.isfinite(data).all() and torch.equal(noise, x), kind
+
+
+def test_a_path_that_stands_still_cannot_invert_a_velocity():
+    still = ScheduleOutput(*(torch.full((2,), v) for v in (0.5, 0.5, 0.0, 0.0)))
+    with pytest.raises(ValueError, match="velocity prediction does not determine"):
+        to_data_and_noise(torch.zeros(2, 3), "velocity", torch.zeros(2, 3), still)
+    nothing = ScheduleOutput(*(torch.zeros(2) for _ in range(4)))
+    with pytest.raises(ValueError, match="v prediction cannot be inverted"):
+        to_data_and_noise(torch.zeros(2, 3), "v", torch.zeros(2, 3), nothing)
+
+
+def test_conversions_refuse_wrong_objects_and_tensors():
+    data, noise, coef, x_t, _ = _setting(CosineSchedule())
+    with pytest.raises(TypeError, match=r"schedule's coefficients at the times, schedule\(t\)"):
+        to_data_and_noise(noise, "eps", x_t, CosineSchedule())
+    with pytest.raises(TypeError, match="coef must be a ScheduleOutput object"):
+        from_data_and_noise(data, noise, "eps", coef.alpha)
+    with pytest.raises(
+        TypeError, match="prediction type must be a name, one of: eps, data, v, velocity, score"
+    ):
+        to_data_and_noise(noise, coef, x_t, "eps")
+    with pytest.raises(ValueError, match="choose one of: data, eps, score, v, velocity"):
+        convert(noise, "eps", "x0", x_t, coef)
+    bad = x_t.clone()
+    bad[0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"x_t \(the state x\) holds 1 NaN"):
+        to_data_and_noise(noise, "eps", bad, coef)
+    with pytest.raises(ValueError, match="float tensor, got dtype torch.int64"):
+        to_data_and_noise(noise.long(), "eps", x_t, coef)
+    with pytest.raises(TypeError, match="data must be a torch tensor"):
+        from_data_and_noise(data.tolist(), noise, "v", coef)
+    with pytest.raises(ValueError, match="one value per sample"):
+        to_data_and_noise(noise[:4], "eps", x_t[:4], coef)
+
+
+def test_change_schedule_refuses_wrong_objects():
+    model = gaussian_model(LinearSchedule())
+    with pytest.raises(TypeError, match="model must be a network"):
+        change_schedule("model", LinearSchedule(), CosineSchedule())
+    with pytest.raises(TypeError, match=r"call it, CosineSchedule\(\)"):
+        change_schedule(model, LinearSchedule(), CosineSchedule)
+    with pytest.raises(TypeError, match="source must be a Schedule object, not the name 'linear'"):
+        change_schedule(model, "linear", CosineSchedule())
+    with pytest.raises(ValueError, match="unknown output prediction type 'x'"):
+        change_schedule(model, LinearSchedule(), CosineSchedule(), "eps", "x")
+    changed = change_schedule(
+        lambda x, t, cond=None: x[:, :1], LinearSchedule(), CosineSchedule(), "velocity"
+    )
+    with pytest.raises(ValueError, match=r"returned shape \(4, 1\) for an input of shape \(4, 2\)"):
+        changed(x=torch.randn(4, 2), t=torch.full((4,), 0.5))
+    with pytest.raises(ValueError, match="one time per sample"):
+        changed(x=torch.randn(4, 2), t=torch.full((3,), 0.5))

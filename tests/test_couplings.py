@@ -61,3 +61,48 @@ def test_bad_input():
         pair_batches(data, 0)
     with pytest.raises(ValueError, match="coupling"):
         pair_batches(data, 4, "random")
+
+
+@pytest.mark.parametrize("coupling", ["independent", "ot"])
+def test_couple_refuses_empty_and_non_finite_batches(coupling):
+    noise, data = two_clouds(8)
+    with pytest.raises(ValueError, match="at least 1 sample"):
+        couple(noise[:0], data[:0], coupling)
+    with pytest.raises(ValueError, match="data holds 16 NaN"):
+        couple(noise, data * float("nan"), coupling)
+    with pytest.raises(ValueError, match="same shape"):
+        couple(noise, data[:, :1], coupling)
+
+
+def test_transport_cost_refuses_empty_and_non_finite_pairs():
+    noise, data = two_clouds(8)
+    with pytest.raises(ValueError, match="at least 1 sample"):
+        transport_cost(noise[:0], data[:0])
+    with pytest.raises(ValueError, match="noise holds 1 NaN"):
+        transport_cost(torch.cat([noise[:7], torch.tensor([[float("inf"), 0.0]])]), data)
+
+
+def test_reflow_pairs_refuses_bad_models_and_steps():
+    noise, _ = two_clouds(8)
+    with pytest.raises(TypeError, match="model or a function"):
+        reflow_pairs(None, noise)
+    with pytest.raises(ValueError, match="number of steps"):
+        reflow_pairs(lambda x, t, cond=None: -x, noise, steps=0)
+    with pytest.raises(ValueError, match="unknown ODE solver"):
+        reflow_pairs(lambda x, t, cond=None: -x, noise, method="leapfrog")
+    with pytest.raises(ValueError, match="noise holds"):
+        reflow_pairs(lambda x, t, cond=None: -x, noise * float("nan"))
+
+
+def test_pair_batches_refuses_bad_data_sources_seeds_and_sizes():
+    noise, data = two_clouds(100)
+    with pytest.raises(ValueError, match="data holds"):
+        pair_batches(data * float("nan"), 4)
+    with pytest.raises(ValueError, match="source must have 2 columns"):
+        pair_batches(data, 4, source=noise[:, :1])
+    with pytest.raises(ValueError, match="seed"):
+        pair_batches(data, 4, seed=-1)
+    with pytest.raises(ValueError, match="seed"):
+        pair_batches(data, 4, seed=1.5)
+    with pytest.raises(ValueError, match=r"batches of 1000000 pairs would need about [\d.]+ [KMGT]iB"):
+        pair_batches(data, 10**6, "ot")  # the OT cost matrix alone: 8 TB

@@ -99,3 +99,35 @@ def test_bad_name_or_size_raises(name, n):
 def test_target_density_only_for_mixtures():
     with pytest.raises(ValueError, match="closed-form density"):
         target_density("moons")
+
+
+def test_unknown_names_list_the_choices():
+    with pytest.raises(ValueError, match="unknown 2D target 'moon'; choose one of: .*moons"):
+        sample_target("moon", 10)
+    with pytest.raises(TypeError, match="name must be the name of a 2D target"):
+        sample_target(eight_gaussians(), 10)
+    with pytest.raises(ValueError, match="closed-form density 'rings'; choose one of: 8gaussians, mixture"):
+        target_density("rings")
+    with pytest.raises(TypeError, match="name must be '8gaussians' or 'mixture'"):
+        target_density(None)
+
+
+@pytest.mark.parametrize("n", [0, -3, 2.5, True, "10", float("nan"), float("inf")])
+def test_bad_sizes_are_refused_in_words(n):
+    with pytest.raises(ValueError, match="number of points n must be a positive whole number"):
+        sample_target("moons", n)
+
+
+@pytest.mark.parametrize("seed", [1.5, "0", float("nan"), True])
+def test_bad_seeds_are_refused(seed):
+    with pytest.raises(ValueError, match="seed must be a whole number"):
+        sample_target("moons", 10, seed=seed)
+
+
+def test_a_draw_too_large_for_memory_is_refused_before_any_work(monkeypatch):
+    import lessons.checks
+
+    monkeypatch.setattr(lessons.checks, "available_memory_bytes", lambda: 2**30)  # a 1 GiB machine
+    with pytest.raises(ValueError, match="n = 1,000,000,000 points.*[KMGT]iB of memory"):
+        sample_target("moons", 10**9)
+    assert sample_target("moons", 2_000_000).shape == (2_000_000, 2)  # within memory: drawn as before

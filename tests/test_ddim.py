@@ -293,3 +293,97 @@ def test_ddim_is_invariant_to_rescaling():
     a = ddim(gaussian_model(base), noise, base, ts)
     b = ddim(gaussian_model(rescaled), noise * custom_scale(ts[:1])[0], rescaled, ts)
     assert torch.allclose(b.xs, a.xs * custom_scale(ts)[0][:, None, None], atol=1e-10)
+
+
+def _nan_after(t_bad):
+    """An eps-model that returns NaN from time t_bad on (zeros before)."""
+
+    def model(x, t, cond=None):
+        return torch.full_like(x, float("nan")) if t[0] >= t_bad - 1e-9 else torch.zeros_like(x)
+
+    return model
+
+
+@pytest.mark.parametrize("sampler", [ddim, churn_sampler])
+def test_samplers_refuse_bad_models_schedules_and_noise(sampler):
+    sched, ts, x = VPSchedule(), torch.linspace(0, 1, 5), torch.randn(4, 2)
+    model = gaussian_model(sched, 0.0, 1.0)
+    with pytest.raises(ValueError, match=r"returned shape \(4, 1\) for an input of shape \(4, 2\)"):
+        sampler(lambda x, t, cond=None: x[:, :1], x, sched, ts)
+    with pytest.raises(ValueError, match=r"produced NaN or inf at step 3 \(t = 0\.5\)"):
+        sampler(_nan_after(0.5), x, sched, ts)
+    with pytest.raises(TypeError, match=r"class VPSchedule itself: call it, VPSchedule\(\)"):
+        sampler(model, x, VPSchedule, ts)
+    with pytest.raises(TypeError, match="not the string 'vp'"):
+        sampler(model, x, "vp", ts)
+    with pytest.raises(TypeError, match="class ExactMixtureModel itself"):
+        sampler(ExactMixtureModel, x, sched, ts)
+    with pytest.raises(ValueError, match="noise holds 1 NaN"):
+        sampler(model, torch.tensor([[0.0, float("nan")]]), sched, ts)
+    with pytest.raises(ValueError, match="prediction type 'x0'"):
+        sampler(model, x, sched, ts, prediction="x0")
+    with pytest.raises(TypeError, match="generator"):
+        sampler(model, x, sched, ts, generator=1)
+
+
+@pytest.mark.parametrize(
+    "eta, error, match",
+    [
+        (float("nan"), ValueError, "eta must be a finite number"),
+        (float("inf"), ValueError, "eta must be a finite number"),
+        (1.5, ValueError, r"eta must be in \[0, 1\]"),
+        ("0", TypeError, "eta must be a real number"),
+    ],
+)
+def test_bad_eta_is_refused(eta, error, match):
+    sched = VPSchedule()
+    with pytest.raises(error, match=match):
+        ddim(gaussian_model(sched), torch.randn(3, 2), sched, torch.linspace(0, 1, 3), eta=eta)
+
+
+@pytest.mark.parametrize("churn", [float("nan"), float("inf"), -1.0, None])
+def test_bad_churn_is_refused(churn):
+    sched = VPSchedule()
+    with pytest.raises((ValueError, TypeError), match="churn must"):
+        churn_sampler(gaussian_model(sched), torch.randn(3, 2), sched, torch.linspace(0, 1, 3), churn=churn)
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((0.0, 0.5, 1.0), "rho_t"),
+        ((-1.0, 0.5, 1.0), "rho_t"),
+        ((2.0, float("inf"), 1.0), "rho_s"),
+        ((2.0, -0.1, 1.0), "rho_s"),
+        ((2.0, 0.5, float("nan")), "churn"),
+        ((2.0, 0.5, -1.0), "churn"),
+    ],
+)
+def test_churn_ratio_refuses_bad_ratios(args, match):
+    with pytest.raises(ValueError, match=match):
+        churn_ratio(*args)
+
+
+def test_sampler_memory_and_progress(monkeypatch, capsys):
+    sched = VPSchedule()
+    model, x = gaussian_model(sched), torch.randn(50, 2)
+    ddim(model, x, sched, torch.linspace(0, 1, 5))
+    assert capsys.readouterr().err == ""  # quiet by default
+    churn_sampler(model, x, sched, torch.linspace(0, 1, 5), progress=True)
+    assert "churn_sampler" in capsys.readouterr().err
+    monkeypatch.setattr("lessons.checks.available_memory_bytes", lambda: 10_000)
+    with pytest.raises(ValueError, match=r"recording the 101 states of ddim would need"):
+        ddim(model, x, sched, torch.linspace(0, 1, 101))
+
+
+def test_grids_and_states_are_named_in_the_message():
+    sched = VPSchedule()
+    model, x = gaussian_model(sched), torch.randn(3, 2)
+    with pytest.raises(ValueError, match=r"ts must lie in \[0, 1\]"):
+        ddim(model, x, sched, torch.tensor([0.0, 2.0]))
+    with pytest.raises(ValueError, match="ts must be a float tensor"):
+        churn_sampler(model, x, sched, torch.tensor([0, 1]))
+    with pytest.raises(TypeError, match="ts must be a torch tensor"):
+        ddim(model, x, sched, [0.0, 1.0])
+    with pytest.raises(ValueError, match="meta device"):
+        ddim(model, torch.empty(3, 2, device="meta"), sched, torch.linspace(0, 1, 3))

@@ -5,7 +5,7 @@ import pytest
 import torch
 from model_helpers import alpha_bars, gaussian_model
 
-from lessons.ddpm import DDPM, DiscreteVPSchedule, ddpm_step_to_t
+from lessons.ddpm import DDPM, DiscreteVPSchedule, ddim_times, ddpm_step_to_t
 from lessons.models import MLP
 
 
@@ -192,3 +192,133 @@ def test_ddpm_step_to_t():
             ddpm_step_to_t(bad_k, T)
     with pytest.raises(ValueError, match="steps T"):
         ddpm_step_to_t(1, 0)
+
+
+def _zero_eps(x, t, cond=None):
+    return torch.zeros_like(x)
+
+
+def test_step_indices_outside_the_range_are_refused_naming_it():
+    ddpm = DDPM(num_steps=10)
+    for bad in (0, -1, 11):  # k = 0 has no beta; -1 once silently meant k = T
+        with pytest.raises(ValueError, match=r"whole numbers in 1\.\.10"):
+            ddpm.beta(bad)
+    with pytest.raises(ValueError, match="whole numbers"):
+        ddpm.beta(2.5)
+    with pytest.raises(TypeError, match="whole number"):
+        ddpm.beta("3")
+    with pytest.raises(ValueError, match="one step k"):
+        ddpm.beta(torch.tensor([1, 2]))
+    data, noise = torch.randn(3, 2), torch.randn(3, 2)
+    for bad in (torch.tensor([0, -1, 3]), torch.tensor([0, 11, 3]), -1):
+        with pytest.raises(ValueError, match=r"whole numbers in 0\.\.10"):
+            ddpm.marginal(data, bad, noise)
+    with pytest.raises(ValueError, match="one step per sample"):
+        ddpm.marginal(data, torch.tensor([1, 2]), noise)
+    assert torch.equal(ddpm.marginal(data, 4, noise), ddpm.marginal(data, torch.full((3,), 4), noise))
+    with pytest.raises(ValueError, match="noise and data"):
+        ddpm.marginal(data, 4, noise[:, :1])
+    with pytest.raises(ValueError, match="data holds 1 NaN"):
+        ddpm.marginal(torch.tensor([[0.0, float("nan")]]), 4, torch.zeros(1, 2))
+    with pytest.raises(ValueError, match="float dtype"):
+        ddpm.t_of(3, dtype=torch.long)
+    with pytest.raises(TypeError, match="whole number"):
+        ddpm.t_of(None)
+    with pytest.raises(ValueError, match=r"0\.\.10"):
+        ddpm.forward_chain(data, [3, -1])
+    with pytest.raises(TypeError, match="generator"):
+        ddpm.forward_chain(data, [3], generator=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"beta_end": float("inf")}, ValueError, "beta_end must be a finite number"),
+        ({"beta_start": float("nan")}, ValueError, "beta_start must be a finite number"),
+        ({"beta_start": "1e-4"}, TypeError, "beta_start must be a real number"),
+        ({"beta_start": -1e-4}, ValueError, "0 < beta_start"),
+        ({"num_steps": 10.0}, ValueError, "steps T"),
+    ],
+)
+def test_bad_schedules_are_refused(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        DDPM(**kwargs)
+
+
+def test_schedule_objects_of_the_wrong_kind_are_type_errors():
+    with pytest.raises(TypeError, match=r"class DDPM itself: call it, DDPM\(\)"):
+        DiscreteVPSchedule(DDPM)
+    with pytest.raises(TypeError, match="not the string 'ddpm'"):
+        DiscreteVPSchedule("ddpm")
+    with pytest.raises(TypeError, match="ddpm must be a DDPM"):
+        ddim_times(DDPM, 10)
+
+
+def test_loss_refuses_bad_models_and_data():
+    ddpm = DDPM(num_steps=10)
+    data = torch.randn(8, 2)
+    with pytest.raises(ValueError, match=r"returned shape \(8, 1\) for an input of shape \(8, 2\)"):
+        ddpm.loss(lambda x, t, cond=None: x[:, :1], data)  # would broadcast without a word
+    with pytest.raises(TypeError, match=r"class MLP itself: call it"):
+        ddpm.loss(MLP, data)
+    with pytest.raises(
+        ValueError, match=r"data has dtype torch.float64 but the model's weights are torch.float32"
+    ):
+        ddpm.loss(MLP(dim=2, hidden=8, depth=1, time_dim=4), data.double())
+    with pytest.raises(ValueError, match="data holds 1 NaN"):
+        ddpm.loss(_zero_eps, torch.tensor([[0.0, float("nan")]]))
+    with pytest.raises(ValueError, match="at least 1 sample"):
+        ddpm.loss(_zero_eps, torch.zeros(0, 2))
+    with pytest.raises(ValueError, match="float tensor"):
+        ddpm.loss(_zero_eps, torch.zeros(4, 2, dtype=torch.long))
+
+
+def test_sample_refuses_bad_models_and_names_the_step_where_nan_appears():
+    ddpm = DDPM(num_steps=10, beta_start=1e-3, beta_end=0.2)
+    noise = torch.randn(4, 2)
+    with pytest.raises(ValueError, match="returned shape"):
+        ddpm.sample(lambda x, t, cond=None: x[:, :1], noise)
+
+    def nan_late(x, t, cond=None):  # fine until t = 0.3 (k = 7, the 4th step)
+        return torch.full_like(x, float("nan")) if t[0] >= 0.3 - 1e-9 else torch.zeros_like(x)
+
+    with pytest.raises(ValueError, match=r"DDPM sampling produced NaN or inf at step 4 \(t = 0\.3\)"):
+        ddpm.sample(nan_late, noise)
+    with pytest.raises(ValueError, match="noise holds"):
+        ddpm.sample(_zero_eps, torch.full((2, 2), float("inf")))
+    with pytest.raises(TypeError, match="generator"):
+        ddpm.sample(_zero_eps, noise, generator=3)
+    with pytest.raises(TypeError, match="keep_path"):
+        ddpm.sample(_zero_eps, noise, keep_path="no")
+    with pytest.raises(TypeError, match="progress"):
+        ddpm.sample(_zero_eps, noise, progress="yes")
+
+
+def test_memory_is_checked_before_allocating(monkeypatch):
+    monkeypatch.setattr("lessons.checks.available_memory_bytes", lambda: 100_000)
+    with pytest.raises(ValueError, match="a DDPM schedule of T = 100000 steps would need about"):
+        DDPM(num_steps=100_000)
+    ddpm = DDPM(num_steps=100)
+    noise = torch.randn(100, 2)  # 101 states of 800 bytes, listed and stacked: 162 kB
+    with pytest.raises(ValueError, match="DDPM sampling would need"):
+        ddpm.sample(_zero_eps, noise)
+    assert ddpm.sample(_zero_eps, noise, keep_path=False).xs.shape == (2, 100, 2)  # 2 states fit
+    with pytest.raises(ValueError, match="forward chain"):
+        ddpm.forward_chain(noise, list(range(0, 101)))
+
+
+def test_progress_bar_only_when_asked_or_long(capsys):
+    ddpm = DDPM(num_steps=20)
+    ddpm.sample(_zero_eps, torch.randn(3, 2))
+    ddpm.forward_chain(torch.randn(3, 2), [5, 20])
+    assert capsys.readouterr().err == ""  # short calls stay quiet by default
+    ddpm.sample(_zero_eps, torch.randn(3, 2), progress=True)
+    assert "DDPM sampling" in capsys.readouterr().err
+
+
+def test_a_long_sampling_loop_shows_its_bar_without_being_asked(monkeypatch, capsys):
+    monkeypatch.setattr("lessons.progress.QUIET_SECONDS", 0.0)  # every loop counts as long
+    DDPM(num_steps=5).sample(_zero_eps, torch.randn(3, 2))
+    assert "DDPM sampling" in capsys.readouterr().err
+    DDPM(num_steps=5).sample(_zero_eps, torch.randn(3, 2), progress=False)
+    assert capsys.readouterr().err == ""

@@ -136,7 +136,77 @@ def test_bad_inputs_raise_value_errors():
         divergence_hutchinson(model, x, t, probes=0)
     with pytest.raises(ValueError, match="unknown probe distribution"):
         divergence_hutchinson(model, x, t, noise="uniform")
-    with pytest.raises(ValueError, match="shaped like x"):
+    with pytest.raises(ValueError, match=r"returned shape \(4,\) for an input of shape \(4, 3\)"):
         divergence_exact(lambda x, t, cond=None: x.sum(1), x, t)
     with pytest.raises(ValueError, match="probe vectors"):
         velocity_and_divergence(model, x, t, torch.ones(2, 4, 2, dtype=x.dtype))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"probes": 2.5}, "number of probes must be a positive whole number"),
+        ({"probes": -1}, "number of probes must be a positive whole number"),
+        (
+            {"noise": "hutchinson"},
+            "unknown probe distribution 'hutchinson'; choose one of: gaussian, rademacher",
+        ),
+    ],
+)
+def test_hutchinson_refuses_bad_probe_counts_and_estimators(kwargs, match):
+    model, (x, t) = _model(), _xt()
+    with pytest.raises(ValueError, match=match):
+        divergence_hutchinson(model, x, t, **kwargs)
+
+
+def test_draw_probes_refuses_bad_shapes_dtypes_generators_and_sizes():
+    with pytest.raises(ValueError, match="shape must be a tuple of positive whole numbers"):
+        draw_probes((4, 0))
+    with pytest.raises(ValueError, match="shape must be a tuple"):
+        draw_probes(4)
+    with pytest.raises(ValueError, match="dtype must be a float dtype"):
+        draw_probes((4, 2), dtype=torch.int64)
+    with pytest.raises(TypeError, match="generator must be a Generator"):
+        draw_probes((4, 2), generator=0)
+    with pytest.raises(ValueError, match=r"10000000 probe vectors of shape \(100000, 2\) would need about"):
+        draw_probes((100_000, 2), probes=10**7)  # 2e12 values: refused before drawing
+
+
+def test_divergence_refuses_non_finite_states_and_mismatched_dtypes():
+    model, (x, t) = _model(), _xt()
+    bad = x.clone()
+    bad[1, 0] = float("nan")
+    for fn in (divergence_exact, divergence_hutchinson, velocity_and_divergence):
+        with pytest.raises(ValueError, match="x holds 1 NaN or infinite value"):
+            fn(model, bad, t)
+        with pytest.raises(
+            ValueError, match=r"x has dtype torch.float32 but the model's weights are torch.float64"
+        ):
+            fn(model, x.float(), t.float())
+        with pytest.raises(ValueError, match="at least 1 sample"):
+            fn(model, x[:0], t[:0])
+        with pytest.raises(ValueError, match=r"\[0, 1\]"):
+            fn(model, x, t * float("nan"))
+        with pytest.raises(TypeError, match="class MLP itself"):
+            fn(MLP, x, t)
+
+
+def test_divergence_refuses_fields_that_return_the_wrong_thing():
+    model, (x, t) = _model(), _xt()
+    with pytest.raises(TypeError, match="must return a tensor"):
+        divergence_exact(lambda x, t, cond=None: None, x, t)
+    with pytest.raises(ValueError, match="the divergence is NaN or inf"):
+        divergence_exact(lambda x, t, cond=None: x.sqrt(), -x.abs() - 1, t)  # sqrt of negatives: NaN
+    with pytest.raises(ValueError, match="the divergence is NaN or inf"):
+        divergence_hutchinson(lambda x, t, cond=None: x.sqrt(), -x.abs() - 1, t)
+    probes = draw_probes(x.shape, 2, dtype=x.dtype)
+    with pytest.raises(
+        ValueError, match=r"probe vectors must have x's dtype and device.*probe_vectors.to\(x\)"
+    ):
+        velocity_and_divergence(model, x, t, probes.float())
+    with pytest.raises(ValueError, match="P >= 1"):
+        velocity_and_divergence(model, x, t, probes[:0])
+    with pytest.raises(ValueError, match="probe_vectors holds"):
+        velocity_and_divergence(model, x, t, probes * float("inf"))
+    with pytest.raises(TypeError, match="probe_vectors must be a tensor"):
+        velocity_and_divergence(model, x, t, probes.tolist())

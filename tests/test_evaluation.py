@@ -77,3 +77,53 @@ def test_nfe_to_reach_at_the_ends_and_past_a_divergence():
 def test_nfe_to_reach_rejects_bad_input(nfes, errors, target, match):
     with pytest.raises(ValueError, match=match):
         nfe_to_reach(nfes, errors, target)
+
+
+@pytest.mark.parametrize(
+    "metric, match",
+    [
+        (lambda a, b: float("nan"), "metric returned nan for the draws of seeds 0 and 1"),
+        (lambda a, b: torch.tensor(float("inf")), "metric returned inf"),
+    ],
+)
+def test_data_band_refuses_non_finite_metric_values(metric, match):
+    with pytest.raises(ValueError, match=match):
+        data_band(metric, lambda seed: torch.zeros(3, 2), repeats=2)
+
+
+def test_data_band_refuses_bad_seeds_and_non_numbers():
+    with pytest.raises(ValueError, match="[KMGT]iB of memory"):
+        data_band(energy_distance, lambda seed: torch.zeros(3, 2), repeats=10**12)
+    with pytest.raises(ValueError, match="first_seed"):
+        data_band(energy_distance, lambda seed: torch.zeros(3, 2), first_seed=-1)
+    with pytest.raises(TypeError, match="metric must return one number, got Tensor"):
+        data_band(lambda a, b: a, lambda seed: torch.zeros(3, 2), repeats=1)
+    with pytest.raises(TypeError, match="metric must return one number, got str"):
+        data_band(lambda a, b: "0.1", lambda seed: torch.zeros(3, 2), repeats=1)
+
+
+@pytest.mark.parametrize(
+    "nfes, errors, target, error, match",
+    [
+        ([1, float("inf")], [0.3, 0.2], 0.1, ValueError, "positive finite"),
+        ([1, float("nan")], [0.3, 0.2], 0.1, ValueError, "positive finite"),
+        ([], [], 0.1, ValueError, "one error per NFE"),
+        ([1, 2], [0.3, 0.2], float("inf"), ValueError, "target error must be a finite"),
+        ([1, 2], [0.3, 0.2], float("nan"), ValueError, "target error must be a finite"),
+        ([1, 2], [0.3, 0.2], -0.1, ValueError, "target error must lie in"),
+        ([1, 2], [0.3, 0.2], "0.1", TypeError, "target error must be a real number"),
+        (4, [0.3], 0.1, TypeError, "nfes must be a list"),
+        ([1, 2], "0.3", 0.1, TypeError, "errors must be a list"),
+        ([1, 2], [0.3, "x"], 0.1, TypeError, "errors must hold real numbers"),
+        (torch.ones(2, 2), [0.3, 0.2], 0.1, ValueError, "nfes must be one-dimensional"),
+        ([1, 2], [0.3, -0.2], 0.1, ValueError, "errors must be >= 0"),
+    ],
+)
+def test_nfe_to_reach_refuses_more_bad_input(nfes, errors, target, error, match):
+    with pytest.raises(error, match=match):
+        nfe_to_reach(nfes, errors, target)
+
+
+def test_nfe_to_reach_reads_nan_as_a_diverged_point():
+    assert nfe_to_reach([1, 2, 4], [float("nan"), 0.2, 0.05], 0.1) == pytest.approx(2 * 2**0.5)
+    assert nfe_to_reach([1, 2, 4], [0.5, float("nan"), 0.05], 0.1) == 4.0

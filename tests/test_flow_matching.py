@@ -248,3 +248,122 @@ def test_bad_inputs_raise_value_errors():
         fm_loss(MLP(hidden=8, depth=1), path, mixture, x, t=torch.full((4,), 1.5))
     with pytest.raises(ValueError, match="one time per sample"):
         fm_loss(MLP(hidden=8, depth=1), path, mixture, x, t=torch.rand(3))
+
+
+@pytest.mark.parametrize("name", ["vp", "cosine_offset"])
+def test_cfm_loss_refuses_the_end_where_its_target_diverges(name):
+    path = PATHS.get(name, GaussianPath(CosineSchedule(offset=0.008)))
+    model, data, noise = MLP(hidden=8, depth=1), torch.randn(4, 2), torch.randn(4, 2)
+    with pytest.raises(ValueError, match=r"undefined at t = 1 on GaussianPath.* d sigma / dt is unbounded"):
+        cfm_loss(model, path, data, noise=noise, t=torch.tensor([0.2, 0.5, 1.0, 0.1]))
+    assert torch.isfinite(cfm_loss(model, path, data, noise=noise, t=torch.zeros(4)))  # the noise end is fine
+    with pytest.raises(ValueError, match=r"Keep t below 1, e.g. t = sample_times\(B, t_max=0.999\)"):
+        cfm_loss(model, path, data, noise=noise, t=torch.ones(4))
+
+
+@pytest.mark.parametrize("name", PATHS)
+def test_fm_loss_handles_both_ends_or_refuses_them_in_words(name):
+    """Finite at t = 0 and t = 1 where d sigma / dt is bounded; refused at t = 1 on VP, like cfm_loss."""
+    path, mixture = PATHS[name], target_density("mixture")
+    model, data, noise = MLP(hidden=8, depth=1), mixture.sample(16), torch.randn(16, 2)
+    assert torch.isfinite(fm_loss(model, path, mixture, data, noise, torch.zeros(16)))
+    if name == "vp":
+        with pytest.raises(ValueError, match=r"the FM loss .* undefined at t = 1 .* unbounded"):
+            fm_loss(model, path, mixture, data, noise, torch.ones(16))
+    else:
+        assert torch.isfinite(fm_loss(model, path, mixture, data, noise, torch.ones(16)))
+
+
+def test_cfm_loss_on_straight_and_cosine_paths_is_defined_at_t_equal_1():
+    model, data, noise = MLP(hidden=8, depth=1), torch.randn(4, 2), torch.randn(4, 2)
+    t = torch.ones(4)
+    loss = cfm_loss(model, PATHS["ot"], data, noise=noise, t=t)
+    torch.testing.assert_close(loss, ((model(x=data, t=t) - (data - noise)) ** 2).mean())
+    assert torch.isfinite(cfm_loss(model, PATHS["cosine"], data, noise=noise, t=t))
+
+
+def test_losses_refuse_models_whose_output_is_not_shaped_like_x():
+    path, mixture = PATHS["ot"], target_density("mixture")
+    data = mixture.sample(8)
+
+    def squashed(x, t, cond=None):  # (B, 1) for (B, 2): mse_loss would broadcast it silently
+        return x.sum(1, keepdim=True)
+
+    with pytest.raises(ValueError, match=r"the model returned shape \(8, 1\) for an input of shape \(8, 2\)"):
+        cfm_loss(squashed, path, data)
+    with pytest.raises(ValueError, match=r"the model returned shape \(8, 1\)"):
+        fm_loss(squashed, path, mixture, data)
+    with pytest.raises(TypeError, match="must return a tensor"):
+        cfm_loss(lambda x, t, cond=None: 0.0, path, data)
+
+
+def test_losses_refuse_float64_data_for_a_float32_model_in_words():
+    path, mixture, model = PATHS["ot"], target_density("mixture"), MLP(hidden=8, depth=1)
+    data = mixture.sample(8).double()
+    with pytest.raises(
+        ValueError, match=r"data has dtype torch.float64 but the model's weights are torch.float32"
+    ):
+        cfm_loss(model, path, data)
+    with pytest.raises(ValueError, match=r"noise has dtype torch.float64 .* noise.to\(torch.float32\)"):
+        cfm_loss(model, path, data.float(), noise=torch.randn(8, 2, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"data has dtype torch.float64"):
+        fm_loss(model, path, mixture, data)
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda m, p, d: cfm_loss(m, LinearSchedule(), d), TypeError, "path must be a GaussianPath"),
+        (lambda m, p, d: cfm_loss(m, GaussianPath, d), TypeError, "class GaussianPath itself"),
+        (lambda m, p, d: cfm_loss(MLP, p, d), TypeError, "class MLP itself"),
+        (lambda m, p, d: cfm_loss(m, p, d, noise=d[:3]), ValueError, "same shape"),
+        (lambda m, p, d: cfm_loss(m, p, d * float("nan")), ValueError, "data holds 16 NaN"),
+        (lambda m, p, d: cfm_loss(m, p, d, noise=d * float("inf")), ValueError, "noise holds"),
+        (lambda m, p, d: cfm_loss(m, p, d[:0]), ValueError, "at least 1 sample"),
+        (lambda m, p, d: cfm_loss(m, p, d.long()), ValueError, "float"),
+        (lambda m, p, d: cfm_loss(m, p, d, t=torch.full((5,), 0.5)), ValueError, "one time per sample"),
+        (lambda m, p, d: fm_loss(m, p, "8gaussians", d), TypeError, "mixture must be a GaussianMixture"),
+        (lambda m, p, d: fm_loss(m, p, target_density("mixture"), d[:, :1]), ValueError, "2 columns"),
+        (lambda m, p, d: cfm_batch_loss(p, t_max=float("nan")), ValueError, "t_max must be a finite"),
+        (lambda m, p, d: cfm_batch_loss(p, t_max=1.5), ValueError, r"t_max must lie in \(0, 1\]"),
+        (lambda m, p, d: cfm_batch_loss(VPSchedule()), TypeError, "path must be a GaussianPath"),
+        (lambda m, p, d: sample_times(0), ValueError, "batch size"),
+        (lambda m, p, d: sample_times(4, t_max=0.0), ValueError, "t_max"),
+    ],
+)
+def test_losses_and_times_refuse_bad_input(call, error, match):
+    model, path, data = MLP(hidden=8, depth=1), PATHS["ot"], torch.randn(8, 2)
+    with pytest.raises(error, match=match):
+        call(model, path, data)
+
+
+def test_marginal_fields_refuse_empty_and_non_finite_points():
+    path, x, t = PATHS["ot"], torch.randn(4, 2), torch.rand(4)
+    with pytest.raises(ValueError, match="data must hold at least 1 sample"):
+        empirical_marginal_velocity(path, torch.zeros(0, 2), x, t)
+    with pytest.raises(ValueError, match="x holds 1 NaN"):
+        empirical_marginal_velocity(
+            path, torch.randn(10, 2), torch.tensor([[0.0, float("nan")]] * 1 + [[0.0, 0.0]] * 3), t
+        )
+    with pytest.raises(ValueError, match="data holds"):
+        conditional_velocity(path, x, torch.full((4, 2), float("inf")), t)
+    with pytest.raises(TypeError, match="path must be a GaussianPath"):
+        conditional_velocity(LinearSchedule(), x, x, t)
+    with pytest.raises(ValueError, match="sigma"):  # the data end, guarded as before
+        empirical_marginal_velocity(path, torch.randn(10, 2), x, torch.ones(4))
+
+
+def test_sample_times_refuses_unknown_devices_and_impossible_sizes():
+    with pytest.raises(ValueError, match="unknown device 'gpu'; choose one of"):
+        sample_times(4, device="gpu")
+    with pytest.raises(ValueError, match="1000000000000 times would need about"):
+        sample_times(10**12)
+    assert sample_times(3, device="cpu").shape == (3,)
+
+
+def test_cfm_batch_loss_refuses_batches_that_are_not_tensors():
+    loss_fn, model = cfm_batch_loss(PATHS["ot"]), MLP(hidden=8, depth=1)
+    with pytest.raises(TypeError, match="data must be a torch tensor"):
+        loss_fn(model, (torch.randn(4, 2), [[0.0, 1.0]] * 4))
+    with pytest.raises(ValueError, match="noise and data must have the same shape"):
+        loss_fn(model, (torch.randn(3, 2), torch.randn(4, 2)))

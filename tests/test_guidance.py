@@ -80,3 +80,92 @@ def test_sample_tilted_matches_the_tilted_density_on_a_grid():
     with pytest.raises(ValueError, match=">= 0"):
         sample_tilted(class_a, both, 0.5, -1.0, 10)
     assert sample_tilted(far, GaussianMixture([[9.0, 0.0], [-9.0, 0.0]], 0.3), 0.5, 1.0, 5).shape == (5, 2)
+
+
+class _TinyConditional:
+    """A class-conditional 'model' for checks: returns out(x), whatever the labels."""
+
+    num_classes = 10
+
+    def __init__(self, out=lambda x: torch.zeros_like(x)):
+        self.out = out
+
+    def __call__(self, x, t, cond=None):
+        return self.out(x)
+
+
+@pytest.mark.parametrize(
+    "scale, error, match",
+    [
+        (float("inf"), ValueError, "the guidance scale w must be a finite number"),
+        (float("nan"), ValueError, "the guidance scale w must be a finite number"),
+        ("2", TypeError, "the guidance scale w must be a real number"),
+    ],
+)
+def test_guidance_scale_must_be_a_finite_number(scale, error, match):
+    with pytest.raises(error, match=match):
+        ClassifierFreeGuidance(_TinyConditional(), scale)
+
+
+def test_guided_model_refuses_bad_labels_inputs_and_outputs():
+    guided, x, t = ClassifierFreeGuidance(_TinyConditional(), 1.0), torch.randn(3, 2), torch.rand(3)
+    with pytest.raises(ValueError, match="reshape"):
+        guided(x=x, t=t, cond=torch.zeros(3, 1, dtype=torch.long))
+    with pytest.raises(ValueError, match="label 11"):
+        guided(x=x, t=t, cond=torch.tensor([0, 11, 2]))
+    with pytest.raises(ValueError, match="never negative"):
+        guided(x=x, t=t, cond=torch.tensor([0, -1, 2]))
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        guided(x=x, t=t, cond=torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="one time per sample"):
+        guided(x=x, t=torch.rand(2), cond=torch.tensor([0, 1, 2]))
+    bad = ClassifierFreeGuidance(_TinyConditional(lambda x: x[:, :1]), 1.0)
+    with pytest.raises(ValueError, match=r"returned shape \(6, 1\) for an input of shape \(6, 2\)"):
+        bad(x=x, t=t, cond=torch.tensor([0, 1, 2]))
+    with pytest.raises(TypeError, match="class UNet itself"):
+        ClassifierFreeGuidance(UNet, 1.0)
+    model = randomized(UNet(unet_config("tiny", num_classes=10)))
+    with pytest.raises(ValueError, match="dtype torch.float64 but the model's weights are torch.float32"):
+        ClassifierFreeGuidance(model, 1.0)(
+            x=torch.randn(2, 1, 28, 28, dtype=torch.float64), t=torch.rand(2), cond=torch.tensor([1, 2])
+        )
+
+
+def test_drop_labels_refuses_bad_labels_and_probabilities():
+    labels = torch.tensor([0, 3, 9])
+    with pytest.raises(ValueError, match="finite"):
+        drop_labels(labels, float("nan"), 10)
+    with pytest.raises(TypeError, match="labels must be a tensor"):
+        drop_labels([0, 3, 9], 0.1, 10)
+    with pytest.raises(ValueError, match="label 12"):
+        drop_labels(torch.tensor([0, 12]), 0.1, 10)
+    with pytest.raises(ValueError, match="reshape"):
+        drop_labels(labels[:, None], 0.1, 10)
+    with pytest.raises(ValueError, match="num_classes"):
+        drop_labels(labels, 0.1, 0)
+    with pytest.raises(TypeError, match="generator"):
+        drop_labels(labels, 0.1, 10, generator=0)
+
+
+def test_sample_tilted_refuses_bad_laws_and_numbers(monkeypatch):
+    class_a = GaussianMixture([[-1.0, 0.0]], 0.6)
+    both = GaussianMixture([[-1.0, 0.0], [1.0, 0.0]], 0.6)
+    for scale in (float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="guidance scale w must be a finite"):
+            sample_tilted(class_a, both, 0.5, scale, 10)
+    with pytest.raises(ValueError, match="class prior p"):
+        sample_tilted(class_a, both, float("nan"), 1.0, 10)
+    with pytest.raises(TypeError, match="conditional must be a law"):
+        sample_tilted("class a", both, 0.5, 1.0, 10)
+    with pytest.raises(TypeError, match="class GaussianMixture itself"):
+        sample_tilted(class_a, GaussianMixture, 0.5, 1.0, 10)
+    monkeypatch.setattr("lessons.checks.available_memory_bytes", lambda: 1000)
+    with pytest.raises(ValueError, match="sample_tilted with n = 10 would need"):
+        sample_tilted(class_a, both, 0.5, 1.0, 10)
+
+
+def test_sample_tilted_needs_laws_of_one_dimension():
+    with pytest.raises(ValueError, match="conditional in 2D and marginal in 3D"):
+        sample_tilted(
+            GaussianMixture([[0.0, 0.0]], 1.0), GaussianMixture([[0.0, 0.0, 0.0]], 1.0), 0.5, 1.0, 10
+        )

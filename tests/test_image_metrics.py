@@ -67,7 +67,7 @@ def test_pairwise_distance_and_class_diversity_by_loops():
     assert class_diversity(x, labels) == pytest.approx(expected)
     with pytest.raises(ValueError, match="labels"):
         class_diversity(x, labels[:3])
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match="at least 2 samples, got 1"):
         mean_pairwise_distance(x[:1])
 
 
@@ -121,3 +121,120 @@ def test_dequantize_fills_each_pixel_bin():
     y = dequantize(pixels, generator=torch.Generator().manual_seed(0))
     assert torch.equal(torch.floor(y * 256).long(), levels)
     assert (y.std() > 0.2) and torch.all((y >= 0) & (y < 1))
+
+
+class _Constant(DigitClassifier):
+    """A classifier whose logits always pick digit 3 (its head reads nothing but its bias)."""
+
+    def __init__(self):
+        super().__init__(width=2, feature_dim=4)
+        torch.nn.init.zeros_(self.head.weight)
+        with torch.no_grad():
+            self.head.bias.copy_(torch.arange(10) == 3)
+
+
+def test_accuracy_refuses_column_labels_instead_of_scoring_them_wrong():
+    images, labels = torch.zeros(10, 1, 28, 28), torch.full((10,), 3)
+    assert accuracy(_Constant(), images, labels) == 1.0
+    with pytest.raises(
+        ValueError, match=r"shape \(10,\).*got \(10, 1\); flatten them with labels.flatten\(\)"
+    ):
+        accuracy(_Constant(), images, labels[:, None])
+    with pytest.raises(ValueError, match="convert them with labels.long"):
+        accuracy(_Constant(), images, labels.float())
+    with pytest.raises(ValueError, match="digits 0..9"):
+        accuracy(_Constant(), images, labels + 7)
+    with pytest.raises(ValueError, match=r"shape \(10,\)"):
+        accuracy(_Constant(), images, labels[:4])
+
+
+@pytest.mark.parametrize(
+    "images, error, match",
+    [
+        (torch.full((2, 1, 28, 28), float("nan")), ValueError, "images holds 1568 NaN"),
+        (torch.zeros(0, 1, 28, 28), ValueError, "a batch of 0"),
+        (torch.zeros(2, 784), ValueError, "28, 28"),
+        (torch.zeros(2, 1, 28, 28, dtype=torch.uint8), ValueError, "to_unit"),
+        (torch.zeros(2, 1, 28, 28).numpy(), TypeError, "torch tensor"),
+    ],
+)
+def test_classify_refuses_non_finite_empty_or_misshapen_images(images, error, match):
+    with pytest.raises(error, match=match):
+        classify(_Constant(), images)
+
+
+def test_classifier_checks_its_own_input_dtype_and_kind():
+    with pytest.raises(ValueError, match="torch.float64 but the model's weights are torch.float32"):
+        _Constant()(torch.zeros(2, 1, 28, 28, dtype=torch.float64))
+    assert classify(_Constant(), torch.zeros(2, 1, 28, 28, dtype=torch.float64))[1].tolist() == [3, 3]
+    with pytest.raises(TypeError, match="classifier must be a DigitClassifier object"):
+        classify("classifier.pt", torch.zeros(2, 1, 28, 28))
+    with pytest.raises(ValueError, match="batch_size"):
+        classify(_Constant(), torch.zeros(2, 1, 28, 28), batch_size=0)
+    with pytest.raises(ValueError, match="width"):
+        DigitClassifier(width=0)
+
+
+def test_a_feature_set_holding_nan_never_scores_perfectly():
+    a = torch.randn(50, 3, generator=torch.Generator().manual_seed(0))
+    bad = a.clone()
+    bad[4, 1] = float("nan")
+    for broken in (bad, a * float("inf")):
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            frechet_distance(a, broken)
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            frechet_distance(broken, a)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        class_diversity(bad, torch.arange(50) % 5)
+    with pytest.raises(ValueError, match="no coordinates"):
+        frechet_distance(torch.zeros(4, 0), torch.zeros(4, 0))
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((torch.zeros(2), torch.eye(2), torch.zeros(3), torch.eye(3)), "shape"),
+        ((torch.zeros(2), torch.eye(3), torch.zeros(2), torch.eye(2)), "shape"),
+        ((torch.zeros(0), torch.eye(0), torch.zeros(0), torch.eye(0)), "D >= 1"),
+        ((torch.zeros(2), torch.eye(2) * float("nan"), torch.zeros(2), torch.eye(2)), "cov_a holds"),
+        ((torch.full((2,), float("inf")), torch.eye(2), torch.zeros(2), torch.eye(2)), "mu_a holds"),
+        (
+            (torch.zeros(2), torch.eye(2), torch.zeros(2), torch.tensor([[1.0, 0.5], [0.0, 1.0]])),
+            "cov_b must be a covariance",
+        ),
+    ],
+)
+def test_frechet_gaussian_refuses_bad_moments(args, match):
+    with pytest.raises(ValueError, match=match):
+        frechet_gaussian(*args)
+
+
+def test_class_diversity_refuses_bad_labels():
+    x = torch.randn(4, 2)
+    with pytest.raises(ValueError, match="flatten"):
+        class_diversity(x, torch.tensor([[0], [0], [1], [1]]))
+    with pytest.raises(ValueError, match="labels.long"):
+        class_diversity(x, torch.tensor([0.0, 0.0, 1.0, 1.0]))
+    with pytest.raises(ValueError, match="at least 1 sample"):
+        class_diversity(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long))
+
+
+def test_dequantize_and_bits_per_dim_refuse_bad_input():
+    with pytest.raises(ValueError, match="pixels holds 1 NaN"):
+        dequantize(torch.tensor([0.5, float("nan")]))
+    with pytest.raises(ValueError, match=r"got values in \[-0.5, 1\]"):
+        dequantize(torch.tensor([-0.5, 1.0]))
+    with pytest.raises(ValueError, match="at least 2"):
+        dequantize(torch.tensor([0.5]), scale=1)
+    with pytest.raises(ValueError, match="pixels.float"):
+        dequantize(torch.tensor([0, 255]))
+    with pytest.raises(TypeError, match="generator must be a Generator"):
+        dequantize(torch.tensor([0.5]), generator=0)
+    with pytest.raises(ValueError, match="pixels is empty"):
+        dequantize(torch.zeros(0))
+    with pytest.raises(ValueError, match="log_prob holds 1 NaN"):
+        bits_per_dim(torch.tensor([0.0, float("nan")]), 10)
+    with pytest.raises(ValueError, match="data_range"):
+        bits_per_dim(torch.zeros(2), 10, data_range=float("inf"))
+    with pytest.raises(ValueError, match="log_prob must be a float tensor"):
+        bits_per_dim([0.0], 10)

@@ -125,3 +125,80 @@ def test_checkpoint_checksum_catches_corruption(tmp_path):
         save_checkpoint(path, {"w": torch.ones(1)}, {"f": object()})
     with pytest.raises(ValueError, match="no checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def _tiny_data():
+    return MNIST(torch.rand(16, 1, 28, 28) * 2 - 1, torch.arange(16) % 10, "test", "random images")
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"method": "gan"}, ValueError, "unknown training method 'gan'; choose one of: cfm, ddpm"),
+        ({"steps": 0}, ValueError, "training steps"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+        ({"lr": -1.0}, ValueError, "learning rate"),
+        ({"ema_decay": 1.0}, ValueError, "ema_decay"),
+        ({"seed": -2}, ValueError, "seed"),
+        ({"callback_every": 0}, ValueError, "callback_every"),
+        ({"device": "gpu"}, ValueError, "unknown device 'gpu'"),
+        ({"callback": 3}, TypeError, "callback"),
+        ({"data": torch.zeros(4, 1, 28, 28)}, TypeError, "data must be a MNIST object"),
+        ({"model": UNet}, TypeError, "the class UNet itself"),
+    ],
+)
+def test_train_image_model_refuses_bad_arguments_before_any_work(kwargs, error, match):
+    model = UNet(unet_config("tiny"))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    args = {"model": model, "method": "cfm", "data": _tiny_data(), "steps": 2, **kwargs}
+    with pytest.raises(error, match=match):
+        train_image_model(progress=False, **args)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"method": "flow"}, ValueError, "unknown sampling method 'flow'; choose one of: cfm, ddpm"),
+        ({"nfe": 0}, ValueError, "nfe"),
+        ({"nfe": 2.5}, ValueError, "nfe"),
+        ({"nfe": -1}, ValueError, "nfe"),
+        ({"guidance": float("inf")}, ValueError, "guidance"),
+        ({"guidance": -1.0}, ValueError, "guidance"),
+        ({"eta": float("nan")}, ValueError, "eta"),
+        ({"noise": torch.randn(2, 28, 28)}, ValueError, "noise must have 4 dimensions"),
+        ({"noise": torch.zeros(0, 1, 28, 28)}, ValueError, "noise must hold at least 1"),
+        ({"noise": torch.zeros(2, 1, 28, 28, dtype=torch.long)}, ValueError, "float"),
+        ({"noise": torch.full((2, 1, 28, 28), float("nan"))}, ValueError, "noise holds 1568 NaN"),
+        ({"model": "cfm_small"}, TypeError, "model must be a network"),
+        ({"ddpm": "DDPM"}, TypeError, "ddpm must be a DDPM object"),
+        ({"nfe": 10**9}, ValueError, "[KMGT]iB of memory"),
+    ],
+)
+def test_generate_refuses_bad_arguments(kwargs, error, match):
+    args = {"model": UNet(unet_config("tiny")), "method": "cfm", "noise": torch.randn(2, 1, 28, 28), "nfe": 1}
+    with pytest.raises(error, match=match):
+        generate(**{**args, **kwargs})
+
+
+def test_make_loss_and_device_helpers_refuse_bad_arguments():
+    with pytest.raises(ValueError, match="p_uncond"):
+        make_loss("cfm", p_uncond=float("nan"))
+    with pytest.raises(ValueError, match="num_classes"):
+        make_loss("cfm", num_classes=0)
+    with pytest.raises(TypeError, match="forward"):
+        make_loss("cfm", forward="unet")
+    with pytest.raises(TypeError, match="the class DDPM itself"):
+        make_loss("ddpm", ddpm=DDPM)
+    model = UNet(unet_config("tiny", num_classes=10))
+    with pytest.raises(ValueError, match="make_loss has no num_classes"):
+        make_loss("cfm")(model, (torch.zeros(2, 1, 28, 28), torch.tensor([1, 2])))
+    for helper in (autocast_for, memory_format_for):
+        with pytest.raises(ValueError, match="unknown device 'gpu'"):
+            helper("gpu")
+    with pytest.raises(TypeError, match="UNet object"):
+        save_image_model("unused.pt", "model", {})
+    with pytest.raises(TypeError, match="UNet object"):
+        compiled_forward("unet", "cpu")
+    with pytest.raises(TypeError, match="use_compile must be True, False or None"):
+        compiled_forward(UNet(unet_config("tiny")), "cpu", use_compile="yes")

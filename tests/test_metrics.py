@@ -135,3 +135,76 @@ def test_bad_input():
         normalized_path_energy(traj, 0.0)
     with pytest.raises(ValueError, match="optimal transport solver"):
         w2(torch.zeros(3, 2), torch.zeros(3, 2), solver="sinkhorn")
+
+
+NAN_SET = torch.tensor([[0.0, 0.0], [float("nan"), 1.0], [1.0, 1.0]])
+
+
+@pytest.mark.parametrize(
+    "a, b, error, match",
+    [
+        (NAN_SET, NAN_SET, ValueError, "a holds 1 NaN or infinite value"),
+        (torch.zeros(3, 2), NAN_SET * float("inf"), ValueError, "b holds"),
+        (torch.zeros(0, 2), torch.zeros(3, 2), ValueError, "at least 2 points"),
+        (torch.zeros(3, 0), torch.zeros(3, 0), ValueError, "no coordinates"),
+        (torch.zeros(3), torch.zeros(3), ValueError, r"shape \(B, D\)"),
+        ([[0.0, 1.0]], torch.zeros(3, 2), ValueError, r"shape \(B, D\)"),
+    ],
+)
+def test_energy_distance_refuses_non_finite_empty_or_misshapen_sets(a, b, error, match):
+    with pytest.raises(error, match=match):
+        energy_distance(a, b)
+
+
+def _line(steps=4, batch=2):
+    ts = torch.linspace(0, 1, steps + 1)
+    return Trajectory(ts, ts[:, None, None] * torch.ones(steps + 1, batch, 2), nfe=steps)
+
+
+@pytest.mark.parametrize(
+    "traj, error, match",
+    [
+        ("traj", TypeError, "traj must be a Trajectory object"),
+        (
+            Trajectory(torch.tensor([0.0, 1.0]), torch.tensor([[[0.0]], [[float("nan")]]]), 1),
+            ValueError,
+            "traj.xs holds 1 NaN",
+        ),
+        (Trajectory(torch.tensor([0.0, float("inf")]), torch.zeros(2, 1, 1), 1), ValueError, "traj.ts holds"),
+        (Trajectory(torch.tensor([1.0, 0.0]), torch.zeros(2, 1, 1), 1), ValueError, "increase strictly"),
+        (Trajectory(torch.tensor([0.0, 0.0]), torch.zeros(2, 1, 1), 1), ValueError, "increase strictly"),
+        (Trajectory(torch.tensor([0.0]), torch.zeros(1, 1, 1), 0), ValueError, "at least two times"),
+        (
+            Trajectory(torch.tensor([0.0, 1.0]), torch.zeros(2, 0, 1), 1),
+            ValueError,
+            "at least 1 sample, got 0",
+        ),
+    ],
+)
+def test_path_metrics_refuse_bad_trajectories(traj, error, match):
+    for metric in (straightness, straightness_per_sample, path_energy):
+        with pytest.raises(error, match=match):
+            metric(traj)
+
+
+def test_path_metrics_refuse_a_trajectory_changed_after_it_was_made():
+    traj = _line()
+    traj.xs = traj.xs[:-1]  # one state fewer than times
+    with pytest.raises(ValueError, match=r"shape \(5, B, \.\.\.\)"):
+        path_energy(traj)
+
+
+def test_path_metrics_of_scalar_states():
+    traj = _line()
+    flat = Trajectory(traj.ts, traj.xs[..., 0], traj.nfe)  # (S+1, B): one number per sample
+    assert path_energy(flat) == pytest.approx(path_energy(traj) / 2)
+    assert straightness(flat) == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "value, error",
+    [(float("nan"), ValueError), (float("inf"), ValueError), (-1.0, ValueError), ("1", TypeError)],
+)
+def test_normalized_path_energy_refuses_bad_w2(value, error):
+    with pytest.raises(error, match="w2_squared"):
+        normalized_path_energy(_line(), value)

@@ -9,6 +9,7 @@ from scipy.stats import multivariate_normal
 from lessons.conversions import PREDICTIONS
 from lessons.data2d import eight_gaussians, skewed_mixture
 from lessons.mixture import ExactMixtureModel, GaussianMixture
+from lessons.paths import GaussianPath
 from lessons.schedules import CosineSchedule, LinearSchedule, VESchedule, VPSchedule
 
 SCHEDULES = [LinearSchedule(), CosineSchedule(), VPSchedule(), VESchedule(sigma_min=0.01, sigma_max=10.0)]
@@ -125,11 +126,12 @@ def test_sample_moments():
     assert torch.allclose(torch.cov(x.T), cov, atol=0.03)
 
 
-def test_weights_are_normalised_and_stds_broadcast():
-    mixture = GaussianMixture([[0.0, 0.0], [1.0, 1.0]], 0.5, [1.0, 3.0])
+def test_weights_are_probabilities_and_stds_broadcast():
+    mixture = GaussianMixture([[0.0, 0.0], [1.0, 1.0]], 0.5, [0.25, 0.75])
     assert torch.allclose(mixture.weights, torch.tensor([0.25, 0.75]))
     assert torch.equal(mixture.stds, torch.tensor([0.5, 0.5]))
     assert mixture.dim == 2
+    assert torch.equal(GaussianMixture([[0.0], [1.0]], [1.0, 2.0]).weights, torch.tensor([0.5, 0.5]))
 
 
 def test_seeded_sampling_is_reproducible():
@@ -139,19 +141,110 @@ def test_seeded_sampling_is_reproducible():
     assert torch.equal(a, b)
 
 
+TWO = [[0.0, 0.0], [1.0, 1.0]]
+
+
 @pytest.mark.parametrize(
-    "means, stds, weights",
+    "means, stds, weights, match",
     [
-        ([[0.0, 0.0]], [0.0], None),
-        ([[0.0, 0.0], [1.0, 1.0]], 1.0, [1.0, -1.0]),
-        ([[0.0, 0.0], [1.0, 1.0]], 1.0, [0.0, 0.0]),
-        ([[0.0, 0.0], [1.0, 1.0]], 1.0, [1.0, 1.0, 1.0]),
-        ([0.0, 1.0], 1.0, None),
+        ([[0.0, 0.0]], [0.0], None, "stds must be positive"),
+        (TWO, [1.0, -1.0], None, "stds must be positive"),
+        (TWO, [1.0, float("inf")], None, "stds must be finite"),
+        (TWO, float("nan"), None, "stds must be finite"),
+        (TWO, [1.0, 1.0, 1.0], None, r"stds must be one number or 2 numbers"),
+        (TWO, 1.0, [1.0, -1.0], "must be >= 0"),
+        (TWO, 1.0, [0.0, 0.0], "must sum to 1"),
+        (TWO, 1.0, [1.0, 3.0], r"must sum to 1, got \[1.0, 3.0\] \(sum 4\); divide them by their sum"),
+        (TWO, 1.0, [0.5, float("nan")], "weights must be finite"),
+        (TWO, 1.0, [1.0, 1.0, 1.0], r"weights must hold 2 numbers"),
+        ([0.0, 1.0], 1.0, None, r"means must have shape \(K, D\)"),
+        ([[0.0, float("nan")]], 1.0, None, "means must be finite"),
+        (torch.zeros(0, 2), 1.0, None, r"at least one component"),
     ],
 )
-def test_bad_mixtures_raise(means, stds, weights):
-    with pytest.raises(ValueError):
+def test_bad_mixtures_raise(means, stds, weights, match):
+    with pytest.raises(ValueError, match=match):
         GaussianMixture(means, stds, weights)
+
+
+@pytest.mark.parametrize(
+    "means, stds, weights, match",
+    [
+        ([[0.0, 0.0], [1.0]], 1.0, None, "means must be a .K, D. array of numbers"),
+        ("eight gaussians", 1.0, None, "means must be"),
+        (TWO, "wide", None, "stds must be a number or 2 numbers"),
+        (TWO, 1.0, "equal", "weights must be 2 numbers"),
+    ],
+)
+def test_mixtures_of_things_that_are_not_numbers_raise_type_errors(means, stds, weights, match):
+    with pytest.raises(TypeError, match=match):
+        GaussianMixture(means, stds, weights)
+
+
+def test_sampling_refuses_bad_sizes_and_generators():
+    mixture = eight_gaussians()
+    for n in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="the number of points n must be a positive whole number"):
+            mixture.sample(n)
+    with pytest.raises(TypeError, match="generator must be a Generator object"):
+        mixture.sample(5, generator=5)
+    with pytest.raises(ValueError, match="[KMGT]iB of memory"):
+        mixture.sample(10**13)
+    with pytest.raises(TypeError, match="dtype must be a float torch dtype"):
+        mixture.sample_noised(5, 1.0, 0.0, dtype=torch.long)
+    with pytest.raises(ValueError, match="sigma must be finite"):
+        mixture.sample_noised(5, 1.0, float("nan"))
+    with pytest.raises(ValueError, match="sigma is a noise level"):
+        mixture.sample_noised(5, 1.0, -0.5)
+
+
+def test_densities_and_posteriors_refuse_bad_points_and_coefficients():
+    mixture, x = eight_gaussians(), torch.zeros(3, 2)
+    bad = x.clone()
+    bad[1, 0] = float("inf")
+    with pytest.raises(ValueError, match="x holds 1 NaN or infinite"):
+        mixture.log_prob(bad)
+    with pytest.raises(ValueError, match="float tensor, got dtype torch.int64"):
+        mixture.score(x.long())
+    with pytest.raises(TypeError, match="x must be a torch tensor"):
+        mixture.log_prob([[0.0, 0.0]])
+    with pytest.raises(ValueError, match="alpha must be finite"):
+        mixture.posterior_mean(x, float("nan"), 0.5)
+    with pytest.raises(ValueError, match="sigma is a noise level"):
+        mixture.posterior_weights(x, 1.0, -0.1)
+    with pytest.raises(ValueError, match="alpha and sigma cannot both be 0"):
+        mixture.log_prob(x, 0.0, 0.0)
+    with pytest.raises(ValueError, match=r"one value per point \(3\), got 2 values"):
+        mixture.posterior_data_and_noise(x, torch.ones(2), 0.5)
+    with pytest.raises(TypeError, match="alpha must be a number or a tensor"):
+        mixture.log_prob(x, "1", 0.0)
+    assert mixture.log_prob(torch.zeros(0, 2)).shape == (0,)  # an empty batch has an empty answer
+
+
+def test_ideal_model_refuses_wrong_objects():
+    mixture = eight_gaussians()
+    with pytest.raises(TypeError, match=r"call it, CosineSchedule\(\)"):
+        ExactMixtureModel(mixture, CosineSchedule)
+    with pytest.raises(TypeError, match="pass its schedule, e.g. path.schedule"):
+        ExactMixtureModel(mixture, GaussianPath(LinearSchedule()))
+    with pytest.raises(TypeError, match="mixture must be a GaussianMixture object"):
+        ExactMixtureModel("8gaussians", LinearSchedule())
+    with pytest.raises(TypeError, match="prediction type must be a name"):
+        ExactMixtureModel(mixture, LinearSchedule(), prediction=None)
+
+
+@pytest.mark.parametrize("schedule", [VPSchedule(), CosineSchedule(offset=0.008)], ids=repr)
+def test_ideal_velocity_at_the_data_end_is_its_limit(schedule):
+    """VP's d_sigma is infinite at t = 1, but d_sigma E[noise | x] = -alpha d_alpha r stays finite: the limit t -> 1."""
+    x = torch.randn(4, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    model = ExactMixtureModel(skewed_mixture(), schedule, "velocity")
+    at_one = model(x=x, t=torch.ones(4, dtype=torch.float64))
+    near_one = model(x=x, t=torch.full((4,), 1 - 1e-12, dtype=torch.float64))
+    assert torch.allclose(at_one, near_one, atol=1e-6)
+    # control: the naive d_alpha E[data] + d_sigma E[noise] with sigma = 0 drops the noise term and misses it
+    c = schedule(torch.ones(4, dtype=torch.float64))
+    naive = c.d_alpha[:, None] * skewed_mixture().posterior_mean(x, c.alpha, c.sigma)
+    assert (naive - near_one).abs().max() > 1e-2
 
 
 def test_bad_points_raise():
@@ -192,6 +285,9 @@ def test_ideal_model_of_one_gaussian_is_its_closed_form(schedule, prediction):
     data = m + c["a"] * s**2 * (x - c["a"] * m) / var  # E[data | x_t]: the Gaussian regression of data on x_t
     noise = c["s"] * (x - c["a"] * m) / var  # E[noise | x_t]
     expected = -(x - c["a"] * m) / var if prediction == "score" else _by_hand(prediction, data, noise, c)
+    if prediction == "velocity" and schedule.variance_preserving:
+        # d_sigma noise = (sigma d_sigma)(x - a m) / var with sigma d_sigma = -alpha d_alpha: finite at sigma = 0 too
+        expected = c["da"] * data - c["a"] * c["da"] * (x - c["a"] * m) / var
     assert torch.allclose(model(x=x, t=t), expected, rtol=1e-6, atol=1e-6)
 
 

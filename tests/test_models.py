@@ -94,10 +94,68 @@ def test_bad_inputs_raise(x, t, match):
         MLP()(x=x, t=t)
 
 
-@pytest.mark.parametrize("kwargs", [{"dim": 0}, {"depth": 0}, {"activation": "tanh"}, {"time_dim": 7}])
-def test_bad_construction_raises(kwargs):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"dim": 0}, "dim"),
+        ({"dim": 2.0}, "dim"),
+        ({"depth": 0}, "depth"),
+        ({"hidden": 0}, "hidden"),
+        ({"hidden": -4}, "hidden"),
+        ({"time_dim": 0}, "time_dim"),
+        ({"time_dim": -2}, "time_dim"),
+        ({"time_dim": 7}, "even"),
+        ({"activation": "tanh"}, "unknown activation 'tanh'; choose one of: gelu, relu, selu, silu"),
+        ({"num_classes": 0}, "num_classes"),
+        ({"num_classes": -1}, "num_classes"),
+        ({"num_classes": 2.5}, "num_classes"),
+        ({"time_scale": float("inf")}, "time scale"),
+        ({"time_scale": -1.0}, "time scale"),
+    ],
+)
+def test_bad_construction_raises(kwargs, match):
+    with pytest.raises(ValueError, match=match):
         MLP(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"dim": 0}, "dim"),
+        ({"dim": 3}, "even"),
+        ({"max_period": 0.0}, "max_period"),
+        ({"scale": float("nan")}, "scale"),
+    ],
+)
+def test_bad_time_embedding_raises(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        SinusoidalTimeEmbedding(**kwargs)
+    with pytest.raises(ValueError, match=r"shape \(B,\)"):
+        SinusoidalTimeEmbedding(4)(torch.rand(3, 1))
+
+
+def test_wrong_dtype_device_or_kind_of_input_is_refused_in_words():
+    model, (x, t) = MLP(), _xt()
+    with pytest.raises(
+        ValueError, match=r"x has dtype torch.float64 but the model's weights are torch.float32"
+    ):
+        model(x=x.double(), t=t)
+    with pytest.raises(ValueError, match=r"convert it with x.float\(\)"):
+        model(x=x.long(), t=t)
+    with pytest.raises(TypeError, match="x must be a torch tensor"):
+        model(x=[[0.0, 0.0]], t=t[:1])
+    with pytest.raises(ValueError, match="t must be a float tensor"):
+        model(x=x, t=torch.zeros(5, dtype=torch.long))
+    with pytest.raises(ValueError, match="t must lie in"):
+        model(x=x, t=torch.full((5,), float("nan")))
+
+
+def test_float64_times_for_a_float32_model_give_the_float32_answer():
+    model, (x, t) = MLP(), _xt()
+    assert torch.allclose(model(x=x, t=t.double()), model(x=x, t=t), atol=1e-5)
+    assert model(x=x, t=t.double()).dtype == torch.float32
+    double = MLP().double()
+    assert double(x=x.double(), t=t).dtype == torch.float64  # a float64 model takes float64 x
 
 
 def test_gradients_reach_every_parameter():

@@ -11,7 +11,7 @@ from model_helpers import two_clouds
 from scipy.optimize import linear_sum_assignment
 
 from lessons.couplings import couple, transport_cost
-from lessons.optimal_transport import ot_assignment, w2
+from lessons.optimal_transport import optimal_permutation, ot_assignment, squared_distances, w2
 
 
 def _brute_force_w2(a, b):
@@ -83,3 +83,50 @@ def test_ot_assignment_matches_brute_force_and_scipy():
     assert transport_cost(noise, data[ot_assignment(noise, data)]) == pytest.approx(
         cost[rows, cols].mean(), rel=1e-10
     )
+
+
+@pytest.mark.parametrize("solver", ["assignment", "emd"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_w2_of_a_set_with_nan_or_inf_is_refused_not_zero(solver, bad):
+    a, b = torch.zeros(4, 2), torch.zeros(4, 2)
+    a[2, 1] = bad
+    with pytest.raises(ValueError, match="a holds 1 NaN or infinite value"):
+        w2(a, b, solver=solver)
+    with pytest.raises(ValueError, match="b holds 8 NaN or infinite"):
+        w2(b, torch.full((4, 2), bad), solver=solver)
+
+
+@pytest.mark.parametrize(
+    "a, b, match",
+    [
+        (torch.zeros(0, 2), torch.zeros(0, 2), "at least 1 sample"),  # an empty set used to reach POT
+        (torch.zeros(3, 0), torch.zeros(3, 0), "at least one coordinate"),
+        (torch.zeros(3, 2), torch.zeros(3, 3), "must have 2 columns|the same shape"),
+        (torch.zeros(3, 2, dtype=torch.int64), torch.zeros(3, 2), r"float tensor.*\.float\(\)"),
+        (
+            torch.zeros(2_000_000, 1),
+            torch.zeros(2_000_000, 1),
+            r"exact OT between 2000000 and 2000000 points .* GiB",
+        ),
+    ],
+)
+def test_ot_functions_refuse_bad_sets_before_reaching_pot(a, b, match):
+    for solver in ("assignment", "emd"):
+        with pytest.raises(ValueError, match=match):
+            w2(a, b, solver=solver)
+    with pytest.raises(ValueError, match=match):
+        ot_assignment(a, b)
+    with pytest.raises(ValueError, match=match):
+        couple(a, b, "ot")
+
+
+def test_ot_functions_refuse_other_kinds_of_objects():
+    with pytest.raises(TypeError, match="a must be a torch tensor"):
+        w2([[0.0, 1.0]], torch.zeros(1, 2))
+    with pytest.raises(TypeError, match="noise must be a torch tensor"):
+        ot_assignment(np.zeros((2, 2)), torch.zeros(2, 2))
+    with pytest.raises(ValueError, match="unknown optimal transport solver 'sinkhorn'; choose one of"):
+        optimal_permutation(torch.zeros(2, 2), torch.zeros(2, 2), solver="sinkhorn")
+    with pytest.raises(ValueError, match="b holds"):
+        squared_distances(torch.zeros(2, 2), torch.full((3, 2), float("nan")))
+    assert squared_distances(torch.zeros(2, 2), torch.ones(3, 2)).shape == (2, 3)  # sizes may differ here

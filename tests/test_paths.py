@@ -65,3 +65,58 @@ def test_shape_and_time_errors():
 
 def test_repr_names_the_schedule():
     assert repr(GaussianPath(CosineSchedule())) == "GaussianPath(CosineSchedule(offset=0.0))"
+
+
+@pytest.mark.parametrize(
+    "schedule, match",
+    [
+        (CosineSchedule, r"you passed the class CosineSchedule itself: call it, CosineSchedule\(\)"),
+        ("linear", r"not the name 'linear'; make one with make_schedule\('linear'\)"),
+        (GaussianPath(LinearSchedule()), "pass its schedule, e.g. path.schedule"),
+        (None, "schedule must be a Schedule object"),
+    ],
+)
+def test_a_path_needs_a_schedule_object(schedule, match):
+    with pytest.raises(TypeError, match=match):
+        GaussianPath(schedule)
+
+
+def test_sample_refuses_non_finite_and_non_float_input():
+    noise, data, t = _batch()
+    path = GaussianPath(LinearSchedule())
+    bad = data.clone()
+    bad[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="data holds 1 NaN or infinite"):
+        path.sample(noise, bad, t)
+    infinite = noise.clone()
+    infinite[2, 1] = float("inf")
+    with pytest.raises(ValueError, match="noise holds 1 NaN or infinite"):
+        path.sample(infinite, data, t)
+    with pytest.raises(
+        ValueError, match=r"float tensor, got dtype torch.int64; convert it with data.float\(\)"
+    ):
+        path.sample(noise, data.long(), t)
+    with pytest.raises(TypeError, match="noise must be a torch tensor"):
+        path.sample(noise.tolist(), data, t)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        path.sample(noise, data, torch.full_like(t, float("nan")))
+
+
+def test_an_empty_batch_gives_an_empty_sample():
+    empty = torch.zeros(0, 2)
+    ps = GaussianPath(CosineSchedule()).sample(empty, empty, torch.zeros(0))
+    assert ps.x_t.shape == (0, 2) and ps.velocity.shape == (0, 2)
+
+
+def test_the_infinite_velocity_at_vp_data_end_is_refused():
+    noise, data, _ = _batch()
+    t = torch.full((6,), 0.5, dtype=torch.float64)
+    t[3] = 1.0
+    with pytest.raises(ValueError, match=r"velocity target .* is infinite at t = 1 on VPSchedule"):
+        GaussianPath(VPSchedule()).sample(noise, data, t)
+    with pytest.raises(ValueError, match="infinite"):
+        GaussianPath(CosineSchedule(offset=0.008)).sample(noise, data, t)
+    for schedule in (CosineSchedule(), LinearSchedule()):  # d_sigma stays finite where sigma = 0
+        for dtype in (torch.float32, torch.float64):
+            ps = GaussianPath(schedule).sample(noise.to(dtype), data.to(dtype), t.to(dtype))
+            assert torch.isfinite(ps.velocity).all()

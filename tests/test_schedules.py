@@ -7,6 +7,7 @@ import torch
 from model_helpers import INTERIOR, alpha_bars, central_difference, custom_scale
 
 from lessons.ddpm import DDPM, DiscreteVPSchedule
+from lessons.paths import GaussianPath
 from lessons.schedules import (
     CosineSchedule,
     LinearSchedule,
@@ -112,24 +113,122 @@ def test_make_schedule_by_name_and_unknown_name():
 
 
 @pytest.mark.parametrize(
-    "build",
+    "build, match",
     [
-        lambda: LinearSchedule(sigma_min=1.0),
-        lambda: LinearSchedule(sigma_min=-0.1),
-        lambda: VPSchedule(beta_min=0.0),
-        lambda: VPSchedule(beta_min=2.0, beta_max=1.0),
-        lambda: VESchedule(sigma_min=1.0, sigma_max=1.0),
-        lambda: VESchedule(sigma_min=0.0),
+        (lambda: LinearSchedule(sigma_min=1.0), r"sigma_min .* must lie in \[0, 1\)"),
+        (lambda: LinearSchedule(sigma_min=-0.1), r"sigma_min .* must lie in \[0, 1\)"),
+        (lambda: LinearSchedule(sigma_min=math.nan), "sigma_min .* must be a finite number"),
+        (lambda: LinearSchedule(sigma_min=math.inf), "sigma_min .* must be a finite number"),
+        (lambda: CosineSchedule(offset=math.nan), "offset s .* must be a finite number"),
+        (lambda: CosineSchedule(offset=1.0), r"offset s .* must lie in \[0, 1\)"),
+        (lambda: VPSchedule(beta_min=0.0), r"beta_min .* must lie in \(0, 1e\+06\]"),
+        (lambda: VPSchedule(beta_min=-1.0), "beta_min"),
+        (lambda: VPSchedule(beta_min=math.nan), "beta_min .* must be a finite number"),
+        (lambda: VPSchedule(beta_max=math.inf), "beta_max .* must be a finite number"),
+        (lambda: VPSchedule(beta_max=1e9), r"beta_max .* must lie in \(0, 1e\+06\]"),
+        (lambda: VPSchedule(beta_min=2.0, beta_max=1.0), "beta_max must be >= beta_min"),
+        (lambda: VESchedule(sigma_min=1.0, sigma_max=1.0), "sigma_max must be larger than sigma_min"),
+        (lambda: VESchedule(sigma_min=0.0), "sigma_min .* must lie in"),
+        (lambda: VESchedule(sigma_min=-0.5), "sigma_min .* must lie in"),
+        (lambda: VESchedule(sigma_max=math.inf), "sigma_max .* must be a finite number"),
+        (lambda: VESchedule(sigma_max=1e20), "sigma_max .* must lie in"),
     ],
 )
-def test_bad_parameters_raise(build):
-    with pytest.raises(ValueError):
+def test_bad_parameters_raise(build, match):
+    with pytest.raises(ValueError, match=match):
         build()
 
 
-@pytest.mark.parametrize("bad_t", [torch.tensor([1.5]), torch.tensor([-0.1]), torch.zeros(2, 2), 0.5])
-def test_schedule_checks_t(bad_t):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    "build, match",
+    [
+        (lambda: LinearSchedule(sigma_min="0.1"), "sigma_min .* must be a real number"),
+        (lambda: CosineSchedule(offset=torch.zeros(3)), "offset s .* must be a real number"),
+        (lambda: VPSchedule(beta_max=None), "beta_max .* must be a real number"),
+        (
+            lambda: RescaledSchedule(CosineSchedule),
+            r"the class CosineSchedule itself: call it, CosineSchedule\(\)",
+        ),
+        (lambda: TruncatedSchedule(LinearSchedule), r"call it, LinearSchedule\(\)"),
+        (
+            lambda: RescaledSchedule("linear"),
+            r"not the name 'linear'; make one with make_schedule\('linear'\)",
+        ),
+        (lambda: RescaledSchedule("ot"), "base must be a Schedule object .* not the string 'ot'"),
+        (lambda: TruncatedSchedule(3), "base must be a Schedule object .* got int"),
+        (lambda: RescaledSchedule(GaussianPath(LinearSchedule())), "pass its schedule, e.g. path.schedule"),
+        (lambda: RescaledSchedule(LinearSchedule(), scale=2.0), "scale must be None or a function"),
+    ],
+)
+def test_wrong_kinds_of_object_raise_type_errors(build, match):
+    with pytest.raises(TypeError, match=match):
+        build()
+
+
+def test_parameters_given_as_whole_numbers_give_the_same_schedule():
+    t = torch.linspace(0, 1, 11, dtype=torch.float64)
+    assert torch.equal(VPSchedule(1, 10)(t).alpha, VPSchedule(1.0, 10.0)(t).alpha)
+    assert torch.equal(VESchedule(1, 10)(t).sigma, VESchedule(1.0, 10.0)(t).sigma)
+
+
+def test_make_schedule_refuses_objects_and_unknown_parameters():
+    with pytest.raises(ValueError, match="choose one of: cosine, linear, ve, vp"):
+        make_schedule("ot")
+    with pytest.raises(TypeError, match="already a schedule"):
+        make_schedule(CosineSchedule())
+    with pytest.raises(TypeError, match="must be a string"):
+        make_schedule(CosineSchedule)
+    with pytest.raises(ValueError, match="no parameter 'beta'; its parameters are: sigma_min"):
+        make_schedule("linear", beta=0.1)
+    with pytest.raises(ValueError, match="beta_max"):
+        make_schedule("vp", beta_max=math.inf)
+
+
+def test_schedule_output_and_base_class_refuse_misuse():
+    one = torch.ones(3)
+    with pytest.raises(TypeError, match="ScheduleOutput.sigma must be a torch tensor"):
+        ScheduleOutput(one, 1.0, one, one)
+    with pytest.raises(ValueError, match="share one shape"):
+        ScheduleOutput(one, one, torch.ones(2), one)
+    with pytest.raises(TypeError, match="base class"):
+        Schedule()(torch.full((2,), 0.5))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        VPSchedule().beta(torch.tensor([1.5]))
+
+
+def test_rescaled_schedule_checks_what_scale_returns():
+    t = torch.full((3,), 0.5)
+    with pytest.raises(ValueError, match="positive, finite c"):
+        RescaledSchedule(LinearSchedule(), lambda t: (-1 + 0 * t, 0 * t))(t)
+    with pytest.raises(ValueError, match="positive, finite c"):
+        RescaledSchedule(LinearSchedule(), lambda t: (1 + 0 * t, math.nan + 0 * t))(t)
+    with pytest.raises(ValueError, match="a pair"):
+        RescaledSchedule(LinearSchedule(), lambda t: 1 + 0 * t)(t)
+    with pytest.raises(ValueError, match="shape"):
+        RescaledSchedule(LinearSchedule(), lambda t: (torch.ones(3, 1), torch.zeros(3, 1)))(t)
+    constant = RescaledSchedule(LinearSchedule(), lambda t: (2.0, 0.0))(t)  # plain numbers broadcast
+    assert torch.equal(constant.alpha, 2 * t)
+
+
+def test_log_snr_is_exactly_infinite_at_the_ends_never_nan():
+    ends = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    assert LinearSchedule().log_snr(ends).tolist() == [-math.inf, math.inf]
+    assert CosineSchedule().log_snr(ends.float()).tolist() == [-math.inf, math.inf]
+
+
+@pytest.mark.parametrize(
+    "bad_t, match",
+    [
+        (torch.tensor([1.5]), r"\[0, 1\]"),
+        (torch.tensor([-0.1]), r"\[0, 1\]"),
+        (torch.tensor([math.nan]), r"\[0, 1\]"),
+        (torch.zeros(2, 2), r"shape \(B,\)"),
+        (torch.tensor([0, 1]), "float tensor"),
+        (0.5, "torch tensor"),
+    ],
+)
+def test_schedule_checks_t(bad_t, match):
+    with pytest.raises(ValueError, match=match):
         CosineSchedule()(bad_t)
 
 
@@ -316,17 +415,29 @@ def test_time_at_log_snr_bad_input():
         log_snr_bisection(LinearSchedule(), torch.zeros(2, 2))
     with pytest.raises(ValueError, match="bisection"):
         log_snr_bisection(LinearSchedule(), torch.zeros(2), iters=0)
+    with pytest.raises(ValueError, match="iters must be at most 200"):
+        log_snr_bisection(LinearSchedule(), torch.zeros(2), iters=10**9)
+    with pytest.raises(ValueError, match="1 NaN value"):
+        CosineSchedule().time_at_log_snr(torch.tensor([0.0, math.nan]))
+    with pytest.raises(ValueError, match="NaN"):
+        log_snr_bisection(LinearSchedule(), torch.tensor([math.nan]))
+    with pytest.raises(ValueError, match="float tensor"):
+        LinearSchedule().time_at_log_snr(torch.tensor([1, 2]))
+    with pytest.raises(TypeError, match="log_snr must be a torch tensor"):
+        LinearSchedule().time_at_log_snr([0.0])
+    with pytest.raises(TypeError, match="call it, VPSchedule"):
+        log_snr_bisection(VPSchedule, torch.zeros(2))
 
 
 @pytest.mark.parametrize(
-    "build",
+    "build, match",
     [
-        lambda: RescaledSchedule("linear"),
-        lambda: TruncatedSchedule(LinearSchedule(), 0.5, 0.5),
-        lambda: TruncatedSchedule(LinearSchedule(), -0.1, 1.0),
-        lambda: TruncatedSchedule(3),
+        (lambda: TruncatedSchedule(LinearSchedule(), 0.5, 0.5), "t_start must be smaller than t_end"),
+        (lambda: TruncatedSchedule(LinearSchedule(), -0.1, 1.0), r"t_start must lie in \[0, 1\]"),
+        (lambda: TruncatedSchedule(LinearSchedule(), 0.0, math.nan), "t_end must be a finite number"),
+        (lambda: TruncatedSchedule(LinearSchedule(), 0.0, 1.5), r"t_end must lie in \[0, 1\]"),
     ],
 )
-def test_bad_parameters_raise_rescaled(build):
-    with pytest.raises(ValueError):
+def test_bad_parameters_raise_rescaled(build, match):
+    with pytest.raises(ValueError, match=match):
         build()

@@ -226,7 +226,111 @@ def test_sde_schedule_bad_input():
     sched = SDESchedule(lambda t: sde_coefficients(cos, t), t_min=0.1, points=101)
     with pytest.raises(ValueError, match="tabulated"):
         sched(torch.tensor([0.05]))
-    with pytest.raises(ValueError, match="function"):
+    with pytest.raises(TypeError, match="function"):
         SDESchedule(3.0)
     with pytest.raises(ValueError, match="t_min"):
         SDESchedule(lambda t: sde_coefficients(cos, t), t_min=1.0)
+
+
+def test_sde_coefficients_refuse_the_pure_noise_end_in_words():
+    t = torch.tensor([0.0, 0.5])
+    for schedule in (CosineSchedule(), LinearSchedule()):  # alpha(0) = 0: f = d log alpha / dt is infinite
+        with pytest.raises(ValueError, match=r"alpha\(t\) = 0 \(pure noise\), here at t = 0"):
+            sde_coefficients(schedule, t)
+    with pytest.raises(TypeError, match=r"class VPSchedule itself"):
+        sde_coefficients(VPSchedule, t)
+    with pytest.raises(TypeError, match="not the string 'vp'"):
+        sde_coefficients("vp", t)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        sde_coefficients(VPSchedule(), torch.tensor([float("nan")]))
+    assert torch.isfinite(sde_coefficients(VESchedule(), torch.tensor([0.0, 1.0])).g).all()
+
+
+def test_reverse_sde_refuses_bad_input_before_calling_the_model():
+    calls = []
+
+    def model(x, t, cond=None):
+        calls.append(1)
+        return torch.zeros_like(x)
+
+    x = torch.randn(4, 2)
+    with pytest.raises(ValueError, match=r"alpha\(t\) = 0"):
+        reverse_sde(model, x, CosineSchedule(), torch.linspace(0, 1, 5))  # a step starts at pure noise
+    with pytest.raises(ValueError, match="prediction type"):
+        reverse_sde(model, x, VPSchedule(), torch.linspace(0, 1, 5), prediction="x0")
+    with pytest.raises(TypeError, match="not the string"):
+        reverse_sde(model, x, "vp", torch.linspace(0, 1, 5))
+    with pytest.raises(ValueError, match="noise holds"):
+        reverse_sde(model, torch.full((2, 2), float("nan")), VPSchedule(), torch.linspace(0, 1, 5))
+    with pytest.raises(TypeError, match="generator"):
+        reverse_sde(model, x, VPSchedule(), torch.linspace(0, 1, 5), generator="seed")
+    assert calls == []
+    with pytest.raises(ValueError, match=r"returned shape \(4, 1\)"):
+        reverse_sde(lambda x, t, cond=None: x[:, :1], x, VPSchedule(), torch.linspace(0, 1, 5))
+
+
+def test_reverse_sde_names_the_step_where_the_model_returns_nan():
+    def model(x, t, cond=None):
+        return torch.full_like(x, float("inf")) if t[0] > 0.3 else torch.zeros_like(x)
+
+    with pytest.raises(ValueError, match=r"reverse_sde produced NaN or inf at step 3 \(t = 0\.4\)"):
+        reverse_sde(model, torch.randn(4, 2), VPSchedule(), torch.linspace(0, 0.8, 5))
+
+
+def test_probability_flow_and_score_refuse_singular_ends_and_bad_objects():
+    mixture = target_density("8gaussians")
+    cos = CosineSchedule()
+    model, x = ExactMixtureModel(mixture, cos), torch.randn(4, 2)
+    with pytest.raises(ValueError, match=r"alpha\(t\) = 0"):
+        probability_flow(model, cos)(x=x, t=torch.zeros(4))
+    with pytest.raises(ValueError, match="sigma = 0"):
+        probability_flow(model, cos)(x=x, t=torch.ones(4))
+    with pytest.raises(ValueError, match="prediction type"):
+        probability_flow(model, cos, prediction="noise")  # refused when built, not at the first ODE step
+    with pytest.raises(TypeError, match="class CosineSchedule itself"):
+        probability_flow(model, CosineSchedule)
+    with pytest.raises(ValueError, match=r"returned shape \(4, 1\)"):
+        score(lambda x, t, cond=None: x[:, :1], cos, x, torch.full((4,), 0.5))
+    with pytest.raises(TypeError, match="must be a torch tensor"):
+        score(model, cos, x.tolist(), torch.full((4,), 0.5))
+
+
+def test_sde_schedule_refuses_what_is_not_an_sde_in_words():
+    vp = VPSchedule()
+    with pytest.raises(TypeError, match="you passed the schedule"):
+        SDESchedule(vp)  # a schedule is callable too, but returns alpha and sigma
+    with pytest.raises(TypeError, match="it returned tuple"):
+        SDESchedule(lambda t: (t, t), points=11)
+    with pytest.raises(ValueError, match="one f and one g per time"):
+        SDESchedule(lambda t: SDECoefficients(f=t[:1], g=t[:1]), points=11)
+    with pytest.raises(ValueError, match="t_min=1e-3"):
+        SDESchedule(lambda t: SDECoefficients(f=1 / t, g=t), points=11)  # f infinite at t = 0
+    with pytest.raises(ValueError, match="a little after 0"):
+        SDESchedule(lambda t: sde_coefficients(CosineSchedule(), t), points=11)
+    for kwargs, match in (
+        ({"sigma_end": -1.0}, "sigma_end"),
+        ({"sigma_end": float("nan")}, "sigma_end"),
+        ({"t_min": float("nan")}, "t_min"),
+        ({"points": 1}, "at least 2"),
+        ({"points": "11"}, "grid points"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            SDESchedule(lambda t: sde_coefficients(vp, t), **kwargs)
+    with pytest.raises(TypeError, match="SDECoefficients.f must be a tensor"):
+        SDECoefficients(f=1.0, g=torch.ones(2))
+    with pytest.raises(ValueError, match="one shape"):
+        SDECoefficients(f=torch.ones(3), g=torch.ones(2))
+
+
+def test_sde_schedule_and_reverse_sde_check_memory(monkeypatch):
+    monkeypatch.setattr("lessons.checks.available_memory_bytes", lambda: 50_000)
+    vp = VPSchedule()
+    with pytest.raises(ValueError, match="tabulated on 20001 points would need"):
+        SDESchedule(lambda t: sde_coefficients(vp, t))
+    with pytest.raises(ValueError, match="recording the 201 states of reverse_sde"):
+        reverse_sde(lambda x, t, cond=None: x, torch.randn(100, 2), vp, torch.linspace(0, 0.9, 201))
+
+
+def test_reverse_sde_names_its_grid():
+    with pytest.raises(ValueError, match=r"ts must lie in \[0, 1\]"):
+        reverse_sde(lambda x, t, cond=None: x, torch.randn(3, 2), VPSchedule(), torch.tensor([0.2, 1.2]))

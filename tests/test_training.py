@@ -1,4 +1,4 @@
-"""The training loop: history, seeds, a safe stop on NaN that restores the last good weights, bad input."""
+"""The training loop: history, seeds, a safe stop on NaN that keeps the last good step's weights, bad input."""
 
 import copy
 import math
@@ -67,7 +67,7 @@ def test_batches_of_tuples_are_passed_through():
 
 
 @pytest.mark.parametrize("bad_value", [float("nan"), float("inf")])
-def test_non_finite_loss_stops_warns_and_restores_the_last_snapshot(bad_value):
+def test_non_finite_loss_stops_warns_and_keeps_the_last_good_step(bad_value):
     model, loss_fn, next_batch = _setup()
     weights_before_step = []  # the weights at the start of each step, recorded independently
     bad_step = 13
@@ -77,32 +77,114 @@ def test_non_finite_loss_stops_warns_and_restores_the_last_snapshot(bad_value):
         loss = loss_fn(model, batch)
         return loss * bad_value if len(weights_before_step) == bad_step else loss
 
-    with pytest.warns(RuntimeWarning, match="training stopped at step 13"):
-        result = train(model, flaky_loss, next_batch, steps=30, lr=1e-2, snapshot_every=5, progress=False)
+    with pytest.warns(RuntimeWarning, match="training stopped at step 13: the loss was"):
+        result = train(model, flaky_loss, next_batch, steps=30, lr=1e-2, progress=False)
     assert result.steps_done == 12 and len(result.losses) == 12
-    assert "step 10" in result.stopped_early and "smaller learning rate" in result.stopped_early
-    # the last snapshot is the weights after step 10, i.e. at the start of step 11
-    snapshot, final = weights_before_step[10], model.state_dict()
-    assert all(torch.equal(snapshot[k], final[k]) for k in final)
-    assert not all(torch.equal(weights_before_step[12][k], final[k]) for k in final)  # step 12's are not kept
+    assert str(bad_value) in result.stopped_early and "gradient" not in result.stopped_early
+    assert (
+        "step 12, the last good one" in result.stopped_early
+        and "smaller learning rate" in result.stopped_early
+    )
+    # the weights after step 12 are those at the start of step 13: the last good step's, not an older snapshot
+    last_good, final = weights_before_step[12], model.state_dict()
+    assert all(torch.equal(last_good[k], final[k]) for k in final)
+    assert not all(torch.equal(weights_before_step[11][k], final[k]) for k in final)  # step 11's are not kept
 
 
-def test_non_finite_gradient_also_stops():
+def test_non_finite_gradient_stops_names_the_gradient_and_the_weights():
     model, loss_fn, next_batch = _setup()
-    initial = copy.deepcopy(model.state_dict())
+    before_step = []
     calls = [0]
 
     def bad_gradient_loss(model, batch):
         calls[0] += 1
+        before_step.append(copy.deepcopy(model.state_dict()))
         loss = loss_fn(model, batch)
-        if calls[0] == 3:  # finite value, infinite gradient: sqrt at 0
+        if calls[0] == 3:  # finite value, NaN gradient: sqrt at 0 (0 * inf)
             return loss + torch.sqrt(torch.zeros(()) * loss)
         return loss
 
-    with pytest.warns(RuntimeWarning, match="step 3"):
+    with pytest.warns(RuntimeWarning, match="step 3: the loss was finite but its gradient was not"):
         result = train(model, bad_gradient_loss, next_batch, steps=10, progress=False)
-    assert result.steps_done == 2
-    assert all(torch.equal(initial[k], v) for k, v in model.state_dict().items())  # no snapshot yet: step 0
+    assert result.steps_done == 2 and "net.0.weight" in result.stopped_early
+    assert all(torch.equal(before_step[2][k], v) for k, v in model.state_dict().items())  # after step 2
+
+
+def test_gradient_of_one_weight_named_and_no_clipping_hint():
+    model, loss_fn, next_batch = _setup()
+
+    def loss_with_bad_bias(model, batch):  # only the last layer's bias gets a NaN gradient: 0 * inf
+        return loss_fn(model, batch) + (model.net[-1].bias.sum() * 0) ** 0.5
+
+    with pytest.warns(RuntimeWarning, match="from the start") as record:
+        result = train(model, loss_with_bad_bias, next_batch, steps=3, grad_clip=None, progress=False)
+    message = str(record[0].message)
+    assert result.steps_done == 0 and "net.4.bias" in message and "net.0.weight" not in message
+    assert "grad_clip" in message
+
+
+def test_failure_at_the_first_step_keeps_the_initial_weights():
+    model, loss_fn, next_batch = _setup()
+    initial = copy.deepcopy(model.state_dict())
+    with pytest.warns(RuntimeWarning, match="step 1: the loss was nan"):
+        result = train(model, lambda m, b: loss_fn(m, b) * float("nan"), next_batch, steps=5, progress=False)
+    assert result.steps_done == 0 and result.losses == []
+    assert all(torch.equal(initial[k], v) for k, v in model.state_dict().items())
+
+
+def test_batchnorm_statistics_of_the_bad_step_are_undone():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.BatchNorm1d(4))
+    calls = [0]
+
+    def loss_fn(model, batch):
+        calls[0] += 1
+        batch = batch * float("inf") if calls[0] == 3 else batch  # poisons the running mean in forward
+        return model(batch).pow(2).mean()
+
+    with pytest.warns(RuntimeWarning, match="step 3"):
+        train(model, loss_fn, lambda: torch.randn(8, 2), steps=5, progress=False)
+    assert torch.isfinite(model[1].running_mean).all() and torch.isfinite(model[1].running_var).all()
+
+
+def test_a_per_sample_loss_is_refused_and_its_mean_trains():
+    from lessons.schedules import LinearSchedule
+    from lessons.weighting import fm_weighting, weighted_eps_loss
+
+    model, _, next_batch = _setup()
+    schedule = LinearSchedule()
+
+    def per_sample(model, batch):  # (B,), t kept away from the singular ends
+        return weighted_eps_loss(
+            model, schedule, fm_weighting, batch, t=torch.rand(batch.shape[0]) * 0.9 + 0.05
+        )
+
+    with pytest.raises(ValueError, match=r"shape \(32,\) at step 1: reduce it with \.mean\(\)"):
+        train(model, per_sample, next_batch, steps=5, progress=False)
+    result = train(model, lambda m, b: per_sample(m, b).mean(), next_batch, steps=5, progress=False)
+    assert result.steps_done == 5 and all(math.isfinite(v) for v in result.losses)
+
+
+@pytest.mark.parametrize(
+    "loss_fn, error, match",
+    [
+        (lambda m, b: 1.0, TypeError, "scalar torch tensor"),
+        (lambda m, b: torch.tensor(1.0), ValueError, "does not depend on the model"),
+        (lambda m, b: m(x=b, t=torch.rand(b.shape[0])), ValueError, "reduce it with .mean()"),
+    ],
+)
+def test_bad_losses_are_refused_in_words(loss_fn, error, match):
+    model, _, next_batch = _setup()
+    with pytest.raises(error, match=match):
+        train(model, loss_fn, next_batch, steps=3, progress=False)
+
+
+def test_bad_batches_are_refused_in_words():
+    model, loss_fn, _ = _setup()
+    with pytest.raises(
+        TypeError, match=r"next_batch\(\) must return a tensor or a tuple of tensors, got list"
+    ):
+        train(model, loss_fn, lambda: [[0.0, 1.0]], steps=3, progress=False)
 
 
 def test_callback_runs_on_schedule():
@@ -129,12 +211,70 @@ def test_callback_runs_on_schedule():
         ({"steps": 5, "lr": 0.0}, "learning rate"),
         ({"steps": 5, "lr": -1e-3}, "learning rate"),
         ({"steps": 5, "lr": float("nan")}, "learning rate"),
+        ({"steps": 5, "lr": float("inf")}, "learning rate"),
+        ({"steps": 5, "grad_clip": 0.0}, "grad_clip"),
+        ({"steps": 5, "grad_clip": -1.0}, "grad_clip"),
+        ({"steps": 5, "grad_clip": float("inf")}, "grad_clip"),
+        ({"steps": 5, "grad_clip": float("nan")}, "grad_clip"),
+        ({"steps": 5, "callback_every": 0}, "callback_every"),
+        ({"steps": 5, "callback_every": -3}, "callback_every"),
+        ({"steps": 5, "weight_decay": -0.1}, "weight_decay"),
+        ({"steps": 5, "seed": -1}, "seed"),
+        ({"steps": 5, "seed": 1.5}, "seed"),
+        ({"steps": 5, "seed": 2**32}, "seed"),
+        ({"steps": 5, "seed": True}, "seed"),
+        ({"steps": 5, "device": "gpu"}, "unknown device 'gpu'; choose one of: cuda, mps, cpu"),
+        ({"steps": 5, "device": "cuda:x"}, "unknown device"),
     ],
 )
-def test_bad_steps_or_lr_raise(kwargs, match):
+def test_bad_arguments_raise_before_any_work(kwargs, match):
     model, loss_fn, next_batch = _setup()
+    before = copy.deepcopy(model.state_dict())
+    calls = []
     with pytest.raises(ValueError, match=match):
-        train(model, loss_fn, next_batch, progress=False, **kwargs)
+        train(model, loss_fn, lambda: calls.append(1) or next_batch(), progress=False, **kwargs)
+    assert calls == [] and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, match",
+    [
+        (("model",), {}, "model must be a Module object"),
+        ((MLP,), {}, "you passed the class MLP itself"),
+        ((None, "loss", None), {}, "loss_fn must be a function"),
+        ((None, None, torch.zeros(3)), {}, "next_batch must be a function"),
+        ((), {"lr": "0.1"}, "learning rate lr must be a real number"),
+        ((), {"device": 0}, r"device must be a name \(choose one of: cuda, mps, cpu\)"),
+        ((), {"callback": "plot"}, "callback must be a function"),
+    ],
+)
+def test_wrong_kinds_of_objects_raise_type_errors(args, kwargs, match):
+    model, loss_fn, next_batch = _setup()
+    full = [model, loss_fn, next_batch]
+    for i, value in enumerate(args):
+        if value is not None:
+            full[i] = value
+    with pytest.raises(TypeError, match=match):
+        train(*full, steps=3, progress=False, **kwargs)
+
+
+def test_a_model_without_trainable_weights_is_refused():
+    model, loss_fn, next_batch = _setup()
+    model.requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable weights"):
+        train(model, loss_fn, next_batch, steps=3, progress=False)
+
+
+def test_the_device_is_accepted_as_a_name_or_a_torch_device():
+    for device in ("cpu", torch.device("cpu")):
+        model, loss_fn, next_batch = _setup()
+        assert train(model, loss_fn, next_batch, steps=2, device=device, progress=False).steps_done == 2
+
+
+@pytest.mark.parametrize("seed", [-1, 2.0, "0", 2**32])
+def test_seed_everything_refuses_bad_seeds(seed):
+    with pytest.raises(ValueError, match="seed must be a whole number between 0 and 4294967295"):
+        seed_everything(seed)
 
 
 class _Scalar(torch.nn.Module):
@@ -216,3 +356,43 @@ def test_ema_matches_recursion():
     assert torch.allclose(ema.model.weight, expected)
     with pytest.raises(ValueError, match="decay"):
         EMA(model, 1.0)
+
+
+def test_ema_refuses_bad_decay_and_another_model():
+    model = torch.nn.Linear(2, 1)
+    for decay in (float("nan"), -0.1, 1.5):
+        with pytest.raises(ValueError, match="EMA decay"):
+            EMA(model, decay)
+    with pytest.raises(TypeError, match="model must be a Module"):
+        EMA("model")
+    with pytest.raises(ValueError, match="the same weight shapes"):
+        EMA(model).update(torch.nn.Linear(3, 1))
+
+
+def test_random_batches_refuses_empty_data_bad_generators_and_giant_batches():
+    with pytest.raises(ValueError, match="data holds no rows"):
+        random_batches(torch.zeros(0, 2), 4)
+    with pytest.raises(ValueError, match=r"same number of rows N, got \[3, 4\]"):
+        random_batches((torch.zeros(3, 2), torch.zeros(4)), 2)
+    with pytest.raises(TypeError, match="generator must be a Generator object"):
+        random_batches(torch.zeros(3, 2), 2, "seed 0")
+    with pytest.raises(ValueError, match="[KMGT]iB of memory"):
+        random_batches(torch.zeros(3, 2), 10**12)
+
+
+def test_a_step_count_whose_loss_history_cannot_fit_is_refused_at_once():
+    model, loss_fn, next_batch = _setup()
+    with pytest.raises(ValueError, match="[KMGT]iB of memory"):
+        train(model, loss_fn, next_batch, steps=10**12, progress=False)
+
+
+def test_a_gradient_whose_norm_overflows_is_named_as_too_large():
+    model = _Scalar().float()  # float32 weights w and v, each with gradient 3e38: finite, their norm is not
+    model.v = torch.nn.Parameter(torch.zeros(()))
+
+    def loss_fn(m, batch):
+        return m.w * 3e38 + m.v * 3e38 + 0 * batch.sum()
+
+    with pytest.warns(RuntimeWarning, match="gradient was too large"):
+        result = train(model, loss_fn, lambda: torch.zeros(1), steps=2, progress=False)
+    assert result.steps_done == 0 and model.w.item() == 0.0

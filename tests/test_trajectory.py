@@ -33,5 +33,23 @@ def test_counting_model_counts_calls_and_passes_everything_through():
 def test_counting_model_keeps_the_parameters_of_a_network():
     net = MLP(hidden=8, depth=1)
     assert [p for p in CountingModel(net).parameters()] == list(net.parameters())
-    with pytest.raises(ValueError, match="wraps a model"):
+    with pytest.raises(TypeError, match="model or a function"):
         CountingModel(3)
+    with pytest.raises(TypeError, match="class MLP itself"):
+        CountingModel(MLP)
+
+
+@pytest.mark.parametrize(
+    "ts, xs, nfe, match",
+    [
+        (torch.zeros(3, 1), torch.zeros(3, 2, 2), 0, r"ts must be a tensor of shape \(steps\+1,\)"),
+        ([0.0, 1.0], torch.zeros(2, 2, 2), 0, "ts must be a tensor"),
+        (torch.linspace(0, 1, 3), torch.zeros(3), 0, r"xs must be a tensor of shape \(steps\+1, B, \.\.\.\)"),
+        (torch.linspace(0, 1, 3), torch.zeros(4, 2, 2), 0, "one state per time"),
+        (torch.linspace(0, 1, 3), torch.zeros(3, 2, 2), -1, "nfe"),
+        (torch.linspace(0, 1, 3), torch.zeros(3, 2, 2), 2.0, "nfe"),
+    ],
+)
+def test_trajectory_refuses_inconsistent_records(ts, xs, nfe, match):
+    with pytest.raises(ValueError, match=match):
+        Trajectory(ts=ts, xs=xs, nfe=nfe)

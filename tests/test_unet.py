@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from model_helpers import randomized
 
-from lessons.unet import ResBlock, UNet, count_parameters, unet_config
+from lessons.unet import ResBlock, UNet, UNetConfig, count_parameters, unet_config
 
 
 def test_sizes_and_shapes():
@@ -68,3 +68,66 @@ def test_bad_input():
         cond_model(x=x, t=t, cond=torch.tensor([1, 11]))
     with pytest.raises(ValueError, match="size"):
         unet_config("huge")
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"channels": ()}, "channels"),
+        ({"channels": (8, 0)}, "channels"),
+        ({"channels": (8, 2.5)}, "channels"),
+        ({"channels": 8}, "channels"),
+        ({"emb_dim": 0}, "emb_dim"),
+        ({"emb_dim": 31}, "even"),
+        ({"image_channels": 0}, "image_channels"),
+        ({"num_classes": 0}, "num_classes"),
+    ],
+)
+def test_bad_configurations_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        UNetConfig(**kwargs)
+    with pytest.raises(ValueError, match=match):
+        UNet(UNetConfig(**{**dict(channels=(8, 16), emb_dim=32), **kwargs}))
+
+
+def test_a_list_of_channels_is_kept_as_a_tuple():
+    assert UNetConfig(channels=[8, 16]).channels == (8, 16)
+
+
+@pytest.mark.parametrize(
+    "config, match",
+    [
+        ("tiny", r"UNet\(unet_config\('tiny'\)\)"),
+        (UNetConfig, "the class UNetConfig itself"),
+        ({}, "UNetConfig"),
+    ],
+)
+def test_wrong_kind_of_config_is_a_type_error(config, match):
+    with pytest.raises(TypeError, match=match):
+        UNet(config)
+
+
+def test_inputs_of_the_wrong_shape_dtype_or_batch_are_refused():
+    model = UNet(unet_config("tiny"))
+    x, t = torch.randn(2, 1, 28, 28), torch.rand(2)
+    with pytest.raises(ValueError, match="multiples of 2"):
+        model(x=torch.randn(2, 1, 27, 28), t=t)
+    with pytest.raises(ValueError, match=r"\(B, 1, H, W\)"):
+        model(x=torch.randn(2, 3, 28, 28), t=t)
+    with pytest.raises(ValueError, match="torch.float64 but the model's weights are torch.float32"):
+        model(x=x.double(), t=t)
+    with pytest.raises(ValueError, match="float tensor"):
+        model(x=x.to(torch.uint8), t=t)
+    with pytest.raises(ValueError, match="one time per sample"):
+        model(x=x, t=torch.rand(3))
+    with pytest.raises(TypeError, match="torch tensor"):
+        model(x=x.numpy(), t=t)
+    with pytest.raises(ValueError, match="c_out"):
+        ResBlock(4, 0, emb_dim=8)
+    block = ResBlock(8, 8, emb_dim=4)
+    with pytest.raises(ValueError, match=r"x must have shape \(B, 8, H, W\), got \(2, 3, 7, 7\)"):
+        block(torch.randn(2, 3, 7, 7), torch.randn(2, 4))
+    with pytest.raises(ValueError, match=r"emb must have shape \(2, 4\)"):
+        block(torch.randn(2, 8, 7, 7), torch.randn(2, 5))
+    with pytest.raises(TypeError, match="Module"):
+        count_parameters("UNet")

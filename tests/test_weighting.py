@@ -156,3 +156,143 @@ def test_bad_input_raises():
         implied_weighting("eps", LinearSchedule(), torch.tensor([1.5]))
     with pytest.raises(ValueError, match="prediction type"):
         eps_mse_factor("x0", LinearSchedule()(torch.tensor([0.5])))
+
+
+def test_factors_at_the_ends_are_finite_or_refused():
+    noise_end = LinearSchedule()(torch.zeros(2, dtype=torch.float64))  # alpha = 0
+    data_end = LinearSchedule()(torch.ones(2, dtype=torch.float64))  # sigma = 0
+    assert eps_mse_factor("eps", noise_end).tolist() == [1.0, 1.0]
+    assert eps_mse_factor("data", data_end).tolist() == [0.0, 0.0]  # sigma / alpha = 0
+    assert eps_mse_factor("v", data_end).tolist() == [1.0, 1.0]  # (alpha^2 + sigma^2)^2 / alpha^2
+    for kind in ("data", "v", "velocity"):
+        with pytest.raises(ValueError, match=rf"the {kind} error is sigma / alpha times the eps error"):
+            eps_mse_factor(kind, noise_end)
+    with pytest.raises(ValueError, match=r"score error .* infinite where sigma\(t\) = 0"):
+        eps_mse_factor("score", data_end)
+    with pytest.raises(ValueError, match=r"d lambda / dt is undefined where alpha\(t\) = 0"):
+        d_log_snr(noise_end)
+    with pytest.raises(ValueError, match=r"d lambda / dt is undefined where sigma\(t\) = 0"):
+        d_log_snr(data_end)
+    with pytest.raises(TypeError, match=r"coefficients at the times, schedule\(t\)"):
+        d_log_snr(LinearSchedule())
+
+
+@pytest.mark.parametrize("t_end", [0.0, 1.0])
+def test_implied_weighting_refuses_the_infinite_log_snr_ends(t_end):
+    t = torch.tensor([0.5, t_end], dtype=torch.float64)
+    for kind in PREDICTIONS:
+        with pytest.raises(
+            ValueError, match=r"the weighting w\(lambda\) is undefined where (alpha|sigma)\(t\) = 0"
+        ):
+            implied_weighting(kind, LinearSchedule(), t)
+        with pytest.raises(ValueError, match=r"the weighting w\(lambda\) is undefined"):
+            implied_weighting(kind, CosineSchedule(), t.float())  # in float64 cos(pi / 2) = 6e-17, not 0
+    with pytest.raises(ValueError, match="undefined"):
+        implied_weighting("velocity", LinearSchedule(), t, logit_normal_density)
+
+
+def test_implied_weighting_is_finite_where_the_log_snr_is():
+    """VP's log-SNR is finite at t = 0 (alpha(0) > 0): its weighting is an ordinary number there."""
+    w = implied_weighting("eps", VPSchedule(), torch.tensor([0.0, 0.5], dtype=torch.float64))
+    assert torch.isfinite(w).all() and (w > 0).all()
+    with pytest.raises(ValueError, match="overflows torch.float64"):
+        implied_weighting("velocity", LinearSchedule(), torch.tensor([1e-300], dtype=torch.float64))
+
+
+def test_implied_weighting_refuses_bad_objects_and_densities():
+    t = torch.full((3,), 0.5)
+    with pytest.raises(TypeError, match=r"call it, CosineSchedule\(\)"):
+        implied_weighting("v", CosineSchedule, t)
+    with pytest.raises(TypeError, match="time_density must be None or a function"):
+        implied_weighting("v", CosineSchedule(), t, time_density=0.5)
+    with pytest.raises(ValueError, match=r"time_density\(t\) must return a tensor of shape \(3,\)"):
+        implied_weighting("v", CosineSchedule(), t, time_density=lambda s: 1.0)
+    with pytest.raises(ValueError, match="finite densities >= 0"):
+        implied_weighting("v", CosineSchedule(), t, time_density=lambda s: -s)
+    with pytest.raises(TypeError, match="prediction type must be a name"):
+        implied_weighting(None, CosineSchedule(), t)
+
+
+def test_fm_weighting_refuses_what_it_cannot_weigh():
+    assert fm_weighting(torch.tensor([math.inf])).tolist() == [0.0]  # its limit at clean data
+    with pytest.raises(ValueError, match=r"infinite at lambda = -inf \(pure noise\)"):
+        fm_weighting(torch.tensor([0.0, -math.inf]))
+    with pytest.raises(ValueError, match="overflows torch.float32 below lambda = -177"):
+        fm_weighting(torch.tensor([-200.0]))
+    assert torch.isfinite(fm_weighting(torch.tensor([-200.0], dtype=torch.float64))).all()
+    with pytest.raises(ValueError, match="NaN"):
+        fm_weighting(torch.tensor([math.nan]))
+    with pytest.raises(ValueError, match="float tensor"):
+        fm_weighting(torch.tensor([1, 2]))
+
+
+def test_weighted_loss_refuses_bad_input():
+    lin, data = LinearSchedule(), torch.randn(4, 2, dtype=torch.float64)
+    model = gaussian_model(lin)
+    with pytest.raises(ValueError, match=r"weighted eps loss is undefined where alpha\(t\) = 0"):
+        weighted_eps_loss(
+            model, lin, fm_weighting, data, t=torch.tensor([0.0, 0.2, 0.4, 0.6], dtype=torch.float64)
+        )
+    with pytest.raises(ValueError, match=r"undefined where sigma\(t\) = 0"):
+        weighted_eps_loss(model, lin, fm_weighting, data, t=torch.ones(4, dtype=torch.float64))
+    with pytest.raises(TypeError, match=r"call it, LinearSchedule\(\)"):
+        weighted_eps_loss(model, LinearSchedule, fm_weighting, data)
+    with pytest.raises(TypeError, match="weighting must be a function"):
+        weighted_eps_loss(model, lin, "fm", data)
+    with pytest.raises(TypeError, match="eps_model must be a network"):
+        weighted_eps_loss(None, lin, fm_weighting, data)
+    bad = data.clone()
+    bad[1, 1] = math.nan
+    with pytest.raises(ValueError, match="data holds 1 NaN"):
+        weighted_eps_loss(model, lin, fm_weighting, bad)
+    with pytest.raises(ValueError, match="noise and data must have the same shape"):
+        weighted_eps_loss(model, lin, fm_weighting, data, noise=torch.randn(4, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"the model eps_model returned shape \(4, 1\)"):
+        weighted_eps_loss(lambda x, t, cond=None: x[:, :1], lin, fm_weighting, data)
+    with pytest.raises(ValueError, match=r"weighting\(log_snr\) must return a tensor of shape \(4,\)"):
+        weighted_eps_loss(model, lin, lambda lam: 1.0, data)
+    with pytest.raises(ValueError, match="dtype torch.float64 but the model's weights are torch.float32"):
+        weighted_eps_loss(torch.nn.Linear(2, 2), lin, fm_weighting, data)
+    with pytest.raises(ValueError, match=r"data must have shape \(B, ...\)"):
+        weighted_eps_loss(model, lin, fm_weighting, data[:, 0])
+    loss = weighted_eps_loss(model, lin, fm_weighting, data)  # t drawn in (0, 1): finite
+    assert loss.shape == (4,) and torch.isfinite(loss).all()
+
+
+def test_logit_normal_refuses_bad_parameters_and_is_zero_at_the_ends():
+    ends = logit_normal_density(torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64), 0.3, 0.8)
+    assert ends[0] == 0.0 and ends[2] == 0.0 and ends[1] > 0  # the limit, not 0 / 0 = NaN
+    assert logit_normal_density(torch.tensor([0.0, 1.0])).tolist() == [0.0, 0.0]
+    with pytest.raises(ValueError, match="mean must be a finite number"):
+        logit_normal_density(torch.tensor([0.5]), mean=math.nan)
+    with pytest.raises(ValueError, match="std must be a finite number"):
+        logit_normal_times(10, std=math.inf)
+    with pytest.raises(TypeError, match="mean must be a real number"):
+        logit_normal_times(10, mean="0")
+    with pytest.raises(TypeError, match="generator must be a Generator object"):
+        logit_normal_times(10, generator=0)
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        logit_normal_times(10, device="gpu")
+    with pytest.raises(ValueError, match="[GT]iB of memory"):
+        logit_normal_times(10**13)
+    with pytest.raises(ValueError, match="positive whole number"):
+        logit_normal_times(2.5)
+
+
+def test_logit_normal_density_refuses_an_overflow_instead_of_inf():
+    t = torch.tensor([1e-45, 0.5])  # a subnormal t, with the mean far out on its side: p ~ 1e41 > float32
+    with pytest.raises(ValueError, match="density overflows torch.float32.*float64"):
+        logit_normal_density(t, mean=-100.0)
+    wide = logit_normal_density(t.double(), mean=-100.0)
+    assert torch.isfinite(wide).all() and wide[0] > 1e40
+    assert logit_normal_density(torch.full((4,), 0.0)).tolist() == [0.0] * 4  # the limit at t = 0, exactly
+
+
+def test_callables_are_refused_when_a_class_or_a_value_is_given():
+    lin, data = LinearSchedule(), torch.randn(4, 2)
+    with pytest.raises(TypeError, match=r"eps_model must be .*got the class MLP itself \(call it"):
+        from lessons.models import MLP
+
+        weighted_eps_loss(MLP, lin, fm_weighting, data)
+    with pytest.raises(TypeError, match="weighting must be a function log_snr"):
+        weighted_eps_loss(torch.nn.Linear(2, 2), lin, "fm", data)

@@ -2,8 +2,8 @@
 
 An explorer owns one figure (a widgets.plotly_view.PlotlyView, redrawn in place by one message per
 move), its controls, and a message line.
-Control callbacks run through ``Explorer.guard``: a ValueError from the library (an impossible
-schedule, zero steps) becomes a sentence in the message line, never a traceback.
+Control callbacks run through ``Explorer.guard``: a ValueError or TypeError from the library (an impossible
+schedule, zero steps, an object of the wrong kind) becomes a sentence in the message line, never a traceback.
 """
 
 import html
@@ -15,7 +15,9 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
+from lessons.checks import check_instance, check_memory, check_number, check_seed
 from lessons.data2d import sample_target, target_density
+from widgets.checks import check_array, check_callable, check_text, check_whole
 
 FONT = "Inter, 'Helvetica Neue', Helvetica, Arial, sans-serif"
 INK, MUTED, GRID = "#1f2933", "#7b8794", "#e4e7eb"
@@ -65,6 +67,7 @@ CSS = """<style>
 
 def style_axes(fig: go.Figure) -> None:
     """Apply the course's axis style to every axis of fig."""
+    check_instance(fig, go.Figure, "fig", "plotly.graph_objects.Figure()")
     fig.update_xaxes(**AXIS)
     fig.update_yaxes(**AXIS)
     fig.update_annotations(font=dict(size=17, color=INK))
@@ -72,23 +75,61 @@ def style_axes(fig: go.Figure) -> None:
 
 def two_panels(titles) -> go.Figure:
     """An empty figure of two panels side by side with these subplot titles (lay it out with side_by_side_squares)."""
+    if (
+        not isinstance(titles, (list, tuple))
+        or len(titles) != 2
+        or not all(isinstance(t, str) for t in titles)
+    ):
+        raise ValueError(
+            f"titles must be two strings, one per panel, such as ('left', 'right'); got {titles!r}."
+        )
     return go.Figure(make_subplots(rows=1, cols=2, horizontal_spacing=0.06, subplot_titles=titles))
 
 
 def add_lines(fig: go.Figure, name: str, line: dict, row: int = 1, col: int = 1, **kwargs) -> None:
     """An empty line trace in panel (row, col), for the explorer's updates to fill; kwargs go to add_scatter."""
+    _check_trace_args(fig, name, line, "line", row, col)
     fig.add_scatter(x=[], y=[], mode="lines", name=name, line=line, row=row, col=col, **kwargs)
 
 
 def add_markers(fig: go.Figure, name: str | None, marker: dict, row: int = 1, col: int = 1, **kwargs) -> None:
     """An empty marker trace without hover text in panel (row, col), for the explorer's updates to fill."""
+    _check_trace_args(fig, name, marker, "marker", row, col)
     fig.add_scatter(
         x=[], y=[], mode="markers", name=name, hoverinfo="skip", marker=marker, row=row, col=col, **kwargs
     )
 
 
+def _check_trace_args(fig, name, style, style_name: str, row, col) -> None:
+    check_instance(fig, go.Figure, "fig", "two_panels(('left', 'right'))")
+    check_text(name, "the trace name", optional=True)
+    if not isinstance(style, dict):
+        raise TypeError(
+            f"{style_name} must be a dict of plotly {style_name} properties, got {type(style).__name__}."
+        )
+    _check_cell(fig, row, col)
+
+
+def _check_cell(fig: go.Figure, row, col) -> tuple[int, int]:
+    """Check that (row, col) is a panel of fig's subplot grid (counted from 1); return them as ints."""
+    grid = getattr(fig, "_grid_ref", ())  # plotly keeps make_subplots' grid here (None without one)
+    if grid is None:
+        raise ValueError(
+            "fig has no grid of panels to put a trace in at (row, col): make it with two_panels(('left', "
+            "'right')) or plotly.subplots.make_subplots."
+        )
+    rows, cols = (len(grid), len(grid[0])) if grid else (None, None)
+    row = check_whole(row, "row", high=rows, why=f" (the figure has {rows} row(s) of panels)" if rows else "")
+    col = check_whole(
+        col, "col", high=cols, why=f" (the figure has {cols} column(s) of panels)" if cols else ""
+    )
+    return row, col
+
+
 def side_by_side_squares(fig: go.Figure, view: float) -> go.Figure:
     """Lay out two square 2D panels, [-view, view]^2 each, with the legend below them; returns fig."""
+    check_instance(fig, go.Figure, "fig", "two_panels(('left', 'right'))")
+    check_number(view, "view (half the width of each panel)", low=0, low_open=True)
     fig.update_layout(**LAYOUT, height=600)
     fig.update_layout(
         legend=dict(orientation="h", x=0.5, xanchor="center", y=-0.08, yanchor="top"),
@@ -104,11 +145,14 @@ def side_by_side_squares(fig: go.Figure, view: float) -> go.Figure:
 
 def control_style(width: str = "auto") -> dict:
     """Keyword arguments that give a control a readable label width."""
+    check_text(width, "width (a CSS width such as '300px' or 'auto')")
     return dict(style={"description_width": "initial"}, layout=w.Layout(width=width))
 
 
 def readout(value: str = "", width: str | None = None) -> w.HTML:
     """An HTML line for numbers in the course's readout style (width='50%' for one of two side by side)."""
+    check_text(value, "value (the readout's HTML)")
+    check_text(width, "width (a CSS width such as '50%')", optional=True)
     box = w.HTML(value, layout=w.Layout(width=width))
     box.add_class("course-readout")
     return box
@@ -116,6 +160,10 @@ def readout(value: str = "", width: str | None = None) -> w.HTML:
 
 def noise_and_reference(n_samples: int, seed: int):
     """The fixed noise (n_samples, 2) a 2D explorer samples from, and an 8-gaussians sample (seed + 1) to measure W2 against."""
+    n_samples = check_whole(n_samples, "n_samples")
+    seed = check_seed(seed)
+    # the noise, and sample_target's few (n, 2) float32 temporaries: refused before either is drawn
+    check_memory(n_samples * 2 * 4 * 9, f"the noise and reference of n_samples = {n_samples:,} points")
     noise = torch.randn(n_samples, 2, generator=torch.Generator().manual_seed(seed))
     return noise, sample_target("8gaussians", n_samples, seed=seed + 1)
 
@@ -141,6 +189,7 @@ class Explorer:
 
     def show_message(self, text: str | None) -> None:
         """Show text in the message line (None hides it)."""
+        check_text(text, "the message text", optional=True)
         if text:
             self.message.value = html.escape(text)
             self.message.layout.display = "block"
@@ -150,10 +199,14 @@ class Explorer:
 
     def guard(self, action, *args) -> bool:
         """Run action(*args); on bad input show the reason as a message and return False."""
+        check_callable(action, "action", "self.update")
         start = time.perf_counter()
         try:
             action(*args)
-        except ValueError as err:
+        except (
+            ValueError,
+            TypeError,
+        ) as err:  # the learner's input (a value, or an object of the wrong kind)
             self.show_message(f"Cannot show this setting: {err}")
             return False
         except Exception as err:  # never a traceback in front of a class
@@ -168,6 +221,17 @@ class Explorer:
 
     def observe(self, controls, action) -> None:
         """Call action (guarded) whenever one of the controls changes value."""
+        check_callable(action, "action", "self.update")
+        if isinstance(controls, w.Widget):
+            raise TypeError(
+                "controls must be a list of widgets, such as [self.t]; put the one widget in a list."
+            )
+        for control in controls:
+            if not (isinstance(control, w.Widget) and control.has_trait("value")):
+                raise TypeError(
+                    f"each control must be an ipywidgets control with a value (a slider, a dropdown), "
+                    f"got {type(control).__name__}."
+                )
         for control in controls:
             control.observe(lambda _change: self.guard(action), names="value")
 
@@ -177,6 +241,7 @@ class Explorer:
 
 def paths_xy(xs: np.ndarray):
     """(x, y) of the polylines of xs (S+1, B, 2), NaN between paths, for one plotly trace."""
+    xs = check_array(xs, "xs (the paths: times, samples, coordinates)", 3, "(S+1, B, 2)", last=2)
     paths = xs.transpose(1, 0, 2)
     flat = np.concatenate([paths, np.full((paths.shape[0], 1, 2), np.nan)], axis=1).reshape(-1, 2)
     return flat[:, 0], flat[:, 1]
@@ -184,13 +249,27 @@ def paths_xy(xs: np.ndarray):
 
 def density_image(name: str, centers: np.ndarray, alpha: float = 1.0, sigma: float = 0.0) -> np.ndarray:
     """The density of alpha * data + sigma * noise for target ``name`` on the square grid centers x centers."""
+    mixture = target_density(name)
+    centers = check_array(centers, "centers (the pixel centres along one axis)", 1, "(P,)")
+    alpha = check_number(alpha, "alpha")
+    sigma = check_number(sigma, "sigma", low=0)
+    if alpha == 0 and sigma == 0:
+        raise ValueError(
+            "alpha and sigma cannot both be 0: x_t would be the single point 0, which has no density."
+        )
     gx, gy = np.meshgrid(centers, centers)
     grid = torch.tensor(np.stack([gx.ravel(), gy.ravel()], 1), dtype=torch.float32)
-    return target_density(name).log_prob(grid, alpha, sigma).exp().reshape(len(centers), len(centers)).numpy()
+    return mixture.log_prob(grid, alpha, sigma).exp().reshape(len(centers), len(centers)).numpy()
 
 
 def target_backdrop(fig, cols, view: float, pixels: int = 90) -> None:
     """The 8-gaussians density as a light grey image behind each panel: cheap to redraw, unlike points."""
+    check_instance(fig, go.Figure, "fig", "two_panels(('left', 'right'))")
+    if not isinstance(cols, (list, tuple, range)):
+        raise TypeError(f"cols must be a list of panel columns such as (1, 2), got {type(cols).__name__}.")
+    cols = [_check_cell(fig, 1, col)[1] for col in cols]
+    check_number(view, "view (half the width of each panel)", low=0, low_open=True)
+    check_whole(pixels, "pixels", low=2, high=1000, why=" (the image is pixels x pixels)")
     centers = np.linspace(-view, view, pixels)
     density = density_image("8gaussians", centers)
     z = np.round(density / density.max(), 3)

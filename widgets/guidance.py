@@ -10,14 +10,48 @@ import ipywidgets as w
 import matplotlib.pyplot as plt
 import torch
 
-from lessons.image_metrics import classify
+from lessons.checks import check_finite, check_instance, check_memory, check_number, check_seed, check_tensor
+from lessons.image_metrics import DigitClassifier, classify
 from lessons.image_training import generate
 from lessons.mnist import tile
 from widgets.base import Explorer, control_style
+from widgets.checks import check_whole
+
+MAX_ZOOM = 10  # pixels per image pixel: 10 already makes a row of 8 digits 2,320 pixels wide
+
+
+def check_scales(scales) -> list:
+    """The guidance scales as a list of numbers w >= 0 (at least one)."""
+    if isinstance(scales, (str, bytes)) or not hasattr(scales, "__iter__"):
+        raise TypeError(f"scales must be a list of guidance scales such as [0.0, 1.0, 4.0], got {scales!r}.")
+    scales = list(scales)
+    if not scales:
+        raise ValueError("scales is empty: give at least one guidance scale, such as [0.0, 1.0, 4.0].")
+    for scale in scales:
+        check_number(scale, "each guidance scale w in scales", low=0)
+    return scales
+
+
+def check_images(images, name: str) -> torch.Tensor:
+    """Check that images is a finite float tensor of grey images (N, 1, H, W)."""
+    check_tensor(images, name, ndim=4)
+    if images.shape[1] != 1:
+        raise ValueError(f"{name} must be grey images of shape (N, 1, H, W), got {tuple(images.shape)}.")
+    return check_finite(images, name)
 
 
 def precompute_guided_samples(model, scales, per_class: int = 8, nfe: int = 8, seed: int = 0) -> dict:
     """{(digit, scale): images (per_class, 1, 28, 28)} from the flow model with Euler, the same noise for every scale."""
+    if isinstance(model, type) or not callable(model):
+        check_instance(model, torch.nn.Module, "model", "the class-conditional U-Net of lesson 07")
+    scales = check_scales(scales)
+    per_class = check_whole(per_class, "per_class (samples per digit)")
+    nfe = check_whole(nfe, "nfe (the number of network evaluations)")
+    seed = check_seed(seed)
+    check_memory(
+        len(scales) * 10 * per_class * 28 * 28 * 4,
+        f"keeping {per_class} samples per digit at {len(scales)} scales",
+    )
     noise = torch.randn(10 * per_class, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
     labels = torch.arange(10).repeat_interleave(per_class)
     out = {}
@@ -30,6 +64,8 @@ def precompute_guided_samples(model, scales, per_class: int = 8, nfe: int = 8, s
 
 def png(images: torch.Tensor, nrow: int) -> bytes:
     """A PNG of the tiled images (black digits on white), for an ipywidgets Image."""
+    check_images(images, "images")
+    nrow = check_whole(nrow, "nrow (images per row)")
     buffer = io.BytesIO()
     plt.imsave(buffer, tile(images, nrow).numpy(), cmap="gray_r", vmin=0, vmax=1, format="png")
     return buffer.getvalue()
@@ -46,10 +82,19 @@ class GuidanceExplorer(Explorer):
 
     def __init__(self, samples: dict, classifier=None, zoom: int = 4):
         super().__init__()
+        if not isinstance(samples, dict):
+            raise TypeError(
+                "samples must be the dict {(digit, scale): images} made by precompute_guided_samples(model, "
+                f"scales), got {type(samples).__name__}."
+            )
         if not samples:
             raise ValueError(
                 "the explorer needs precomputed samples: use precompute_guided_samples(model, scales)."
             )
+        self._check_samples(samples)
+        if classifier is not None:
+            check_instance(classifier, DigitClassifier, "classifier", "load_classifier()")
+        zoom = check_whole(zoom, "zoom", high=MAX_ZOOM, why=" (screen pixels per image pixel)")
         self.samples, self.classifier = samples, classifier
         scales = sorted({scale for _, scale in samples})
         self.digit = w.ToggleButtons(options=list(range(10)), value=0, description="digit", **control_style())
@@ -69,6 +114,25 @@ class GuidanceExplorer(Explorer):
         self.observe([self.digit, self.scale], self.update)
         self.widget = self._frame(w.HBox([self.digit]), self.scale, self.message, self.image, self.readout)
         self.update()
+
+    @staticmethod
+    def _check_samples(samples: dict) -> None:
+        """Every key a (digit 0-9, scale) pair, every digit at every scale, every value a batch of grey images."""
+        for key, images in samples.items():
+            if not (isinstance(key, tuple) and len(key) == 2 and key[0] in range(10)):
+                raise ValueError(
+                    f"the samples' keys must be (digit 0-9, scale) pairs, as precompute_guided_samples makes; got {key!r}."
+                )
+            check_number(key[1], f"the scale of key {key!r}")
+            check_images(images, f"samples[{key!r}]")
+        scales = sorted({scale for _, scale in samples})
+        for scale in scales:
+            missing = [digit for digit in range(10) if (digit, scale) not in samples]
+            if missing:
+                raise ValueError(
+                    f"no samples of digit(s) {missing} at scale {scale}: every digit needs samples at every "
+                    "scale; make them with precompute_guided_samples(model, scales)."
+                )
 
     def update(self) -> None:
         key = (self.digit.value, self.scale.value)

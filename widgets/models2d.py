@@ -10,13 +10,24 @@ from pathlib import Path
 import torch
 
 from lessons.checkpoints import checkpoint_path, load_model
-from lessons.checks import check_positive_int, choose
+from lessons.checks import (
+    check_finite,
+    check_instance,
+    check_matches_model,
+    check_number,
+    check_points,
+    check_positive_int,
+    check_seed,
+    check_tensor,
+    choose,
+)
 from lessons.ddim import churn_sampler, ddim
 from lessons.ddpm import DDPM, DiscreteVPSchedule
 from lessons.models import MLP
 from lessons.sde import probability_flow
 from lessons.solvers import ODE_METHODS, solve_ode
 from lessons.trajectory import Trajectory
+from widgets.checks import check_text
 
 CHECKPOINT_DIR = checkpoint_path("2d")  # made by scripts/train_2d_checkpoints.py
 # method shown in the app -> checkpoint it needs
@@ -30,17 +41,31 @@ METHOD_CHECKPOINTS = {
 }
 SAMPLERS = ("DDPM", "DDIM")  # the samplers that ignore the ODE solver
 PF_ODE_END = 0.999  # the score -eps / sigma is undefined at t = 1 (sigma = 0), stop one DDPM step short
+REMAKE = "python scripts/train_2d_checkpoints.py"
 
 
 class PretrainedModels:
     """Loads checkpoints on first use and keeps them: ``models.get('icfm') -> (model, settings)``."""
 
     def __init__(self, directory: Path | str = CHECKPOINT_DIR):
+        if not isinstance(directory, (str, Path)):
+            raise TypeError(
+                f"directory must be a folder path (a str or a Path), got {type(directory).__name__}."
+            )
         self.directory = Path(directory)
+        if not self.directory.is_dir():
+            raise ValueError(
+                f"the checkpoint folder {self.directory} does not exist; make the 2D checkpoints with {REMAKE}."
+            )
         self._loaded = {}
 
     def get(self, name: str):
+        check_text(name, "the checkpoint name")
         if name not in self._loaded:
+            names = {path.stem for path in self.directory.glob("*.pt")}
+            if not names:
+                raise ValueError(f"{self.directory} holds no checkpoints (*.pt); make them with {REMAKE}.")
+            choose(name, names, f"checkpoint in {self.directory}")
             path = self.directory / f"{name}.pt"
             self._loaded[name] = load_model(path, lambda settings: MLP(**settings["model"]))
         return self._loaded[name]
@@ -66,10 +91,27 @@ def sample_method(
 
     stochasticity overrides eta for DDIM (eta = 1 is DDPM); with use_churn it is the churn of churn_sampler.
     """
+    check_instance(models, PretrainedModels, "models", "PretrainedModels()")
+    check_text(method, "method")
     choose(method, METHOD_CHECKPOINTS, "method")
+    check_text(solver, "solver")
     choose(solver, ODE_METHODS, "ODE solver")
     check_positive_int(steps, "the number of steps")
+    seed = check_seed(seed)
+    check_tensor(noise, "noise")
+    check_points(noise, "noise", dim=2)
+    check_finite(noise, "noise")
+    if not isinstance(use_churn, bool):
+        raise TypeError(f"use_churn must be True or False, got {type(use_churn).__name__} {use_churn!r}.")
+    if stochasticity is not None:
+        check_number(stochasticity, "stochasticity (eta, or churn with use_churn)", low=0)
+    if method not in SAMPLERS and (stochasticity is not None or use_churn):
+        raise ValueError(
+            f"stochasticity and use_churn set the noise of the DDPM and DDIM samplers; {method} is sampled "
+            "by a deterministic ODE solver, so leave them out (or choose method 'DDIM')."
+        )
     model, _ = models.get(METHOD_CHECKPOINTS[method])
+    check_matches_model(noise, model, "noise")
     generator = torch.Generator().manual_seed(seed)
     if method in SAMPLERS:
         schedule, ts = models.ddpm_schedule(), torch.linspace(0, 1, steps + 1)

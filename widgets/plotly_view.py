@@ -8,6 +8,7 @@ widget state always holds the figure as last drawn, so static exports show it to
 """
 
 import json
+import numbers
 from pathlib import Path
 
 import anywidget
@@ -17,6 +18,9 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import traitlets
 from ipywidgets import widget_serialization
+
+from lessons.checks import check_instance
+from widgets.checks import check_whole
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
@@ -91,6 +95,7 @@ class PlotlyView(anywidget.AnyWidget):
     library = traitlets.Instance(PlotlyLibrary).tag(sync=True, **widget_serialization)
 
     def __init__(self, figure: go.Figure, **kwargs):
+        check_instance(figure, (go.Figure, dict), "figure", "plotly.graph_objects.Figure()")
         plain_figure = json.loads(pio.to_json(figure, validate=False))
         plain_figure["revisions"] = [0] * len(plain_figure.get("data", []))
         super().__init__(figure=plain_figure, library=plotly_library(), **kwargs)
@@ -108,6 +113,7 @@ class PlotlyView(anywidget.AnyWidget):
         self, traces: dict | None = None, layout: dict | None = None, annotations: dict | None = None
     ) -> None:
         """Set trace properties {index: {prop: value}}, top-level layout keys, and annotation texts {index: text}."""
+        self._check_update(traces, layout, annotations)
         data, revisions = list(self.figure["data"]), list(self.figure["revisions"])
         for index, props in (traces or {}).items():
             data[index] = {**data[index], **{key: plain(value) for key, value in props.items()}}
@@ -120,9 +126,37 @@ class PlotlyView(anywidget.AnyWidget):
             new_layout["annotations"] = notes
         self.figure = {"data": data, "layout": new_layout, "revisions": revisions}
 
+    def _check_update(self, traces, layout, annotations) -> None:
+        """Refuse, before anything changes, a trace or annotation that does not exist or props that are not dicts."""
+        for what, given in (("traces", traces), ("layout", layout), ("annotations", annotations)):
+            if given is not None and not isinstance(given, dict):
+                raise TypeError(f"{what} must be a dict (or None), got {type(given).__name__}.")
+        n_traces = len(self.figure["data"])
+        for index, props in (traces or {}).items():
+            _check_index(index, n_traces, "trace")
+            if not isinstance(props, dict):
+                raise TypeError(
+                    f"the properties of trace {index} must be a dict such as {{'x': [...]}}, got {props!r}."
+                )
+        n_notes = len(self.figure["layout"].get("annotations", []))
+        for index, text in (annotations or {}).items():
+            _check_index(index, n_notes, "annotation")
+            if not isinstance(text, str):
+                raise TypeError(
+                    f"annotation {index} must be given a text (a string), got {type(text).__name__}."
+                )
+
+
+def _check_index(index, count: int, what: str) -> None:
+    """Check that index names one of count traces or annotations."""
+    if isinstance(index, bool) or not isinstance(index, numbers.Integral) or not 0 <= index < count:
+        have = f"indices 0 to {count - 1}" if count else f"no {what}s"
+        raise ValueError(f"there is no {what} {index!r}: the figure has {count} {what}(s), {have}.")
+
 
 def plain(value, decimals: int = 4):
     """numpy / torch arrays -> nested lists of floats rounded to decimals (NaN -> None, a gap in plotly)."""
+    check_whole(decimals, "decimals", low=0, high=15)
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
     if isinstance(value, np.ndarray):

@@ -4,6 +4,7 @@ import ipywidgets as w
 import plotly.graph_objects as go
 import torch
 
+from lessons.checks import check_instance, check_number, check_positive_int, check_seed, choose
 from lessons.conversions import change_schedule
 from lessons.ddim import ddim
 from lessons.optimal_transport import w2
@@ -23,14 +24,18 @@ from widgets.base import (
     target_backdrop,
     two_panels,
 )
+from widgets.checks import check_explorer_sizes
 from widgets.models2d import PretrainedModels, sample_method
 from widgets.plotly_view import PlotlyView
 
 VIEW = 8.0
+MAX_STEPS = 40  # the steps slider's range is 1 to MAX_STEPS
+MODES = ("eta", "churn")  # the dial: DDIM's eta or the churn of churn_sampler
 
 
 def bump(strength: float):
     """c(t) = 1 + strength * 4 t (1 - t) and dc/dt: equal to 1 at both ends, so samples stay comparable."""
+    check_number(strength, "the rescaling strength s")
     if not strength > -1:
         raise ValueError(
             f"the rescaling c(t) = 1 + s 4t(1 - t) must stay positive, which needs s > -1; got s = {strength}."
@@ -56,11 +61,15 @@ class SamplerExplorer(Explorer):
         seed: int = 0,
     ):
         super().__init__()
+        if models is not None:
+            check_instance(models, PretrainedModels, "models", "PretrainedModels()")
+        steps, n_samples, n_lines = check_explorer_sizes(steps, n_samples, n_lines, MAX_STEPS)
+        seed = check_seed(seed)
         self.models = models if models is not None else PretrainedModels()
         self.noise, self.reference = noise_and_reference(n_samples, seed)
         self.n_lines, self._cache = n_lines, {}
         self.mode = w.ToggleButtons(
-            options=["eta", "churn"],
+            options=list(MODES),
             value="eta",
             description="dial",
             style={"description_width": "initial", "button_width": "70px"},
@@ -83,7 +92,9 @@ class SamplerExplorer(Explorer):
             readout_format=".1f",
             **control_style("360px"),
         )
-        self.steps = w.IntSlider(value=steps, min=1, max=40, description="steps", **control_style("300px"))
+        self.steps = w.IntSlider(
+            value=steps, min=1, max=MAX_STEPS, description="steps", **control_style("300px")
+        )
         self.readouts = [readout(width="50%") for _ in range(2)]
         self.view = PlotlyView(self._make_figure())
         self.guard(self._update_all)
@@ -106,6 +117,9 @@ class SamplerExplorer(Explorer):
 
     def dial_result(self, mode: str, amount: float, steps: int) -> dict:
         """Samples of the eps network with eta (or churn) = amount; paths of the first n_lines."""
+        choose(mode, MODES, "dial")
+        check_number(amount, f"the {mode} amount", low=0)
+        check_positive_int(steps, "the number of steps")
         key = ("dial", mode, round(amount, 4), steps)
         if key not in self._cache:
             traj = sample_method(
@@ -122,6 +136,8 @@ class SamplerExplorer(Explorer):
 
     def rescaling_result(self, strength: float, steps: int) -> dict:
         """DDIM and flow Euler samples of the I-CFM network on the schedule c(t) (alpha, sigma) of the straight path."""
+        bump(strength)
+        check_positive_int(steps, "the number of steps")
         key = ("rescale", round(strength, 4), steps)
         if key not in self._cache:
             model, _ = self.models.get("icfm")

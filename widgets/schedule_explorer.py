@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
+from lessons.checks import check_number, choose
 from lessons.data2d import TARGETS, sample_target
 from lessons.ddpm import DDPM, DiscreteVPSchedule
 from lessons.schedules import SCHEDULES, make_schedule
@@ -23,6 +24,7 @@ from widgets.base import (
     readout,
     style_axes,
 )
+from widgets.checks import check_text, check_whole
 from widgets.plotly_view import PlotlyView
 
 
@@ -41,10 +43,21 @@ FAMILIES = {
     "ddpm": (f"DDPM discrete betas, T = {DDPM().num_steps}", _defaults(DDPM, "beta_start", "beta_end")),
 }
 GRID_T, PIXELS, LOG_SNR_VIEW = 201, 80, 14.0
+MAX_POINTS = 1_000_000  # each move of t redraws a histogram of n_points samples: keep the slider quick
 
 
 def build_schedule(family: str, **params):
     """The library schedule of a family ('ddpm' wraps lessons.ddpm.DDPM's alpha-bars)."""
+    check_text(family, "family")
+    choose(family, FAMILIES, "schedule family")
+    cls = DDPM if family == "ddpm" else SCHEDULES[family]
+    allowed = [name for name in inspect.signature(cls).parameters if name != "self"]
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        takes = f"takes only {', '.join(allowed)}" if allowed else "takes no parameters"
+        raise ValueError(f"the {family!r} schedule {takes}; got unknown parameter(s) {', '.join(unknown)}.")
+    for name, value in params.items():
+        check_number(value, name)
     if family == "ddpm":
         return DiscreteVPSchedule(DDPM(**params))
     return make_schedule(family, **params)
@@ -68,6 +81,12 @@ class ScheduleExplorer(Explorer):
         self, family: str = "cosine", target: str = "8gaussians", t: float = 0.5, n_points: int = 20_000
     ):
         super().__init__()
+        check_text(family, "family")
+        choose(family, FAMILIES, "schedule family")
+        check_text(target, "target")
+        choose(target, TARGETS, "2D target")
+        check_number(t, "t", low=0, high=1)
+        n_points = check_whole(n_points, "n_points", high=MAX_POINTS, why=" (each move of t redraws them)")
         self.n_points = n_points
         self._samples = {}
         self.family = w.Dropdown(

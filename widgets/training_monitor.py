@@ -16,9 +16,13 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
+from lessons.checks import check_finite, check_instance, check_number, check_points, check_tensor
 from lessons.mnist import tile
 from widgets.base import LAYOUT, MUTED, Explorer, add_lines, add_markers, readout, style_axes
+from widgets.checks import check_callable, check_text, check_whole
 from widgets.plotly_view import PlotlyView
+
+SAMPLE_EXAMPLE = "lambda model: solve_ode(model, noise, steps=20).final"
 
 
 class TrainingMonitor(Explorer):
@@ -38,9 +42,11 @@ class TrainingMonitor(Explorer):
     ):
         """sample(model) gives points (N, 2), drawn over target (M, 2), or images (N, 1, H, W) if images."""
         super().__init__()
+        self._check_settings(sample, target, title, view, images)
+        smooth = check_whole(smooth, "smooth (the window of the running mean, in steps)")
         if title:
             self.title = title
-        self.sample, self.smooth, self.images = sample, max(int(smooth), 1), images
+        self.sample, self.smooth, self.images = sample, smooth, images
         self.status = readout("waiting for the first steps...")
         cols = 2 if sample is not None else 1
         titles = ("loss", "samples") if cols == 2 else ("loss",)
@@ -90,8 +96,42 @@ class TrainingMonitor(Explorer):
         self.view = PlotlyView(fig)
         self.widget = self._frame(self.message, self.status, self.view)
 
+    @staticmethod
+    def _check_settings(sample, target, title, view, images) -> None:
+        """Refuse settings that cannot be drawn, or that would be ignored without a word."""
+        if sample is not None:
+            if isinstance(sample, torch.nn.Module):
+                raise TypeError(
+                    f"sample must be a function of the model that returns samples, such as {SAMPLE_EXAMPLE}; "
+                    "you passed a network: the monitor gets the model being trained from train()."
+                )
+            check_callable(sample, "sample", SAMPLE_EXAMPLE)
+        if not isinstance(images, bool):
+            raise TypeError(f"images must be True or False, got {type(images).__name__} {images!r}.")
+        if target is not None:
+            if sample is None or images:
+                raise ValueError(
+                    "target is the data drawn behind 2D samples: give it with sample= and images=False, or leave it out."
+                )
+            check_tensor(target, "target")
+            check_points(target, "target", dim=2)
+            check_finite(target, "target")
+        check_text(title, "title", optional=True)
+        if view is not None:
+            if images:
+                raise ValueError(
+                    "view sets the axes of 2D samples; it has no use with images=True, leave it out."
+                )
+            check_number(view, "view (half the width of the samples panel)", low=0, low_open=True)
+
     def __call__(self, step: int, model, losses: list) -> None:
         """The training callback: draw losses[0:step] and, when a sampler was given, the model's samples."""
+        check_whole(step, "step", low=0)
+        check_instance(model, torch.nn.Module, "model", "the network being trained")
+        if isinstance(losses, (str, bytes)) or not hasattr(losses, "__len__"):
+            raise TypeError(f"losses must be the list of losses so far, got {type(losses).__name__}.")
+        if len(losses) == 0:
+            raise ValueError("losses is empty: the monitor draws the losses after at least one step.")
         self.guard(self._draw, step, model, losses)
 
     def _draw(self, step, model, losses) -> None:
@@ -100,11 +140,15 @@ class TrainingMonitor(Explorer):
         kernel = np.ones(self.smooth) / self.smooth
         smooth = np.convolve(y, kernel, mode="valid") if len(y) >= self.smooth else y[:0]
         traces = {0: {"x": x, "y": y}, 1: {"x": x[self.smooth - 1 :], "y": smooth}}
-        if self.sample is not None and self.images:
-            traces[len(self.view.data) - 1] = {"z": tile(self._sample(model), nrow=10)}
-        elif self.sample is not None:
-            points = self._sample(model).numpy()
-            traces[len(self.view.data) - 1] = {"x": points[:, 0], "y": points[:, 1]}
+        problem = None
+        try:
+            if self.sample is not None and self.images:
+                traces[len(self.view.data) - 1] = {"z": tile(self._sample(model), nrow=10)}
+            elif self.sample is not None:
+                points = check_points(self._sample(model), "the samples of sample(model)", dim=2).numpy()
+                traces[len(self.view.data) - 1] = {"x": points[:, 0], "y": points[:, 1]}
+        except (ValueError, TypeError) as err:
+            problem = err  # the losses are still drawn; the message says what is wrong with the samples
         self.view.update(traces)
         last = smooth[-1] if len(smooth) else y[-1]
         self.status.value = (
@@ -112,6 +156,8 @@ class TrainingMonitor(Explorer):
             f"<b>{last:.4g}</b>"
             + ("" if math.isfinite(last) else f" <span style='color:{MUTED}'>not finite</span>")
         )
+        if problem is not None:
+            raise problem
 
     def _sample(self, model) -> torch.Tensor:
         """self.sample(model) in eval mode, without gradients, drawing on a fork of torch's random state."""
@@ -120,6 +166,8 @@ class TrainingMonitor(Explorer):
         model.eval()
         try:
             with torch.random.fork_rng(devices=gpus), torch.no_grad():
-                return self.sample(model).detach().float().cpu()
+                out = self.sample(model)
         finally:
             model.train(was_training)
+        check_tensor(out, "the samples of sample(model)")
+        return check_finite(out.detach().float().cpu(), "the samples of sample(model)")

@@ -7,6 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
+from lessons.checks import check_instance, check_seed, choose
 from lessons.data2d import sample_target
 from lessons.metrics import straightness_per_sample
 from lessons.optimal_transport import w2
@@ -26,6 +27,7 @@ from widgets.base import (
     target_backdrop,
     two_panels,
 )
+from widgets.checks import check_array, check_explorer_sizes, check_text
 from widgets.models2d import METHOD_CHECKPOINTS, SAMPLERS, PretrainedModels, sample_method
 from widgets.plotly_view import PlotlyView
 
@@ -33,10 +35,19 @@ from widgets.plotly_view import PlotlyView
 BEND_EDGES = (0.003, 0.02, 0.08, 0.3)
 BEND_LABELS = ("straight", "slightly bent", "bent", "curved", "very curved / noisy")
 VIEW = 8.0  # the 8-gaussians target sits on a circle of radius 5
+MAX_STEPS = 64  # the steps slider's range is 0 (shown as a message) to MAX_STEPS
 
 
 def bend_bins(xs: np.ndarray, relative_bend: np.ndarray):
     """Polylines of the paths in each bend bin: [(x, y)] with NaN between paths; xs (S+1, B, 2)."""
+    xs = check_array(xs, "xs (the paths: times, samples, coordinates)", 3, "(S+1, B, 2)", last=2)
+    relative_bend = check_array(relative_bend, "relative_bend (one per path)", 1, "(B,)")
+    if len(relative_bend) != xs.shape[1]:
+        raise ValueError(
+            f"relative_bend has {len(relative_bend)} values for {xs.shape[1]} paths in xs; give one per path."
+        )
+    if (relative_bend < 0).any():
+        raise ValueError("relative_bend must be >= 0: it is a squared distance from a straight line.")
     which = np.digitize(relative_bend, BEND_EDGES)
     return [paths_xy(xs[:, which == b]) for b in range(len(BEND_LABELS))]
 
@@ -63,6 +74,19 @@ class TrajectoryExplorer(Explorer):
         precompute: bool = True,
     ):
         super().__init__()
+        if models is not None:
+            check_instance(models, PretrainedModels, "models", "PretrainedModels()")
+        for name, value in (("left", left), ("right", right)):
+            check_text(value, name)
+            choose(value, METHOD_CHECKPOINTS, f"method for the {name} panel")
+        check_text(solver, "solver")
+        choose(solver, ODE_METHODS, "ODE solver")
+        steps, n_samples, n_lines = check_explorer_sizes(steps, n_samples, n_lines, MAX_STEPS)
+        seed = check_seed(seed)
+        if not isinstance(precompute, bool):
+            raise TypeError(
+                f"precompute must be True or False, got {type(precompute).__name__} {precompute!r}."
+            )
         self.models = models if models is not None else PretrainedModels()
         self.noise, self.reference = noise_and_reference(n_samples, seed)
         self.baseline = w2(
@@ -77,7 +101,12 @@ class TrajectoryExplorer(Explorer):
             options=list(ODE_METHODS), value=solver, description="ODE solver", **control_style("220px")
         )
         self.steps = w.IntSlider(
-            value=steps, min=0, max=64, description="steps", continuous_update=True, **control_style("380px")
+            value=steps,
+            min=0,
+            max=MAX_STEPS,
+            description="steps",
+            continuous_update=True,
+            **control_style("380px"),
         )
         self.readouts = [readout(width="50%") for _ in range(2)]
         self.view = PlotlyView(self._make_figure())
