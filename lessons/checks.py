@@ -111,8 +111,8 @@ def check_number(
     too_low = low is not None and (value <= low if low_open else value < low)
     too_high = high is not None and (value >= high if high_open else value > high)
     if too_low or too_high:
-        left = "(" if low_open else "["
-        right = ")" if high_open else "]"
+        left = "(" if low_open or low is None else "["
+        right = ")" if high_open or high is None else "]"
         lo = "-inf" if low is None else f"{low:g}"
         hi = "inf" if high is None else f"{high:g}"
         raise ValueError(f"{name} must lie in {left}{lo}, {hi}{right}, got {value:g}.")
@@ -265,7 +265,8 @@ def check_model(model, name: str = "model"):
         )
     if not callable(model):
         raise TypeError(
-            f"{name} must be called as {name}(x=..., t=..., cond=...), got {type(model).__name__}."
+            f"{name} must be a model or a function called as f(x=..., t=..., cond=...), "
+            f"got {type(model).__name__} {model!r:.60}."
         )
     return model
 

@@ -18,6 +18,7 @@ from lessons.checks import (
     check_instance,
     check_matches_model,
     check_memory,
+    check_model,
     check_number,
     check_positive_int,
     choose,
@@ -26,7 +27,7 @@ from lessons.divergence import PROBES, _check_states, _velocity_and_divergence, 
 from lessons.progress import Progress
 from lessons.solvers import NFE_PER_STEP, ODE_METHODS, _step, grid_steps
 from lessons.training import TrainResult, train
-from lessons.trajectory import CountingModel, _check_field
+from lessons.trajectory import CountingModel
 
 # the fixed-step methods of lessons.solvers that torchdiffeq's adjoint runs, under torchdiffeq's name for
 # the same method ('rk4' there is Kutta's 3/8 rule; classical RK4 has no torchdiffeq counterpart)
@@ -234,7 +235,7 @@ def _check_solve_memory(data, method, steps, adjoint) -> None:
 
 def _check_options(field, method, steps, exact, probes, rtol, atol, adjoint, probe_noise) -> None:
     """Refuse bad solver options of log_likelihood in words, before any work is done."""
-    _check_field(field, "the field")
+    check_model(field, "the field")
     choose(method, ODE_METHODS, "ODE solver")
     for flag, name, meaning in (
         (exact, "exact", "True for the exact trace, False for Hutchinson's estimator"),

@@ -10,6 +10,7 @@ import torch
 from lessons.checks import (
     check_finite,
     check_memory,
+    check_model,
     check_positive_int,
     check_same_shape,
     check_seed,
@@ -19,7 +20,6 @@ from lessons.checks import (
 from lessons.optimal_transport import _check_point_set, ot_assignment
 from lessons.solvers import solve_ode
 from lessons.training import random_batches
-from lessons.trajectory import _check_field
 
 COUPLINGS = ("independent", "ot", "paired")
 
@@ -45,7 +45,7 @@ def couple(noise: torch.Tensor, data: torch.Tensor, coupling: str = "ot"):
 
 def reflow_pairs(model, noise: torch.Tensor, steps: int = 100, method: str = "euler", cond=None):
     """Rectified-flow pairs (noise, data_hat), each (B, D), data_hat = the model's ODE output from noise."""
-    _check_field(model, "the model")
+    check_model(model, "the model")
     _check_point_set(noise, "noise")
     with torch.no_grad():
         data_hat = solve_ode(model, noise, steps=steps, method=method, cond=cond).final

@@ -16,13 +16,14 @@ from lessons.checks import (
     check_instance,
     check_matches_model,
     check_memory,
+    check_model,
     check_model_output,
     check_positive_int,
     check_tensor,
     check_time,
     choose,
 )
-from lessons.trajectory import _call_field, _check_field
+from lessons.trajectory import _call_field
 
 PROBES = ("rademacher", "gaussian")
 
@@ -66,7 +67,7 @@ def _check_states(x, name: str = "x") -> torch.Tensor:
 
 def _check_state(field, x, t):
     """field a model or function, x a finite float tensor (B, ...) of the model's dtype, t (B,) in [0, 1]."""
-    _check_field(field, "the field")
+    check_model(field, "the field")
     _check_states(x, "x")
     check_matches_model(x, field, "x")
     check_time(t, batch=x.shape[0])

@@ -15,6 +15,7 @@ from lessons.checks import (
     check_instance,
     check_matches_model,
     check_memory,
+    check_model,
     check_model_output,
     check_number,
     check_points,
@@ -26,7 +27,7 @@ from lessons.checks import (
 from lessons.device import pick_device
 from lessons.mixture import ExactMixtureModel, GaussianMixture
 from lessons.paths import GaussianPath
-from lessons.trajectory import _call_field, _check_field
+from lessons.trajectory import _call_field
 
 # |d sigma / dt| at or beyond this where sigma = 0 is a schedule's finite stand-in for an infinite derivative
 # (VP and offset-cosine paths clamp sigma at 1e-12 there, giving ~1e10); real values stay below ~1e4
@@ -80,7 +81,7 @@ def cfm_loss(
 
     Times where the path's velocity diverges (t = 1 on VP and offset-cosine paths, where sigma = 0) are refused.
     """
-    _check_field(model, "the model")
+    check_model(model, "the model")
     _check_path(path)
     _check_pair(data, noise, t)
     noise = torch.randn_like(data) if noise is None else noise
@@ -183,7 +184,7 @@ def fm_loss(
     Both ends are fine where d sigma / dt stays finite (OT, cosine, VE); where it is unbounded at sigma = 0
     (t = 1 on VP and offset-cosine paths) the times are refused, as in cfm_loss.
     """
-    _check_field(model, "the model")
+    check_model(model, "the model")
     _check_path(path)
     check_instance(mixture, GaussianMixture, "mixture", "target_density('8gaussians')")
     _check_points(data, "data", mixture.dim)

@@ -12,6 +12,7 @@ from lessons.checks import (
     check_finite_step,
     check_matches_model,
     check_memory,
+    check_model,
     check_model_output,
     check_nonnegative_int,
     check_not_meta,
@@ -22,7 +23,7 @@ from lessons.checks import (
 )
 from lessons.progress import Progress
 from lessons.tensors import time_like
-from lessons.trajectory import CountingModel, Trajectory, _call_field, _check_field
+from lessons.trajectory import CountingModel, Trajectory, _call_field
 
 NFE_PER_STEP = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4, "rk4_38": 4}
 ODE_METHODS = tuple(NFE_PER_STEP) + ("dopri5",)  # the fixed-step methods and the adaptive one
@@ -33,7 +34,7 @@ GRID_ROUNDOFF = 1e-9  # how far t + dt may stray past 0 or 1 by round-off of a g
 def step(field, x: torch.Tensor, t: float, dt: float, method: str, cond=None) -> torch.Tensor:
     """One fixed step of size dt from (x, t), (B, ...); cond goes to every field call."""
     choose(method, NFE_PER_STEP, "fixed-step method")
-    _check_field(field, "the field")
+    check_model(field, "the field")
     check_finite(check_tensor(x, "x"), "x")
     t = check_number(t, "the time t", low=0.0, high=1.0)
     dt = check_number(dt, "the step size dt")
@@ -97,7 +98,7 @@ def solve_ode(
     methods check the state after every step; dopri5 checks the states it returns.
     """
     choose(method, ODE_METHODS, "ODE solver")
-    _check_field(field, "the field")
+    check_model(field, "the field")
     check_matches_model(check_tensor(x_start, "x_start"), field, "x_start")
     check_finite(check_not_meta(x_start, "x_start"), "x_start")
     rtol = check_number(rtol, "rtol (the relative tolerance)", low=0.0, low_open=True)

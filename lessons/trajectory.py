@@ -5,21 +5,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lessons.checks import check_nonnegative_int
-
-
-def _check_field(field, name: str = "the model") -> None:
-    """Check that field is something to call as field(x=..., t=..., cond=...): a model or a function, not a class."""
-    if isinstance(field, type):
-        raise TypeError(
-            f"{name} must be a model or a function called as f(x=..., t=..., cond=...); you passed the class "
-            f"{field.__name__} itself: make one first, e.g. {field.__name__}(...)."
-        )
-    if not callable(field):
-        raise TypeError(
-            f"{name} must be a model or a function called as f(x=..., t=..., cond=...), "
-            f"got {type(field).__name__} {field!r:.60}."
-        )
+from lessons.checks import check_model, check_nonnegative_int
 
 
 def _call_field(field, x: torch.Tensor, t: torch.Tensor, **cond):
@@ -90,7 +76,7 @@ class CountingModel(nn.Module):
 
     def __init__(self, model):
         super().__init__()
-        _check_field(model, "the model CountingModel wraps")
+        check_model(model, "the model CountingModel wraps")
         self.model, self.calls = model, 0
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, **kwargs) -> torch.Tensor:

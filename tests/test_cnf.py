@@ -206,7 +206,7 @@ def test_bad_inputs_raise_value_errors():
         log_likelihood(field, data, method="rk4", steps=4, adjoint=True)
     with pytest.raises(ValueError, match="one log-density per sample"):
         log_likelihood(field, data, prior=lambda noise: noise)
-    with pytest.raises(ValueError, match=r"rtol .* must lie in \(0, inf\]"):
+    with pytest.raises(ValueError, match=r"rtol .* must lie in \(0, inf\)"):
         log_likelihood(field, data, rtol=0.0)
     with pytest.raises(ValueError, match="number of probes"):
         log_likelihood(field, data, exact=False, probes=0)
