@@ -269,8 +269,9 @@ assert sum(result.losses[-20:]) < 0.8 * sum(result.losses[:20])
 seen = []
 
 
-def spy(x, t, cond):  # records the labels it gets
-    return seen.append(cond) or tiny(x=x, t=t, cond=cond)
+def spy(x, t, cond):  # records the labels it gets; its output does not matter here, so no network call
+    seen.append(cond)
+    return torch.zeros_like(x)
 
 
 make_loss("cfm", forward=spy, num_classes=10, p_uncond=0.1)(
@@ -294,20 +295,30 @@ assert abs(dropped - 0.1) < 4 * (0.1 * 0.9 / 1000) ** 0.5  # within 4 binomial s
 # One batch of noise would give one number per scale, with no idea of its error. We draw several
 # independent batches (noise seeds); within a seed every scale starts from the same noise, so the change
 # between two scales is measured on the same starting points, and the spread over seeds gives a 95%
-# interval (Student's $t$ on the seed values).
+# interval (Student's $t$ on the seed values). A few hundred digits per seed are enough for what is tested
+# below: the 95% intervals of the changes stay clear of zero. As in lesson 07, the digits are sampled 100 at
+# a time: the same images as one big batch, about twice as fast on a CPU.
 
 # %%
 scales = by_budget(fast=[0.0, 1.0, 2.0, 4.0], full=[0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0])
-n_seeds, n_per_seed, nfe = by_budget(fast=(4, 100, 8), full=(5, 400, 16))
+n_seeds, n_per_seed, nfe = by_budget(fast=(4, 100, 8), full=(5, 250, 16))
 labels = torch.arange(n_per_seed) % 10
 pick = torch.randperm(len(test_set), generator=torch.Generator().manual_seed(0))[: n_seeds * n_per_seed]
 ref_feats, _ = classify(classifier, test_set.images[pick])
 real_diversity = class_diversity(ref_feats, test_set.labels[pick])
 
 
+CHUNK = 100  # digits per sampling call: a small batch's activations stay in the processor's cache
+
+
 def measure(w, seed):  # (accuracy, diversity, features, samples) of one batch of guided samples
     noise = torch.randn(n_per_seed, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
-    samples = generate(cfm_model, "cfm", noise, nfe=nfe, cond=labels, guidance=w).final
+    samples = torch.cat(
+        [
+            generate(cfm_model, "cfm", z, nfe=nfe, cond=c, guidance=w).final
+            for z, c in zip(noise.split(CHUNK), labels.split(CHUNK))
+        ]
+    )
     feats, predicted = classify(classifier, samples)
     return float((predicted == labels).float().mean()), class_diversity(feats, labels), feats, samples
 
@@ -425,9 +436,9 @@ control("C28", nd - nd_h, 0.0, ">=", what="diversity 'fall' between two w=0 batc
 
 # %% [markdown]
 # Too much guidance costs quality too: the Fréchet distance, which sees both whether samples look like
-# digits and whether they vary like digits, barely changes with a small $w$ here (accuracy is already high at
-# $w = 0$) and grows fast at large $w$, where diversity has collapsed — which is why text-to-image systems,
-# whose unguided accuracy is much lower, use a middle value.
+# digits and whether they vary like digits, moves by about a third of its $w = 0$ value at most up to $w = 1$
+# here, either way (accuracy is already high at $w = 0$), and grows several-fold at large $w$, where diversity
+# has collapsed — which is why text-to-image systems, whose unguided accuracy is much lower, use a middle value.
 #
 # ## 5. Explore it yourself
 #
