@@ -26,8 +26,9 @@ def check_time(t: torch.Tensor, batch: int | None = None) -> torch.Tensor:
     return t
 
 
-def check_grid(ts, name: str = "ts") -> torch.Tensor:
-    """Check that ts is an increasing float grid (steps+1,) of at least two times in [0, 1], noise first."""
+def check_grid(ts, name: str = "ts", backward: bool = False) -> torch.Tensor:
+    """Check that ts is a float grid (steps+1,) of at least two times in [0, 1], strictly increasing (noise first);
+    with backward=True strictly decreasing is allowed too (a solve from data back to noise)."""
     if not isinstance(ts, torch.Tensor):
         raise TypeError(
             f"{name} must be a torch tensor of times (steps+1,), such as torch.linspace(0, 1, 11); "
@@ -46,11 +47,34 @@ def check_grid(ts, name: str = "ts") -> torch.Tensor:
             f"{name} must lie in [0, 1] (t = 0 is noise, t = 1 is data); got values in "
             f"[{ts.min().item():.4g}, {ts.max().item():.4g}]."
         )
-    if len(ts) < 2 or not (ts[1:] > ts[:-1]).all():
+    if not backward:
+        if len(ts) < 2 or not (ts[1:] > ts[:-1]).all():
+            raise ValueError(
+                f"{name} must be an increasing grid of at least two times (noise at {name}[0], data at {name}[-1])."
+            )
+        return ts
+    if len(ts) < 2:
         raise ValueError(
-            f"{name} must be an increasing grid of at least two times (noise at {name}[0], data at {name}[-1])."
+            f"{name} must be a grid of at least two times, shape (steps+1,); got shape {tuple(ts.shape)}."
+        )
+    gaps = ts[1:] - ts[:-1]
+    if not ((gaps > 0).all() or (gaps < 0).all()):
+        wrong = gaps <= 0 if gaps[0] > 0 else gaps >= 0  # the steps that go against the first one
+        bad = int(wrong.nonzero()[0]) if gaps[0] != 0 else 0
+        raise ValueError(
+            f"{name} must be strictly increasing (noise to data) or strictly decreasing (data back to noise); "
+            f"it turns or repeats at {name}[{bad}] = {ts[bad].item():.4g}, {name}[{bad + 1}] = {ts[bad + 1].item():.4g}."
         )
     return ts
+
+
+def check_point_set(x, name: str = "x", dim: int | None = None) -> torch.Tensor:
+    """Check that x is a finite float point set (B, D) with B >= 1 and D >= 1 (D = dim when given); return it."""
+    check_tensor(x, name)
+    check_points(x, name, dim)
+    if x.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one coordinate per point, got shape {tuple(x.shape)}.")
+    return check_finite(x, name)
 
 
 def check_positive_int(value, name: str) -> int:

@@ -11,13 +11,14 @@ from lessons.checks import (
     check_finite,
     check_memory,
     check_model,
+    check_point_set,
     check_positive_int,
     check_same_shape,
     check_seed,
     check_tensor,
     choose,
 )
-from lessons.optimal_transport import _check_point_set, ot_assignment
+from lessons.optimal_transport import ot_assignment
 from lessons.solvers import solve_ode
 from lessons.training import random_batches
 
@@ -26,9 +27,9 @@ COUPLINGS = ("independent", "ot", "paired")
 
 def transport_cost(noise: torch.Tensor, data: torch.Tensor) -> float:
     """Mean squared distance of the pairs (noise_i, data_i): (1/B) sum_i ||noise_i - data_i||^2."""
-    _check_point_set(noise, "noise")
+    check_point_set(noise, "noise")
     check_same_shape(noise, data, "noise", "data")
-    _check_point_set(data, "data")
+    check_point_set(data, "data")
     return float(((noise.double() - data.double()) ** 2).sum(1).mean())
 
 
@@ -46,7 +47,7 @@ def couple(noise: torch.Tensor, data: torch.Tensor, coupling: str = "ot"):
 def reflow_pairs(model, noise: torch.Tensor, steps: int = 100, method: str = "euler", cond=None):
     """Rectified-flow pairs (noise, data_hat), each (B, D), data_hat = the model's ODE output from noise."""
     check_model(model, "the model")
-    _check_point_set(noise, "noise")
+    check_point_set(noise, "noise")
     with torch.no_grad():
         data_hat = solve_ode(model, noise, steps=steps, method=method, cond=cond).final
     return noise, data_hat
@@ -66,11 +67,11 @@ def pair_batches(
     rows together (source[i] with data[i], as reflow pairs need).
     """
     choose(coupling, COUPLINGS, "coupling")
-    _check_point_set(data, "data")
+    check_point_set(data, "data")
     check_positive_int(batch_size, "the batch size")
     check_seed(seed)
     if source is not None:
-        _check_point_set(source, "source", data.shape[1])
+        check_point_set(source, "source", data.shape[1])
     if coupling == "paired" and (source is None or source.shape[0] != data.shape[0]):
         raise ValueError("the 'paired' coupling needs a source with one row per data row (the reflow pairs).")
     # a batch of noise and of data, and for 'ot' the float64 cost matrix, its square and POT's plan

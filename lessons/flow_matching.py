@@ -18,7 +18,7 @@ from lessons.checks import (
     check_model,
     check_model_output,
     check_number,
-    check_points,
+    check_point_set,
     check_positive_int,
     check_same_shape,
     check_tensor,
@@ -128,8 +128,8 @@ def conditional_velocity(
     It is the velocity of the flow map noise -> alpha data + sigma noise, written at the point x.
     """
     _check_path(path)
-    _check_points(x, "x")
-    _check_points(data, "data", x.shape[1])
+    check_point_set(x, "x")
+    check_point_set(data, "data", x.shape[1])
     if data.shape[0] not in (1, x.shape[0]):
         raise ValueError(
             f"data must have one row per point of x (or a single row), "
@@ -154,8 +154,8 @@ def empirical_marginal_velocity(
     data are samples of a continuous target (self-normalised importance sampling).
     """
     _check_path(path)
-    _check_points(data, "data")
-    _check_points(x, "x", data.shape[1])
+    check_point_set(data, "data")
+    check_point_set(x, "x", data.shape[1])
     c = path.schedule(check_time(t, batch=x.shape[0]))
     alpha, sigma = c.alpha[:, None].to(x.dtype), c.sigma[:, None].to(x.dtype)
     if (sigma <= 0).any():
@@ -187,7 +187,7 @@ def fm_loss(
     check_model(model, "the model")
     _check_path(path)
     check_instance(mixture, GaussianMixture, "mixture", "target_density('8gaussians')")
-    _check_points(data, "data", mixture.dim)
+    check_point_set(data, "data", mixture.dim)
     _check_pair(data, noise, t)
     noise = torch.randn_like(data) if noise is None else noise
     t = sample_times(data.shape[0], data.device) if t is None else t
@@ -196,10 +196,3 @@ def fm_loss(
     check_matches_model(x_t, model, "noise" if noise.dtype == x_t.dtype != data.dtype else "data")
     exact = ExactMixtureModel(mixture, path.schedule, prediction="velocity")
     return F.mse_loss(check_model_output(_call_field(model, x_t, t), x_t), exact(x=x_t, t=t))
-
-
-def _check_points(x, name: str, dim: int | None = None) -> torch.Tensor:
-    """x a finite float tensor (B, D) with B >= 1 (and D = dim when given)."""
-    check_tensor(x, name)
-    check_points(x, name, dim)
-    return check_finite(x, name)

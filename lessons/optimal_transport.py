@@ -11,24 +11,20 @@ import ot
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from lessons.checks import check_finite, check_memory, check_points, check_same_shape, check_tensor, choose
+from lessons.checks import (
+    check_memory,
+    check_point_set,
+    check_same_shape,
+    choose,
+)
 
 SOLVERS = ("assignment", "emd")
 
 
-def _check_point_set(x, name: str, dim: int | None = None) -> torch.Tensor:
-    """Check that x is a finite float point set (B, D) with B >= 1 and D >= 1 (D = dim when given)."""
-    check_tensor(x, name)
-    check_points(x, name, dim)
-    if x.shape[1] == 0:
-        raise ValueError(f"{name} must have at least one coordinate per point, got shape {tuple(x.shape)}.")
-    return check_finite(x, name)
-
-
 def _check_sets(a, b, name_a: str, name_b: str, equal_size: bool = True) -> None:
     """Two point sets of the same dimension (and size), checked before anything reaches POT or scipy."""
-    _check_point_set(a, name_a)
-    _check_point_set(b, name_b, a.shape[1])
+    check_point_set(a, name_a)
+    check_point_set(b, name_b, a.shape[1])
     if equal_size and a.shape[0] != b.shape[0]:
         raise ValueError(
             f"exact OT by assignment needs sets of equal size, got {a.shape[0]} and {b.shape[0]} points "
@@ -71,7 +67,7 @@ def _optimal_permutation(cost: np.ndarray, solver: str) -> np.ndarray:
 
 def ot_assignment(noise: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
     """The optimal pairing of a minibatch: perm (B,) on data's device, data[perm] is noise's OT partner."""
-    _check_point_set(noise, "noise")
+    check_point_set(noise, "noise")
     check_same_shape(noise, data, "noise", "data")
     _check_sets(noise, data, "noise", "data")
     return torch.as_tensor(_optimal_permutation(_squared_distances(noise, data), "emd"), device=data.device)

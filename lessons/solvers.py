@@ -10,6 +10,7 @@ import torch
 from lessons.checks import (
     check_finite,
     check_finite_step,
+    check_grid,
     check_matches_model,
     check_memory,
     check_model,
@@ -117,7 +118,7 @@ def solve_ode(
         # the grid in the state dtype: a float32 grid would cap float64 solutions at ~1e-7 accuracy
         ts = torch.linspace(t_start, t_end, n + 1, dtype=x_start.dtype)
     else:
-        _check_monotone_grid(ts)
+        check_grid(ts, backward=True)
     if method == "dopri5":
         return _solve_adaptive(field, x_start, ts, rtol, atol, cond)
     return walk_grid(
@@ -127,34 +128,6 @@ def solve_ode(
         NFE_PER_STEP[method],
         what=f"the {method} solver",
     )
-
-
-def _check_monotone_grid(ts) -> torch.Tensor:
-    """Check that ts is a float tensor (steps+1,) of times in [0, 1], strictly increasing or strictly decreasing."""
-    if not isinstance(ts, torch.Tensor):
-        raise TypeError(f"ts must be a torch tensor of times (steps+1,), got {type(ts).__name__}.")
-    if ts.ndim != 1 or ts.shape[0] < 2:
-        raise ValueError(
-            f"ts must be a grid of at least two times, shape (steps+1,); got shape {tuple(ts.shape)}."
-        )
-    if not torch.is_floating_point(ts):
-        raise ValueError(
-            f"ts must be a float tensor of times in [0, 1], got dtype {ts.dtype}; use ts.float()."
-        )
-    if not ((ts >= 0) & (ts <= 1)).all():  # written so that NaN fails too
-        raise ValueError(
-            f"ts must lie in [0, 1] (t = 0 is noise, t = 1 is data); got values in "
-            f"[{ts.min().item():.4g}, {ts.max().item():.4g}]."
-        )
-    gaps = ts[1:] - ts[:-1]
-    if not ((gaps > 0).all() or (gaps < 0).all()):
-        wrong = gaps <= 0 if gaps[0] > 0 else gaps >= 0  # the steps that go against the first one
-        bad = int(wrong.nonzero()[0]) if gaps[0] != 0 else 0
-        raise ValueError(
-            f"ts must be strictly increasing (noise to data) or strictly decreasing (data back to noise); "
-            f"it turns or repeats at ts[{bad}] = {ts[bad].item():.4g}, ts[{bad + 1}] = {ts[bad + 1].item():.4g}."
-        )
-    return ts
 
 
 def walk_grid(
@@ -173,7 +146,7 @@ def walk_grid(
     if not callable(advance):
         raise TypeError(f"advance must be a function advance(x, t, s) -> x, got {type(advance).__name__}.")
     check_finite(check_not_meta(check_tensor(x_start, "x_start"), "x_start"), "the starting state x_start")
-    _check_monotone_grid(ts)
+    check_grid(ts, backward=True)
     check_positive_int(nfe_per_step, "nfe_per_step")
     n = ts.shape[0] - 1
     check_memory(trajectory_bytes(n, x_start), f"recording the {n + 1} states of {what}")

@@ -754,6 +754,28 @@ def cases_checks(b: Book) -> None:
     b.bad(
         "check_grid", "one time only", lambda f: c.check_grid(torch.tensor([0.5])), ("ts", "two|increasing")
     )
+    b.good("check_grid", "backward grid", lambda f: c.check_grid(grid().flip(0), backward=True))
+    b.bad(
+        "check_grid",
+        "turns back",
+        lambda f: c.check_grid(torch.tensor([0.0, 0.5, 0.2]), backward=True),
+        ("ts", "increasing|decreasing"),
+    )
+    b.bad("check_grid", "a list", lambda f: c.check_grid([0.0, 1.0], backward=True), "ts")
+    b.good("check_point_set", "(4, 2)", lambda f: c.check_point_set(pts(), "a"))
+    b.bad(
+        "check_point_set",
+        "(4, 0)",
+        lambda f: c.check_point_set(torch.zeros(4, 0), "a"),
+        ("a", "coordinate|column|shape"),
+    )
+    b.bad("check_point_set", "inf", lambda f: c.check_point_set(poke(pts(), INF), "a"), ("a", NANW))
+    b.bad(
+        "check_point_set",
+        "3 columns for 2",
+        lambda f: c.check_point_set(pts(4, 3), "a", 2),
+        ("a", "column|2"),
+    )
     b.good("check_positive_int", "3", lambda f: c.check_positive_int(3, "steps"))
     for bad in (0, -2, 2.5, "3", True, None):
         b.bad("check_positive_int", f"{bad!r}", lambda f, v=bad: c.check_positive_int(v, "steps"), "steps")
@@ -4121,25 +4143,7 @@ def cases_local_validators(b: Book) -> None:
             ("check_input", "float64 x", lambda fn: fn(pts().double(), times().double(), new_mlp()), DTYPEW),
             ("check_input", "good x", lambda fn: fn(pts(), times(), new_mlp()), None),
         ],
-        "lessons.optimal_transport": [
-            ("check_point_set", "(4, 2)", lambda fn: fn(pts(), "a"), None),
-            (
-                "check_point_set",
-                "(4, 0)",
-                lambda fn: fn(torch.zeros(4, 0), "a"),
-                ("a", "coordinate|column|shape"),
-            ),
-            ("check_point_set", "inf", lambda fn: fn(poke(pts(), INF), "a"), ("a", NANW)),
-        ],
         "lessons.solvers": [
-            ("check_monotone_grid", "decreasing", lambda fn: fn(grid().flip(0)), None),
-            (
-                "check_monotone_grid",
-                "not monotone",
-                lambda fn: fn(torch.tensor([0.0, 0.5, 0.2])),
-                ("ts", "increasing|decreasing|monotone"),
-            ),
-            ("check_monotone_grid", "a list", lambda fn: fn([0.0, 1.0]), "ts"),
             ("trajectory_bytes", "10 steps", lambda fn: fn(10, pts()), None),
             ("trajectory_bytes", "steps -1", lambda fn: fn(-1, pts()), "steps"),
             ("trajectory_bytes", "x a list", lambda fn: fn(10, [1.0]), "x"),
