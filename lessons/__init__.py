@@ -22,5 +22,6 @@ Where each concept lives (one owner each):
   classifier-free guidance (train, sample) . guidance        energy distance, straightness, NPE ..... metrics
   classifier FD, accuracy, bits per dim .... image_metrics   data-vs-data band, NFE to a target ..... evaluation
   checkpoints: checksums, paths, load_model  checkpoints     autograd memory measured ............... autograd_memory
+  shipped files in a checkout or a wheel ... course_files
   the claims ledger (prove / control) ...... claims
 """

@@ -18,9 +18,9 @@ from typing import NoReturn
 import torch
 
 from lessons.checks import check_instance
+from lessons.course_files import CHECKPOINTS_DIR
 
 FORMAT = "course-checkpoint-v1"
-CHECKPOINTS_DIR = Path(__file__).resolve().parent.parent / "checkpoints"  # the models shipped with the course
 
 # shipped checkpoint -> the command that remakes it (the Makefile's `checkpoints` target; tests keep them in step)
 REMAKE = {

@@ -44,6 +44,8 @@ EXEMPT = {
     "lessons.budget.budget": "no arguments (its input, COURSE_BUDGET, has cases under by_budget)",
     "lessons.checks.available_memory_bytes": "no arguments",
     "lessons.claims.ledger_dir": "no arguments",
+    "lessons.course_files.main": "the console command: it prints copy_notebooks' refusals (cases there), exit code 1",
+    "lessons.course_files.notebook_files": "no arguments",
     "lessons.cnf.LikelihoodResult": "a result record that log_likelihood fills in",
     "lessons.data2d.eight_gaussians": "no arguments",
     "lessons.data2d.skewed_mixture": "no arguments",
@@ -3535,6 +3537,30 @@ def cases_progress(b: Book) -> None:
     b.bad("Progress.update", "progress=1", lambda f: count(1), "progress")
 
 
+def cases_course_files(b: Book) -> None:
+    from lessons import course_files as cf
+
+    b.good(
+        "copy_notebooks", "a new folder", lambda f: cf.copy_notebooks(f.tmp / "course_copy", overwrite=True)
+    )
+    b.bad("copy_notebooks", "a number", lambda f: cf.copy_notebooks(3), "folder")
+    b.bad(
+        "copy_notebooks",
+        "a file, not a folder",
+        lambda f: cf.copy_notebooks(Path(__file__)),
+        ("file", "folder"),
+    )
+    b.bad(
+        "copy_notebooks",
+        "notebooks already there",
+        lambda f: (
+            cf.copy_notebooks(f.tmp / "course_twice", overwrite=True),
+            cf.copy_notebooks(f.tmp / "course_twice"),
+        ),
+        ("exist", "overwrite"),
+    )
+
+
 def cases_autograd_memory(b: Book) -> None:
     from lessons.autograd_memory import SavedTensorMeter
 
@@ -4189,6 +4215,7 @@ BUILDERS = {
     "lessons.claims": cases_claims,
     "lessons.class_labels": cases_class_labels,
     "lessons.cnf": cases_cnf,
+    "lessons.course_files": cases_course_files,
     "lessons.conversions": cases_conversions,
     "lessons.couplings": cases_couplings,
     "lessons.data2d": cases_data2d,

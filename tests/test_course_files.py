@@ -1,0 +1,155 @@
+"""The course's files outside the checkout: where checkpoints and notebooks are found, the copy command, the wheel."""
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from lessons import course_files
+from lessons.checkpoints import REMAKE, checkpoint_path
+from lessons.course_files import CHECKPOINTS_DIR, NOTEBOOKS_DIR, copy_notebooks, main, notebook_files
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_in_a_checkout_the_folders_are_the_checkouts_own():
+    assert CHECKPOINTS_DIR == ROOT / "checkpoints"
+    assert NOTEBOOKS_DIR == ROOT / "notebooks"
+
+
+def test_outside_a_checkout_the_package_copies_are_used(tmp_path, monkeypatch):
+    monkeypatch.setattr(course_files, "CHECKOUT_DIR", tmp_path)  # a site-packages: no pyproject.toml there
+    (tmp_path / "checkpoints").mkdir()
+    assert course_files._course_folder("checkpoints", "shipped_checkpoints") == (
+        course_files.PACKAGE_DIR / "shipped_checkpoints"
+    )
+
+
+def test_every_lesson_is_listed_in_pairs():
+    names = [p.name for p in notebook_files()]
+    stems = {Path(n).stem for n in names}
+    for stem in stems:
+        assert f"{stem}.ipynb" in names and f"{stem}.py" in names, stem
+    assert "00_welcome.ipynb" in names and "app.ipynb" in names
+
+
+def test_copy_notebooks_copies_and_refuses_to_overwrite(tmp_path):
+    copied = copy_notebooks(tmp_path / "course")
+    assert sorted(p.name for p in copied) == [p.name for p in notebook_files()]
+    assert (tmp_path / "course" / "00_welcome.ipynb").read_bytes() == (
+        NOTEBOOKS_DIR / "00_welcome.ipynb"
+    ).read_bytes()
+    with pytest.raises(ValueError, match="already exist.*--overwrite"):
+        copy_notebooks(tmp_path / "course")
+    assert len(copy_notebooks(tmp_path / "course", overwrite=True)) == len(copied)
+
+
+def test_copy_notebooks_refuses_a_file_and_a_non_path(tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        copy_notebooks(tmp_path / "a_file")
+    with pytest.raises(TypeError, match="folder path"):
+        copy_notebooks(3)
+
+
+def test_the_command_reports_in_words(tmp_path, capsys):
+    assert main([str(tmp_path / "c")]) == 0
+    assert "copied" in capsys.readouterr().out
+    assert main([str(tmp_path / "c")]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def _fresh_venv_with_the_wheel(tmp: Path) -> Path:
+    """Build the course's wheel, install it into a new venv whose other packages come from this one; its python."""
+    wheels = tmp / "wheels"
+    build = [
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        str(ROOT),
+        "--no-deps",
+        "--no-build-isolation",
+        "-q",
+        "-w",
+        str(wheels),
+    ]
+    subprocess.run(build, check=True, cwd=tmp)
+    venv = tmp / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    # torch and the rest from this environment, appended after the venv's own site-packages (a .pth line);
+    # this environment's editable install of the course is not seen from there (its .pth is not processed)
+    Path(site, "course_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    (wheel,) = wheels.glob("*.whl")
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True
+    )
+    # a kernel of that venv's own, so the lesson cannot run in a kernel of this environment by mistake
+    kernel = [str(python), "-m", "ipykernel", "install", "--prefix", str(venv), "--name", "course-wheel"]
+    subprocess.run(kernel, check=True, capture_output=True)
+    return python
+
+
+@pytest.mark.timeout(900)
+def test_the_wheel_works_outside_the_checkout(tmp_path):
+    python = _fresh_venv_with_the_wheel(tmp_path)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "COURSE_LEDGER_DIR")}
+    env["COURSE_BUDGET"] = "fast"
+    load_all = (
+        "import json, lessons, lessons.course_files as f\n"
+        "from lessons.checkpoints import load_checkpoint, checkpoint_path\n"
+        f"keys = {sorted(REMAKE)!r}\n"
+        "sizes = {k: len(load_checkpoint(checkpoint_path(*k.split('/')))[0]) for k in keys}\n"
+        "print(json.dumps({'lessons': lessons.__file__, 'checkpoints': str(f.CHECKPOINTS_DIR), 'sizes': sizes}))\n"
+    )
+    out = subprocess.run(
+        [str(python), "-c", load_all], cwd=outside, env=env, check=True, capture_output=True, text=True
+    )
+    seen = json.loads(out.stdout)
+    assert not Path(seen["lessons"]).is_relative_to(ROOT), seen["lessons"]
+    assert seen["checkpoints"].endswith("shipped_checkpoints")
+    assert all(n > 0 for n in seen["sizes"].values()) and len(seen["sizes"]) == len(REMAKE)
+    assert checkpoint_path("mnist", "classifier.pt").is_file()  # and the same ones are here in the checkout
+
+    copy = subprocess.run(
+        [str(python.parent / "course-notebooks"), "course"],
+        cwd=outside,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert copy.returncode == 0, copy.stderr
+    lesson = outside / "course" / "00_welcome.ipynb"
+    run = [
+        str(python),
+        "-m",
+        "nbconvert",
+        "--to",
+        "notebook",
+        "--execute",
+        "--output",
+        "ran.ipynb",
+    ]
+    run += [
+        "--ExecutePreprocessor.timeout=600",
+        "--ExecutePreprocessor.kernel_name=course-wheel",
+        str(lesson),
+    ]
+    done = subprocess.run(run, cwd=outside, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    cells = json.loads((outside / "course" / "ran.ipynb").read_text())["cells"]
+    errors = [o for c in cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors and any(c.get("outputs") for c in cells)
