@@ -14,6 +14,8 @@ from lessons.checkpoints import REMAKE, checkpoint_path
 from lessons.course_files import CHECKPOINTS_DIR, NOTEBOOKS_DIR, copy_notebooks, main, notebook_files
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from setup_cell import SETUP_CELL  # noqa: E402
 
 
 def test_in_a_checkout_the_folders_are_the_checkouts_own():
@@ -91,10 +93,15 @@ def _fresh_venv_with_the_wheel(tmp: Path) -> Path:
     # torch and the rest from this environment, appended after the venv's own site-packages (a .pth line);
     # this environment's editable install of the course is not seen from there (its .pth is not processed)
     Path(site, "course_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    (wheel,) = wheels.glob("*.whl")
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True
+    # the venv's own old setuptools would hide this environment's, which torch's requirements need
+    subprocess.run([str(python), "-m", "pip", "uninstall", "-q", "-y", "setuptools"], check=True)
+    # installed by the lessons' own setup cell, which takes the wheel from the folder it runs in (no index: its
+    # dependencies are all found in this environment)
+    env = {**os.environ, "PIP_NO_INDEX": "1"}
+    done = subprocess.run(
+        [str(python), "-c", SETUP_CELL], cwd=wheels, env=env, capture_output=True, text=True
     )
+    assert done.returncode == 0 and "installing the course from" in done.stdout, done.stdout + done.stderr
     # a kernel of that venv's own, so the lesson cannot run in a kernel of this environment by mistake
     kernel = [str(python), "-m", "ipykernel", "install", "--prefix", str(venv), "--name", "course-wheel"]
     subprocess.run(kernel, check=True, capture_output=True)
