@@ -86,7 +86,6 @@ def _fit(cfg, model, loss_fn, next_batch, seed):
         lr=cfg.lr,
         seed=seed,
         device="cpu",
-        progress=False,
         lr_schedule=cfg.lr_schedule,
     )
     return model

@@ -124,7 +124,6 @@ def time_to_fd(args, data, reference, classifier, device):
         lr=args.lr,
         classes=True,
         device=device,
-        progress=False,
         callback=measure,
         callback_every=args.eval_every,
         lr_schedule="constant",

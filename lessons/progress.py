@@ -27,12 +27,15 @@ class Progress:
     def _open(self):
         self.bar = tqdm(total=self.total, initial=self.done, desc=self.what, mininterval=0.5)
 
-    def update(self) -> None:
+    def update(self, **postfix) -> None:
+        """One step done; postfix (e.g. loss='0.031') is shown after the bar when there is one."""
         self.done += 1
-        if self.bar is not None:
-            self.bar.update()
-        elif self.wait is not None and time.perf_counter() - self.start >= self.wait:
+        if self.bar is None and self.wait is not None and time.perf_counter() - self.start >= self.wait:
             self._open()
+        elif self.bar is not None:
+            self.bar.update()
+        if self.bar is not None and postfix:
+            self.bar.set_postfix(postfix, refresh=False)
 
     def __enter__(self):
         return self

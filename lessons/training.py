@@ -1,4 +1,4 @@
-"""One training loop for every lesson: AdamW, a tqdm bar, seeds, loss history, a safe stop on NaN."""
+"""One training loop for every lesson: AdamW, a progress bar when slow, seeds, loss history, a safe stop on NaN."""
 
 import copy
 import math
@@ -8,10 +8,10 @@ import warnings
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
 
 from lessons.checks import check_instance, check_memory, check_number, check_positive_int, check_seed, choose
 from lessons.device import pick_device
+from lessons.progress import Progress
 
 LR_SCHEDULES = {  # multiplier of the learning rate at step n = 0 .. steps-1
     "constant": lambda n, steps: 1.0,
@@ -84,7 +84,7 @@ def train(
     weight_decay: float = 0.0,
     seed: int = 0,
     device=None,
-    progress: bool = True,
+    progress: bool | None = None,
     grad_clip: float | None = 1.0,
     callback=None,
     callback_every: int = 100,
@@ -99,6 +99,7 @@ def train(
     one number (a scalar tensor: reduce a per-sample loss with .mean()).
     grad_clip: the largest gradient norm (> 0) a step may use, or None for no clipping.
     callback(step, model, losses) runs every callback_every steps (a live plot, say).
+    progress: a tqdm bar with the running loss (True), none (False), or one only once training runs long (None).
     A loss or gradient that is not finite stops training before the optimizer step, so the model keeps
     the weights of the last good step; the reason goes to a RuntimeWarning and result.stopped_early.
     """
@@ -118,41 +119,42 @@ def train(
     factor = LR_SCHEDULES[lr_schedule]
     result = TrainResult()
     start = time.perf_counter()
-    bar = tqdm(range(1, steps + 1), disable=not progress, desc="training", mininterval=0.5)
-    for step in bar:
-        batch = _to_device(next_batch(), device)
-        buffers = [b.detach().clone() for b in model.buffers()]  # BatchNorm-like statistics move in forward
-        loss = _check_loss(loss_fn(model, batch), step)
-        value = loss.item()
-        problem = None if math.isfinite(value) else f"the loss was {value} (not a finite number)"
-        if problem is None:
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if not math.isfinite(_grad_norm(params)):  # checked before clipping, which would hide it
-                problem = _bad_gradients(model)
-        if problem is not None:  # no optimizer step was taken: the weights are still the last good step's
-            with torch.no_grad():
-                for b, saved in zip(model.buffers(), buffers):
-                    b.copy_(saved)
-            kept = f"step {step - 1}, the last good one" if step > 1 else "the start (no step completed)"
-            result.stopped_early = (
-                f"training stopped at step {step}: {problem}. The model keeps its weights from {kept}; "
-                "try a smaller learning rate"
-                + (", or clip the gradient with grad_clip=1.0." if grad_clip is None else ".")
-            )
-            warnings.warn(result.stopped_early, RuntimeWarning, stacklevel=2)
-            break
-        if grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(params, grad_clip)
-        for group in opt.param_groups:
-            group["lr"] = lr * factor(step - 1, steps)
-        opt.step()
-        result.losses.append(value)
-        result.steps_done = step
-        if step % 50 == 0:
-            bar.set_postfix(loss=f"{sum(result.losses[-50:]) / 50:.4f}")
-        if callback is not None and (step % callback_every == 0 or step == steps):
-            callback(step, model, result.losses)
+    bar = Progress(steps, "training", progress)
+    with bar:
+        for step in range(1, steps + 1):
+            batch = _to_device(next_batch(), device)
+            # BatchNorm-like statistics move in forward: kept to undo a step that goes wrong
+            buffers = [b.detach().clone() for b in model.buffers()]
+            loss = _check_loss(loss_fn(model, batch), step)
+            value = loss.item()
+            problem = None if math.isfinite(value) else f"the loss was {value} (not a finite number)"
+            if problem is None:
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if not math.isfinite(_grad_norm(params)):  # checked before clipping, which would hide it
+                    problem = _bad_gradients(model)
+            if problem is not None:  # no optimizer step was taken: the weights are still the last good step's
+                with torch.no_grad():
+                    for b, saved in zip(model.buffers(), buffers):
+                        b.copy_(saved)
+                kept = f"step {step - 1}, the last good one" if step > 1 else "the start (no step completed)"
+                result.stopped_early = (
+                    f"training stopped at step {step}: {problem}. The model keeps its weights from {kept}; "
+                    "try a smaller learning rate"
+                    + (", or clip the gradient with grad_clip=1.0." if grad_clip is None else ".")
+                )
+                warnings.warn(result.stopped_early, RuntimeWarning, stacklevel=2)
+                break
+            if grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, grad_clip)
+            for group in opt.param_groups:
+                group["lr"] = lr * factor(step - 1, steps)
+            opt.step()
+            result.losses.append(value)
+            result.steps_done = step
+            bar.update(**({"loss": f"{sum(result.losses[-50:]) / 50:.4f}"} if step % 50 == 0 else {}))
+            if callback is not None and (step % callback_every == 0 or step == steps):
+                callback(step, model, result.losses)
     result.seconds = time.perf_counter() - start
     model.eval()
     return result

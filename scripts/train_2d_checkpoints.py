@@ -47,7 +47,6 @@ def train_ddpm(steps):
         lr=LR,
         lr_schedule=LR_SCHEDULE,
         device="cpu",
-        progress=False,
     )
     return model, {
         "prediction": "eps",
@@ -74,7 +73,6 @@ def train_flow(steps, coupling, data, source=None, init=None, seed=2_000):
         lr_schedule=LR_SCHEDULE,
         device="cpu",
         seed=seed,
-        progress=False,
     )
     return model, {"prediction": "velocity", "schedule": "linear", "sigma_min": 0.0, "coupling": coupling}
 

@@ -41,3 +41,13 @@ def test_progress_false_never_shows_a_bar(monkeypatch, capsys):
 def test_progress_must_be_true_false_or_none(progress):
     with pytest.raises(TypeError, match="progress must be True, False or None"):
         Progress(3, "a loop", progress)
+
+
+def test_the_postfix_shows_beside_the_bar_and_is_ignored_without_one(capsys):
+    with Progress(3, "a loop", True) as bar:
+        for _ in range(3):
+            bar.update(loss="0.125")
+    assert bar.bar.postfix == "loss=0.125"
+    with Progress(3, "a quiet loop", False) as quiet:
+        quiet.update(loss="0.5")
+    assert quiet.bar is None and quiet.done == 1

@@ -396,3 +396,17 @@ def test_a_gradient_whose_norm_overflows_is_named_as_too_large():
     with pytest.warns(RuntimeWarning, match="gradient was too large"):
         result = train(model, loss_fn, lambda: torch.zeros(1), steps=2, progress=False)
     assert result.steps_done == 0 and model.w.item() == 0.0
+
+
+def test_training_shows_its_bar_with_the_running_loss_only_when_asked_or_slow(capsys, monkeypatch):
+    model, loss_fn, next_batch = _setup()
+    train(model, loss_fn, next_batch, steps=60, progress=True)
+    err = capsys.readouterr().err
+    assert "training" in err and "loss=" in err
+    train(model, loss_fn, next_batch, steps=20)  # the default: a short run stays quiet
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr("lessons.progress.QUIET_SECONDS", 0.0)  # every run counts as slow
+    train(model, loss_fn, next_batch, steps=20)
+    assert "training" in capsys.readouterr().err
+    with pytest.raises(TypeError, match="progress"):
+        train(model, loss_fn, next_batch, steps=5, progress="yes")
