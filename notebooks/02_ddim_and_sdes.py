@@ -103,9 +103,7 @@ exact = ExactMixtureModel(mixture, schedule)  # prediction="eps"
 net = MLP(dim=2, hidden=128, depth=3)
 pool = sample_target("8gaussians", 20_000, seed=1)
 steps = by_budget(fast=3000, full=20_000)
-result = train(
-    net, ddpm.loss, random_batches(pool, 256), steps=steps, lr=2e-3, seed=0, device="cpu", progress=False
-)
+result = train(net, ddpm.loss, random_batches(pool, 256), steps=steps, lr=2e-3, seed=0, device="cpu")
 print(
     f"trained {result.steps_done} steps in {result.seconds:.1f} s; "
     f"loss over the last 200 steps {sum(result.losses[-200:]) / 200:.3f}"

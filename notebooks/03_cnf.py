@@ -630,7 +630,6 @@ ml_result = train_max_likelihood(
     lr=3e-3,
     seed=0,
     device="cpu",
-    progress=False,
 )
 ml_cpu = time.process_time() - cpu_start
 print(

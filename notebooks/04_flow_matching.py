@@ -802,7 +802,6 @@ cnf_result = train_max_likelihood(
     atol=1e-3,
     lr=2e-3,
     device="cpu",
-    progress=False,
     callback=callback,
     callback_every=1,
 )
