@@ -26,6 +26,30 @@
 # 4. Ancestral sampling · Exercises · What to remember
 
 # %%
+# Course setup: where the course's library is not installed (Colab, a JupyterHub), install it first.
+# It takes the course's wheel from this folder if you uploaded one, else COURSE_INSTALL_SOURCE (a git URL or
+# a wheel's path), else the package index. In a checkout, or after `pip install`, this cell does nothing.
+# PyTorch is not reinstalled (Colab's own, with its GPU, is kept); lessons use the GPU when there is one.
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+if importlib.util.find_spec("lessons") is None:
+    wheels = sorted(Path.cwd().glob("diffusion_to_flow_matching-*.whl"))
+    default = os.environ.get("COURSE_INSTALL_SOURCE", "diffusion-to-flow-matching")
+    source = str(wheels[-1]) if wheels else default
+    print(f"installing the course from {source} ...")
+    if subprocess.run([sys.executable, "-m", "pip", "install", "-q", source]).returncode != 0:
+        raise RuntimeError(
+            f"could not install the course from {source!r}. Upload the course's wheel "
+            "(diffusion_to_flow_matching-*.whl, made by `make wheel`) next to this notebook, or set "
+            "COURSE_INSTALL_SOURCE to the course repository's git URL (git+https://...), then run this cell again."
+        )
+    importlib.invalidate_caches()
+
+# %%
 import matplotlib.pyplot as plt
 import torch
 from IPython.display import display
