@@ -13,7 +13,7 @@ TEST_TIMEOUT ?= 2400
 STAMP      := $(VENV)/.course-installed
 REFERENCE_LIBS := diffusers==0.42.1 torchcfm==1.0.7 flow-matching==1.0.10
 
-.PHONY: setup lab test lint format claims test-lib test-notebooks app book lesson checkpoints benchmarks bench-quick sync clean
+.PHONY: setup lab test lint format claims test-lib test-notebooks app book lesson checkpoints benchmarks bench-quick wheel sync clean
 
 setup: $(STAMP)
 
@@ -90,9 +90,16 @@ benchmarks: setup
 bench-quick: setup
 	$(PY) benchmarks/flows_2d.py --quick
 
-# Regenerate every .ipynb from its reviewed .py source (no outputs), keeping cell ids.
+# The course as a wheel (library, widgets, shipped checkpoints and notebooks) in dist/; after
+# `pip install dist/*.whl`, `course-notebooks DEST` copies the lessons into a folder.
+wheel: setup
+	$(PIP) wheel . --no-deps --no-build-isolation -w dist
+
+# Regenerate every .ipynb from its reviewed .py source (no outputs), keeping cell ids; every lesson first
+# gets the setup cell of scripts/setup_cell.py (the one place that says where Colab installs the course from).
 sync:
+	$(VENV)/bin/python scripts/setup_cell.py
 	$(VENV)/bin/jupytext --update --to ipynb notebooks/*.py
 
 clean:
-	rm -rf build _book .pytest_cache
+	rm -rf build _book dist .pytest_cache

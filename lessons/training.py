@@ -119,8 +119,7 @@ def train(
     factor = LR_SCHEDULES[lr_schedule]
     result = TrainResult()
     start = time.perf_counter()
-    bar = Progress(steps, "training", progress)
-    with bar:
+    with Progress(steps, "training", progress) as bar:
         for step in range(1, steps + 1):
             batch = _to_device(next_batch(), device)
             # BatchNorm-like statistics move in forward: kept to undo a step that goes wrong

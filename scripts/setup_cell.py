@@ -13,6 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKER = "# Course setup"
+CELL_START = "# %%\n" + MARKER  # how the setup cell begins in a jupytext percent file
 SETUP_CELL = """\
 # Course setup: where the course's library is not installed (Colab, a JupyterHub), install it first.
 # It takes the course's wheel from this folder if you uploaded one, else COURSE_INSTALL_SOURCE (a git URL or
@@ -46,7 +47,7 @@ def _cells(text: str) -> list[str]:
 
 def with_setup_cell(text: str) -> str:
     """The notebook text with SETUP_CELL as its first code cell (replacing an older copy)."""
-    cells = [c for c in _cells(text) if not c.startswith("# %%\n" + MARKER)]
+    cells = [c for c in _cells(text) if not c.startswith(CELL_START)]
     first_code = next(
         (i for i, c in enumerate(cells) if i > 0 and not c.startswith("# %% [markdown]")), len(cells)
     )
@@ -57,7 +58,7 @@ def with_setup_cell(text: str) -> str:
 def setup_cell_of(text: str) -> str | None:
     """The setup cell's source in a notebook's text, or None when it has none."""
     for cell in _cells(text):
-        if cell.startswith("# %%\n" + MARKER):
+        if cell.startswith(CELL_START):
             return cell[len("# %%\n") :].strip("\n")
     return None
 

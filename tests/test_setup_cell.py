@@ -27,12 +27,10 @@ def test_writing_the_cell_changes_nothing_else(lesson):
     text = lesson.read_text()
     written = setup_cell.with_setup_cell(text)
     assert setup_cell.with_setup_cell(written) == written
-    without = "\n".join(
-        c for c in setup_cell._cells(written) if not c.startswith("# %%\n" + setup_cell.MARKER)
-    )
+    without = "\n".join(c for c in setup_cell._cells(written) if not c.startswith(setup_cell.CELL_START))
     assert setup_cell.with_setup_cell(without) == written
     first_code = next(c for c in setup_cell._cells(written)[1:] if not c.startswith("# %% [markdown]"))
-    assert first_code.startswith("# %%\n" + setup_cell.MARKER)
+    assert first_code.startswith(setup_cell.CELL_START)
 
 
 def test_where_the_course_is_installed_the_cell_does_nothing():
