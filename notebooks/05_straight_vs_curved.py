@@ -320,7 +320,7 @@ def train_flow(next_batch, steps=STEPS, init=None, seed=0):
     """A fresh (or copied) 3x64 SELU MLP trained with CFM on coupled batches."""
     torch.manual_seed(seed)
     model = MLP(hidden=64, depth=3, activation="selu") if init is None else copy.deepcopy(init)
-    train(model, cfm_objective, next_batch, steps=steps, lr=1e-3, seed=seed, device="cpu", progress=False)
+    train(model, cfm_objective, next_batch, steps=steps, lr=1e-3, seed=seed, device="cpu")
     return model
 
 

@@ -162,7 +162,6 @@ fm_run = train(
     lr=5e-4,
     seed=0,
     device="cpu",
-    progress=False,
 )
 v_run = train(
     v_net,
@@ -172,7 +171,6 @@ v_run = train(
     lr=5e-4,
     seed=1,
     device="cpu",
-    progress=False,
 )
 print(
     f"trained two networks for {train_steps} steps each in {time.process_time() - start:.1f} s of CPU; "
@@ -1225,7 +1223,6 @@ for name, seed, draw_t in time_samplers:
         lr=5e-4,
         seed=seed,
         device="cpu",
-        progress=False,
         callback=lambda step, m, losses: history.append(excess_loss_per_time(m)),
         callback_every=train_steps // 10,
     )

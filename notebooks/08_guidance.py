@@ -284,7 +284,6 @@ ema_tiny, result = train_image_model(
     classes=True,
     p_uncond=0.1,
     device=device,
-    progress=False,
 )
 print(
     f"{size} model, {result.steps_done} steps: loss {sum(result.losses[:20]) / 20:.3f} -> {sum(result.losses[-20:]) / 20:.3f}"
