@@ -10,7 +10,7 @@ benchmark must not rewrite build/claims). The wall time runs from the first cell
 memory is the largest resident set of the kernel's process tree, the larger of the kernel's own high-water
 mark (VmHWM) and the sum over the tree sampled every 0.1 s. Runs are merged into
 benchmarks/results/lessons.json by (lesson, budget), so lessons measured one at a time add up to one table;
---readme writes that table into README.md between its lesson-cost markers. Limits (issue 6): every lesson
+--readme writes that table into README.md between its lesson-cost markers. Limits (issue 20, item 6): every lesson
 peaks under 2 GiB in both budgets; in the full budget the 2D lessons (00-06) run under 5 minutes and the
 MNIST lessons (07, 08) under 10, on 2 CPU cores.
 """
@@ -34,6 +34,7 @@ from nbclient.exceptions import CellExecutionError
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 RESULTS = ROOT / "benchmarks" / "results" / "lessons.json"
+README = ROOT / "README.md"
 START, END = "<!-- lesson costs: start -->", "<!-- lesson costs: end -->"
 BUDGETS = ("fast", "full")
 PEAK_LIMIT_MIB = 2048
@@ -48,9 +49,18 @@ def time_limit_s(lesson: str, budget: str) -> float | None:
     return 600.0 if lesson in MNIST_LESSONS else 300.0
 
 
+LESSON_ID = re.compile(r"^(\d+)([a-z]?)$")  # 4, 04, 02b
+
+
 def lesson_sources() -> dict:
-    """{'04': notebooks/04_flow_matching.py, ...}: every numbered lesson."""
-    return {p.name[:2]: p for p in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py"))}
+    """{'04': notebooks/04_flow_matching.py, '02b': notebooks/02b_score_matching.py, ...}: every numbered lesson."""
+    return {p.name.split("_")[0]: p for p in sorted(NOTEBOOKS.glob("[0-9][0-9]*_*.py"))}
+
+
+def lesson_key(name: str) -> str | None:
+    """The lesson id that '4', '04', '2b' or '04_flow_matching' names ('04', '02b'); None for anything else."""
+    match = LESSON_ID.match(name.split("_")[0])
+    return match[1].zfill(2) + match[2] if match else None
 
 
 def pick_lessons(names: list) -> dict:
@@ -60,7 +70,7 @@ def pick_lessons(names: list) -> dict:
         return sources
     picked = {}
     for name in names:
-        key = name.split("_")[0].zfill(2)
+        key = lesson_key(name)
         if key not in sources:
             raise SystemExit(f"no lesson {name!r}; the lessons are {', '.join(sources)}.")
         picked[key] = sources[key]
@@ -300,16 +310,19 @@ def readme_section(runs: dict, note: str | None = None) -> str:
     )
 
 
-def write_readme(text: str) -> None:
-    readme_path = ROOT / "README.md"
-    readme = readme_path.read_text()
-    if START not in readme or END not in readme:
-        raise SystemExit(f"README.md has no {START} ... {END} markers to write the table between.")
+def replace_section(readme: str, text: str) -> str:
+    """The README's text with everything between its lesson-cost markers replaced by text (the markers kept)."""
+    if readme.count(START) != 1 or readme.count(END) != 1 or readme.index(START) > readme.index(END):
+        raise SystemExit(f"README.md needs one {START} followed by one {END} to write the table between.")
     head, rest = readme.split(START, 1)
-    readme_path.write_text(head + START + "\n" + text + "\n" + END + rest.split(END, 1)[1])
+    return head + START + "\n" + text + "\n" + END + rest.split(END, 1)[1]
 
 
-def main() -> int:
+def write_readme(text: str, path: Path = README) -> None:
+    path.write_text(replace_section(path.read_text(), text))
+
+
+def main(argv: list | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("lessons", nargs="*", help="lesson numbers (04) or names; all when none is given")
     parser.add_argument("--budget", choices=(*BUDGETS, "both"), default="both")
@@ -325,7 +338,7 @@ def main() -> int:
     parser.add_argument(
         "--note", help="a sentence to add after the table in README.md (how the runs were made)"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     runs = load_runs(args.out)
     failed = False
     if not args.table:
@@ -348,7 +361,7 @@ def main() -> int:
                 args.out.write_text(json.dumps({"runs": dict(sorted(runs.items()))}, indent=1) + "\n")
     print(table(runs))
     if args.readme:
-        write_readme(readme_section(runs, args.note))
+        write_readme(readme_section(runs, args.note), README)
     return 1 if failed else 0
 
 

@@ -24,4 +24,6 @@ Where each concept lives (one owner each):
   checkpoints: checksums, paths, load_model  checkpoints     autograd memory measured ............... autograd_memory
   shipped files in a checkout or a wheel ... course_files
   the claims ledger (prove / control) ...... claims
+  Euler-Maruyama, Brownian motion, OU ...... euler_maruyama  denoising score matching (DSM) ......... score_matching
+  Langevin, annealed Langevin, PC sampler .. langevin        SDE sampling of a flow (score from u) .. flow_sde
 """

@@ -165,9 +165,6 @@ CLAIMS = {
 PENDING = {
     "C30": "issue 16 (OT-CFM and reflow on MNIST, lesson 07)",
     "C31": "issue 17 (the DDPM ELBO, lesson 01)",
-    "C32": "issue 17 (lesson 02b)",
-    "C33": "issue 17 (lesson 02b)",
-    "C34": "issue 17 (lesson 02b)",
     "C35": "issue 16 (lesson 09)",
     "C36": "issue 16 (lesson 09)",
     "C37": "issue 16 (lesson 09)",

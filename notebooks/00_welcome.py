@@ -31,6 +31,7 @@
 # | 00 | welcome | this notebook |
 # | 01 | DDPM | the forward process, schedules and SNR, noise prediction, ancestral sampling |
 # | 02 | DDIM and SDEs | deterministic sampling, the score-SDE view, the probability-flow ODE |
+# | 02b | score matching and Langevin | Euler-Maruyama and OU, denoising score matching, Tweedie, Langevin, predictor-corrector, SDE sampling of a flow |
 # | 03 | continuous normalizing flows | neural ODEs, exact likelihood, Hutchinson, adjoint — and why it is slow |
 # | 04 | flow matching | the FM objective, marginal vs conditional fields, CFM, Gaussian paths |
 # | 05 | straight vs curved | OT couplings, rectified flow, solvers, NFE vs quality, the 2D benchmark |

@@ -4206,7 +4206,232 @@ def cases_local_validators(b: Book) -> None:
             b.bad(name, label, lambda f, fn=fn, call=call: call(fn), expect)
 
 
+def cases_euler_maruyama(b: Book) -> None:
+    import torch
+
+    from lessons.euler_maruyama import (
+        brownian_motion,
+        euler_maruyama,
+        ou_moments,
+        ou_process,
+        ou_stationary_variance,
+    )
+
+    def em(f, **kw):
+        args = {"drift": lambda x: -x, "x_start": pts(), "step_size": 0.1, "steps": 5, **kw}
+        return euler_maruyama(**args)
+
+    b.good("euler_maruyama", "OU drift, 5 steps", lambda f: em(f))
+    b.bad("euler_maruyama", "drift a string", lambda f: em(f, drift="-x"), "drift")
+    b.bad(
+        "euler_maruyama", "drift returns (B, 1)", lambda f: em(f, drift=lambda x: x[:, :1]), ("drift", SHAPEW)
+    )
+    b.bad("euler_maruyama", "step size 0", lambda f: em(f, step_size=0.0), "step size")
+    b.bad("euler_maruyama", "step size NaN", lambda f: em(f, step_size=NAN), ("step size", "finite"))
+    b.bad("euler_maruyama", "steps 0", lambda f: em(f, steps=0), "steps")
+    b.bad("euler_maruyama", f"steps {HUGE}", lambda f: em(f, steps=HUGE), MEMW)
+    b.bad("euler_maruyama", "diffusion -1", lambda f: em(f, diffusion=-1.0), "diffusion")
+    b.bad("euler_maruyama", "x_start NaN", lambda f: em(f, x_start=poke(pts())), ("x_start", NANW))
+    b.bad("euler_maruyama", "x_start a list", lambda f: em(f, x_start=[[0.0, 0.0]]), ("x_start", "tensor"))
+    b.bad("euler_maruyama", "generator a number", lambda f: em(f, generator=5), "generator")
+    b.bad("euler_maruyama", "keep_path 'yes'", lambda f: em(f, keep_path="yes"), "keep_path")
+    b.bad("euler_maruyama", "blows up", lambda f: em(f, drift=lambda x: 1e30 * x, steps=20), STEPW)
+    b.good("brownian_motion", "10 steps", lambda f: brownian_motion(pts(), 1.0, 10))
+    b.bad("brownian_motion", "duration 0", lambda f: brownian_motion(pts(), 0.0, 10), "duration")
+    b.bad(
+        "brownian_motion",
+        "sigma NaN",
+        lambda f: brownian_motion(pts(), 1.0, 10, sigma=NAN),
+        ("sigma", "finite"),
+    )
+    b.bad("brownian_motion", "steps 1.5", lambda f: brownian_motion(pts(), 1.0, 1.5), "steps")
+    b.good("ou_process", "theta 1", lambda f: ou_process(pts(), 1.0, 1.0, 1.0, 10))
+    b.bad("ou_process", "theta 0", lambda f: ou_process(pts(), 0.0, 1.0, 1.0, 10), "theta")
+    b.bad("ou_process", "sigma -1", lambda f: ou_process(pts(), 1.0, -1.0, 1.0, 10), "sigma")
+    b.bad(
+        "ou_process",
+        "x_start int",
+        lambda f: ou_process(torch.zeros(4, 1, dtype=torch.long), 1.0, 1.0, 1.0, 10),
+        ("x_start", "float"),
+    )
+    b.good("ou_moments", "s = 1", lambda f: ou_moments(pts(), 1.0, 1.0, 1.0))
+    b.bad("ou_moments", "s -1", lambda f: ou_moments(pts(), 1.0, 1.0, -1.0), "time s")
+    b.bad("ou_moments", "x_start NaN", lambda f: ou_moments(poke(pts()), 1.0, 1.0, 1.0), ("x_start", NANW))
+    b.good("ou_stationary_variance", "with a step", lambda f: ou_stationary_variance(1.0, 1.0, 0.1))
+    b.bad(
+        "ou_stationary_variance",
+        "step 2 / theta",
+        lambda f: ou_stationary_variance(1.0, 1.0, 2.0),
+        "diverges",
+    )
+    b.bad("ou_stationary_variance", "theta a string", lambda f: ou_stationary_variance("1", 1.0), "theta")
+
+
+def cases_langevin(b: Book) -> None:
+    import torch
+
+    from lessons.langevin import annealed_langevin, langevin, predictor_corrector, snr_step_size
+    from lessons.mixture import ExactMixtureModel
+    from lessons.schedules import VPSchedule
+
+    vp = VPSchedule()
+
+    def exact(f):
+        return ExactMixtureModel(f.mixture, vp)
+
+    b.good("langevin", "mixture score", lambda f: langevin(f.mixture.score, pts(), 0.05, 5))
+    b.bad("langevin", "score_fn a string", lambda f: langevin("score", pts(), 0.05, 5), "score_fn")
+    b.bad("langevin", "step size -1", lambda f: langevin(f.mixture.score, pts(), -1.0, 5), "step size")
+    b.bad("langevin", "steps 0", lambda f: langevin(f.mixture.score, pts(), 0.05, 0), "steps")
+    b.bad("langevin", "x NaN", lambda f: langevin(f.mixture.score, poke(pts()), 0.05, 5), ("x_start", NANW))
+    b.bad(
+        "langevin",
+        "x with 3 columns",
+        lambda f: langevin(f.mixture.score, pts(4, 3), 0.05, 5),
+        ("x", "column|2"),
+    )
+    b.bad("langevin", "step too large", lambda f: langevin(lambda x: -1e6 * x, pts(), 1.0, 50), STEPW)
+    b.good("snr_step_size", "ones", lambda f: snr_step_size(pts(), pts(), 0.1))
+    b.bad("snr_step_size", "shapes differ", lambda f: snr_step_size(pts(), pts(4, 3), 0.1), ("shape",))
+    b.bad("snr_step_size", "snr 0", lambda f: snr_step_size(pts(), pts(), 0.0), "snr")
+    b.bad(
+        "snr_step_size", "score zero", lambda f: snr_step_size(torch.zeros(4, 2), pts(), 0.1), ("score", "0")
+    )
+    b.bad(
+        "snr_step_size", "score a list", lambda f: snr_step_size([1.0], pts(), 0.1), ("score_value", "tensor")
+    )
+
+    def al(f, **kw):
+        args = {
+            "model": exact(f),
+            "x_start": pts(),
+            "schedule": vp,
+            "ts": grid(3, 0.0, 0.9),
+            "steps_per_level": 2,
+            **kw,
+        }
+        return annealed_langevin(**args)
+
+    b.good("annealed_langevin", "3 levels", lambda f: al(f))
+    b.bad("annealed_langevin", "ends at t = 1", lambda f: al(f, ts=grid(3)), ("sigma", "t ="))
+    b.bad("annealed_langevin", "ts decreasing", lambda f: al(f, ts=grid(3, 0.0, 0.9).flip(0)), ("ts", INCW))
+    b.bad("annealed_langevin", "steps_per_level 0", lambda f: al(f, steps_per_level=0), "steps")
+    b.bad("annealed_langevin", "snr NaN", lambda f: al(f, snr=NAN), "snr")
+    b.bad("annealed_langevin", "prediction 'noise'", lambda f: al(f, prediction="noise"), ("noise", CHOICEW))
+    b.bad(
+        "annealed_langevin", "schedule the class", lambda f: al(f, schedule=VPSchedule), ("schedule", CLASSW)
+    )
+    b.bad("annealed_langevin", "model returns NaN", lambda f: al(f, model=nan_model), STEPW)
+    b.bad("annealed_langevin", "model returns (B, 1)", lambda f: al(f, model=narrow_model), (MODELW, SHAPEW))
+    b.bad("annealed_langevin", "x float64", lambda f: al(f, model=f.mlp, x_start=pts().double()), DTYPEW)
+    b.bad("annealed_langevin", "generator a string", lambda f: al(f, generator="0"), "generator")
+
+    def pc(f, **kw):
+        args = {"model": exact(f), "noise": pts(), "schedule": vp, "ts": grid(3, 0.0, 0.99), **kw}
+        return predictor_corrector(**args)
+
+    b.good("predictor_corrector", "3 steps", lambda f: pc(f))
+    b.good("predictor_corrector", "ending at t = 1", lambda f: pc(f, ts=grid(3)))
+    b.bad("predictor_corrector", "corrector_steps 0", lambda f: pc(f, corrector_steps=0), "steps")
+    b.bad("predictor_corrector", "ts a list", lambda f: pc(f, ts=[0.0, 0.5]), ("ts", "tensor"))
+    b.bad("predictor_corrector", "noise NaN", lambda f: pc(f, noise=poke(pts())), ("x_start|noise", NANW))
+    b.bad("predictor_corrector", "model a string", lambda f: pc(f, model="net"), MODELW)
+    b.bad("predictor_corrector", "snr -1", lambda f: pc(f, snr=-1.0), "snr")
+
+
+def cases_flow_sde(b: Book) -> None:
+    from lessons.flow_sde import flow_sde, flow_sde_drift
+    from lessons.mixture import ExactMixtureModel
+    from lessons.schedules import LinearSchedule
+
+    lin = LinearSchedule()
+
+    def exact(f):
+        return ExactMixtureModel(f.mixture, lin, "velocity")
+
+    def fs(f, **kw):
+        args = {"model": exact(f), "noise": pts(), "schedule": lin, "ts": grid(4), "noise_level": 1.0, **kw}
+        return flow_sde(**args)
+
+    b.good("flow_sde", "4 steps to t = 1", lambda f: fs(f))
+    b.good("flow_sde", "the MLP, noise level 0", lambda f: fs(f, model=f.mlp, noise_level=0.0))
+    b.bad("flow_sde", "noise level -1", lambda f: fs(f, noise_level=-1.0), "noise level")
+    b.bad("flow_sde", "noise level NaN", lambda f: fs(f, noise_level=NAN), ("noise level", "finite"))
+    b.bad("flow_sde", "ts decreasing", lambda f: fs(f, ts=grid(4).flip(0)), ("ts", INCW))
+    b.bad("flow_sde", "noise NaN", lambda f: fs(f, noise=poke(pts())), ("noise", NANW))
+    b.bad("flow_sde", "noise float64", lambda f: fs(f, model=f.mlp, noise=pts().double()), DTYPEW)
+    b.bad("flow_sde", "model returns NaN", lambda f: fs(f, model=nan_model), STEPW)
+    b.bad("flow_sde", "model returns (B, 1)", lambda f: fs(f, model=narrow_model), (MODELW, SHAPEW))
+    b.bad(
+        "flow_sde", "schedule a string", lambda f: fs(f, schedule="linear"), ("schedule", "Schedule|string")
+    )
+    b.bad("flow_sde", "prediction 'noise'", lambda f: fs(f, prediction="noise"), ("noise", CHOICEW))
+    b.bad("flow_sde", "generator a number", lambda f: fs(f, generator=3), "generator")
+    b.good("flow_sde_drift", "at t = 0.5", lambda f: flow_sde_drift(exact(f), lin, 1.0)(x=pts(), t=times()))
+    b.bad(
+        "flow_sde_drift",
+        "at t = 1",
+        lambda f: flow_sde_drift(exact(f), lin, 1.0)(x=pts(), t=times(4, 1.0)),
+        ("sigma", "t ="),
+    )
+    b.bad(
+        "flow_sde_drift",
+        "t outside [0, 1]",
+        lambda f: flow_sde_drift(exact(f), lin, 1.0)(x=pts(), t=times(4, 2.0)),
+        ("t", "[0, 1]"),
+    )
+    b.bad(
+        "flow_sde_drift",
+        "model the class",
+        lambda f: flow_sde_drift(ExactMixtureModel, lin, 1.0),
+        (MODELW, CLASSW),
+    )
+    b.bad(
+        "flow_sde_drift", "noise level a string", lambda f: flow_sde_drift(exact(f), lin, "1"), "noise level"
+    )
+
+
+def cases_score_matching(b: Book) -> None:
+    import torch
+
+    from lessons.mixture import ExactMixtureModel
+    from lessons.schedules import VPSchedule
+    from lessons.score_matching import dsm_batch_loss, dsm_loss
+
+    vp = VPSchedule()
+
+    def dl(f, **kw):
+        args = {"model": ExactMixtureModel(f.mixture, vp), "schedule": vp, "data": pts(), **kw}
+        return dsm_loss(**args)
+
+    b.good("dsm_loss", "exact eps model", lambda f: dl(f))
+    b.good("dsm_loss", "the MLP, unweighted", lambda f: dl(f, model=f.mlp, weighted=False))
+    b.bad("dsm_loss", "t = 1 (sigma = 0)", lambda f: dl(f, t=times(4, 1.0)), "sigma")
+    b.bad("dsm_loss", "t of 3 values", lambda f: dl(f, t=times(3)), ("t|times", "sample"))
+    b.bad("dsm_loss", "weighted 'yes'", lambda f: dl(f, weighted="yes"), "weighted")
+    b.bad("dsm_loss", "prediction 'noise'", lambda f: dl(f, prediction="noise"), ("noise", CHOICEW))
+    b.bad("dsm_loss", "data NaN", lambda f: dl(f, data=poke(pts())), ("data", NANW))
+    b.bad("dsm_loss", "noise of another shape", lambda f: dl(f, noise=pts(4, 3)), ("noise", SHAPEW))
+    b.bad("dsm_loss", "data float64 for the MLP", lambda f: dl(f, model=f.mlp, data=pts().double()), DTYPEW)
+    b.bad("dsm_loss", "model returns (B, 1)", lambda f: dl(f, model=narrow_model), (MODELW, SHAPEW))
+    b.bad("dsm_loss", "t_min above t_max", lambda f: dl(f, t_min=0.9, t_max=0.1), ("t_min", "t_max"))
+    b.bad("dsm_loss", "schedule the class", lambda f: dl(f, schedule=VPSchedule), ("schedule", CLASSW))
+    b.bad(
+        "dsm_loss", "data int", lambda f: dl(f, data=torch.zeros(4, 2, dtype=torch.long)), ("data", "float")
+    )
+    b.good("dsm_batch_loss", "mean of a batch", lambda f: dsm_batch_loss(vp)(f.mlp, pts()))
+    b.bad("dsm_batch_loss", "t_max 2", lambda f: dsm_batch_loss(vp, t_max=2.0), "t_max")
+    b.bad(
+        "dsm_batch_loss", "schedule a string", lambda f: dsm_batch_loss("vp"), ("schedule", "Schedule|string")
+    )
+    b.bad("dsm_batch_loss", "weighted 1", lambda f: dsm_batch_loss(vp, weighted=1), "weighted")
+
+
 BUILDERS = {
+    "lessons.euler_maruyama": cases_euler_maruyama,
+    "lessons.langevin": cases_langevin,
+    "lessons.flow_sde": cases_flow_sde,
+    "lessons.score_matching": cases_score_matching,
     "lessons.autograd_memory": cases_autograd_memory,
     "lessons.budget": cases_budget,
     "lessons.checkpoints": cases_checkpoints,
