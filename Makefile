@@ -13,11 +13,11 @@ TEST_TIMEOUT ?= 2400
 STAMP      := $(VENV)/.course-installed
 REFERENCE_LIBS := diffusers==0.42.1 torchcfm==1.0.7 flow-matching==1.0.10
 
-.PHONY: setup lab test lint format claims test-lib test-notebooks app book lesson checkpoints benchmarks bench-quick wheel sync clean
+.PHONY: setup lab test lint format claims test-lib test-notebooks app book lesson lesson-name checkpoints benchmarks bench-quick wheel sync clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml scripts/jupyterlab_overrides.json
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH_SPEC)"
 	$(PIP) install -e ".[dev]"
@@ -25,8 +25,8 @@ $(STAMP): pyproject.toml
 	$(PIP) install --no-deps $(REFERENCE_LIBS)
 	$(PIP) install huggingface_hub safetensors regex importlib_metadata
 	@mkdir -p $(VENV)/share/jupyter/lab/settings
-	@printf '%s\n' '{"@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"python": "Jupytext Notebook"}}}' \
-		> $(VENV)/share/jupyter/lab/settings/overrides.json
+	@# Lab's shipped settings: .py lessons open as notebooks; no news pop-up, no request for news or updates
+	cp scripts/jupyterlab_overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	@touch $@
 
 lab: setup
@@ -61,17 +61,27 @@ test-notebooks: setup
 	COURSE_BUDGET=fast timeout $(TEST_TIMEOUT) $(PY) -m pytest \
 		--nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) notebooks/
 
-# Run one lesson headless, e.g. `make lesson N=01` (COURSE_BUDGET=full by default).
-lesson: setup
+# Run one lesson headless, e.g. `make lesson N=01` or N=02b (COURSE_BUDGET=full by default); without a
+# lesson's N it lists the lessons.
+lesson: lesson-name setup
 	$(VENV)/bin/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 \
 		--output-dir build/executed notebooks/$(N)_*.ipynb
+
+lesson-name:
+	@if [ -z "$(N)" ] || ! ls notebooks/$(N)_*.ipynb >/dev/null 2>&1; then \
+		echo "make lesson N=NN runs one lesson$(if $(N), (there is no lesson N=$(N))); the lessons are:"; \
+		for f in notebooks/[0-9]*_*.ipynb; do b=$${f#notebooks/}; echo "  N=$${b%%_*}	$${b%.ipynb}"; done; \
+		exit 2; \
+	fi
 
 # The lecture app (Voila), bound to this machine only.
 app: setup
 	$(VENV)/bin/voila notebooks/app.ipynb --Voila.ip=127.0.0.1 --port=8866
 
-# The static course book: every lesson executed, written as HTML to _book/ (BOOK_BUDGET=full for the real one).
-BOOK_BUDGET ?= fast
+# The course book (Sphinx, myst-nb and sphinx-book-theme; configured in book/): every lesson runs in a fresh
+# kernel with BOOK_BUDGET (full, as learners get it; BOOK_BUDGET=fast trains as CI does), then Sphinx writes
+# _book/. Open _book/index.html: nothing in it loads from the network. A lesson that fails fails the target.
+BOOK_BUDGET ?= full
 book: setup
 	$(PY) scripts/build_book.py --budget $(BOOK_BUDGET) --out _book
 

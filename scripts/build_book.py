@@ -1,18 +1,17 @@
-"""Build the course book: execute every lesson notebook and write a static HTML site that works offline.
+"""Build the course book: run every lesson, then let Sphinx (myst-nb, sphinx-book-theme) write the site.
 
-    python scripts/build_book.py [--budget fast|full] [--out _book] [notebooks ...]
+    python scripts/build_book.py [--budget fast|full] [--out _book] [--reuse] [notebooks ...]
 
-Every notebooks/NN_*.ipynb (or the notebooks given) runs in a fresh kernel under COURSE_BUDGET; each
-becomes one page, with an index page linking them. Plotly figures stay interactive: plotly.js is
-shipped once, as assets/plotly.min.js, and no page loads anything from the network. Widgets are
-drawn as they were last shown (figures, readouts and the values of their controls), since a static
-page has no kernel to answer them. A lesson that fails still gets a page, with the error, and the
-command exits with status 1.
+Every lesson (notebooks/NN_*.py, the reviewed jupytext sources, in course order; or the notebooks
+given, .py or .ipynb) runs in a fresh kernel under COURSE_BUDGET, from its own folder. Its widget,
+plotly and progress outputs are made static (book/static_outputs.py), and the executed notebooks are
+written to <work>/src/lessons/, where Sphinx renders them with book/conf.py into --out. The site loads
+nothing from the network: MathJax, plotly.js, search and the theme all ship inside it. A lesson that
+fails still gets its page, with the error; the command then names it and exits with status 1.
 """
 
 import argparse
-import html
-import json
+import hashlib
 import os
 import re
 import shutil
@@ -20,202 +19,142 @@ import sys
 import time
 from pathlib import Path
 
+import jupytext
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
-from nbconvert import HTMLExporter
 
 ROOT = Path(__file__).resolve().parent.parent
-PLOTLY_MIME, WIDGET_MIME = "application/vnd.plotly.v1+json", "application/vnd.jupyter.widget-view+json"
-WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
-STYLE = """<style>
-.book-nav { font-family: sans-serif; padding: 10px 24px; background: #f5f7fa; border-bottom: 1px solid #e4e7eb; }
-.book-nav a { margin-right: 18px; color: #0b5394; text-decoration: none; }
-.book-widget { border: 1px solid #e4e7eb; border-radius: 6px; padding: 10px; margin: 6px 0; }
-.book-widget .book-note { color: #7b8794; font-size: 13px; }
-.book-row { display: flex; flex-wrap: wrap; gap: 14px; align-items: center; }
-.book-col { display: flex; flex-direction: column; gap: 6px; }
-.book-control { font-family: sans-serif; font-size: 14px; color: #1f2933; }
-.book-failed { background: #fdecea; border-left: 5px solid #d64545; padding: 8px 14px; }
-</style>"""
+BOOK = ROOT / "book"
+sys.path.insert(0, str(BOOK))
+sys.path.insert(0, str(ROOT))
+from static_outputs import make_static  # noqa: E402
+
+from lessons.budget import BUDGETS, budget  # noqa: E402
+
+LESSON = re.compile(r"^\d\d[a-z]?_\w+$")  # 00_welcome, 02b_score_matching; not app
 
 
-class StaticWidgets:
-    """Draw a saved widget tree as static HTML: boxes, HTML and label text, control values, plotly figures."""
-
-    def __init__(self, state: dict):
-        self.state = state
-
-    def _model(self, ref):
-        return self.state.get(str(ref).replace("IPY_MODEL_", ""), {})
-
-    def render(self, model_id: str) -> str:
-        model = self._model(model_id)
-        name, st = model.get("model_name", ""), model.get("state", {})
-        if self._model(st.get("layout", "")).get("state", {}).get("display") == "none":
-            return ""
-        label = html.escape(str(st.get("description", "")))
-        if name in ("VBoxModel", "HBoxModel", "BoxModel", "GridBoxModel", "AccordionModel", "TabModel"):
-            kind = "book-row" if name == "HBoxModel" else "book-col"
-            inner = "".join(self.render(child) for child in st.get("children", []))
-            return f"<div class='{kind}'>{inner}</div>"
-        if name in ("HTMLModel", "HTMLMathModel"):
-            return f"<div>{st.get('value', '')}</div>"
-        if name == "LabelModel":
-            return f"<div>{html.escape(str(st.get('value', '')))}</div>"
-        if "figure" in st and isinstance(st["figure"], dict):  # widgets.plotly_view.PlotlyView
-            return plotly_div(st["figure"].get("data", []), st["figure"].get("layout", {}))
-        if name == "ImageModel":  # the picture travels as a binary buffer beside the state
-            for buf in model.get("buffers", []):
-                if buf.get("path") == ["value"]:
-                    return f"<img src='data:image/{st.get('format', 'png')};base64,{buf['data']}' style='max-width:100%'>"
-        if (
-            "code" in st and "_esm" in st
-        ):  # widgets.plotly_view.PlotlyLibrary: the book ships plotly.js itself
-            return ""
-        if "index" in st and "_options_labels" in st:
-            chosen = st["index"] if isinstance(st["index"], int) else 0
-            options = st["_options_labels"]
-            value = options[chosen] if 0 <= chosen < len(options) else ""
-            return f"<span class='book-control'>{label} <b>{html.escape(str(value))}</b></span>"
-        if "value" in st and isinstance(st["value"], (int, float, str, bool)):
-            return f"<span class='book-control'>{label} <b>{html.escape(str(st['value']))}</b></span>"
-        return "<span class='book-note'>(interactive widget: run the notebook to use it)</span>"
+def lesson_sources(folder: Path) -> list[Path]:
+    """The lessons' reviewed sources in course order (02 before 02b before 03)."""
+    return sorted(p for p in folder.glob("*.py") if LESSON.match(p.stem))
 
 
-def plotly_div(data, layout) -> str:
-    """A div drawn by the page's plotly.js (no network), for one figure."""
-    plotly_div.count = getattr(plotly_div, "count", 0) + 1
-    div_id = f"book-plot-{plotly_div.count}"
-    figure = json.dumps({"data": data, "layout": layout}).replace("</", "<\\/")
-    return (
-        f"<div id='{div_id}' style='width:100%'></div><script>(function(){{var f={figure};"
-        f"Plotly.newPlot('{div_id}', f.data, f.layout, {{responsive: true, displaylogo: false}});}})();</script>"
-    )
+def read_notebook(path: Path):
+    """A notebook from its jupytext .py source or an .ipynb file."""
+    if path.suffix == ".py":
+        return jupytext.read(path)
+    return nbformat.read(path, as_version=4)
 
 
-def make_static(nb) -> None:
-    """Replace plotly and widget outputs by static HTML and drop the saved widget state."""
-    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
-    widgets = StaticWidgets(state)
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            data = out.get("data", {})
-            if PLOTLY_MIME in data:
-                fig = data.pop(PLOTLY_MIME)
-                out["data"] = {"text/html": plotly_div(fig.get("data", []), fig.get("layout", {}))}
-            elif WIDGET_MIME in data:
-                body = widgets.render(data[WIDGET_MIME]["model_id"])
-                note = "<div class='book-note'>Interactive in the notebook and the lecture app; shown here as last drawn.</div>"
-                out["data"] = {"text/html": f"<div class='book-widget'>{body}{note}</div>"}
-    nb.metadata.pop("widgets", None)
+def fingerprint(path: Path, chosen: str) -> str:
+    """What an executed copy was made from: the source's bytes and the budget."""
+    return hashlib.sha256(path.read_bytes() + chosen.encode()).hexdigest()[:16]
 
 
-def execute(path: Path, budget: str, timeout: int):
-    """Run a notebook in a fresh kernel from its folder; return (notebook, error message or None, seconds)."""
-    nb = nbformat.read(path, as_version=4)
-    os.environ["COURSE_BUDGET"] = budget
+def _raised(cell) -> bool:
+    return any(out.get("output_type") == "error" for out in cell.get("outputs", []))
+
+
+def execute(nb, folder: Path, timeout: int) -> tuple[str | None, float]:
+    """Run a notebook in place in a fresh kernel started in folder; return (error or None, seconds)."""
     client = NotebookClient(
         nb,
         timeout=timeout,
         kernel_name="python3",
         store_widget_state=True,
-        resources={"metadata": {"path": str(path.parent)}},
+        resources={"metadata": {"path": str(folder)}},
     )
     start, error = time.perf_counter(), None
     try:
         client.execute()
     except CellExecutionError as err:
-        error = str(err)[-3000:]
-    except Exception as err:  # a dead kernel or a timeout: still write the page
+        cell = next((i for i, c in enumerate(nb.cells) if _raised(c)), None)
+        error = f"{'a cell' if cell is None else f'cell {cell + 1}'} raised {err.ename}: {err.evalue}".strip()
+    except Exception as err:  # a dead kernel or a timeout: the page still gets written
         error = f"{type(err).__name__}: {err}"
-    return nb, error, time.perf_counter() - start
+    return error, time.perf_counter() - start
 
 
-def title_of(nb, fallback: str) -> str:
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            match = re.search(r"^#\s+(.+)$", cell.source, re.M)
-            if match:
-                return match.group(1).strip()
-    return fallback
+def mark_failed(nb, error: str) -> None:
+    """Put a warning at the top of a failed lesson's page (the traceback stays in its cell)."""
+    text = f":::{{error}}\nThis lesson failed to run when the book was built: `{error.strip('`')}`\n:::"
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell(text))
 
 
-def write_page(nb, out: Path, name: str, title: str, nav: str, error: str | None) -> None:
-    exporter = HTMLExporter(template_name="lab", exclude_input_prompt=True, exclude_output_prompt=True)
-    exporter.mathjax_url = mathjax_url(out)
-    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
-    head = f"<title>{html.escape(title)}</title>{STYLE}<script src='assets/plotly.min.js'></script>"
-    body = re.sub(r"<title>.*?</title>", "", body, count=1, flags=re.S).replace(
-        "</head>", head + "</head>", 1
-    )
-    # the template links require.js (unused here) from a CDN: the book loads nothing from the network
-    body = re.sub(r"<script[^>]*\bsrc=[\"']https?://[^>]*>\s*</script>", "", body)
-    banner = f"<nav class='book-nav'>{nav}</nav>"
+def run_lesson(path: Path, target: Path, chosen: str, timeout: int, reuse: bool) -> tuple[str | None, str]:
+    """Execute one lesson into target (or keep an earlier copy when reuse allows); return (error, how long)."""
+    stamp = fingerprint(path, chosen)
+    if reuse and target.exists():
+        old = nbformat.read(target, as_version=4).metadata.get("course_book", {})
+        if old.get("fingerprint") == stamp and old.get("error") is None:
+            return None, "reused"
+    nb = read_notebook(path)
+    error, seconds = execute(nb, path.parent, timeout)
+    make_static(nb)
     if error:
-        banner += (
-            f"<div class='book-failed'><b>This lesson failed to run.</b><pre>{html.escape(error)}</pre></div>"
-        )
-    body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + banner, body, count=1)
-    (out / f"{name}.html").write_text(body, encoding="utf-8")
+        mark_failed(nb, error)
+    nb.metadata["course_book"] = {"fingerprint": stamp, "budget": chosen, "seconds": round(seconds, 1)}
+    nb.metadata["course_book"]["error"] = error
+    nbformat.write(nb, target)
+    return error, f"{seconds:.0f} s"
 
 
-def mathjax_url(out: Path) -> str:
-    """MathJax shipped with the book when jupyter_server_mathjax is installed; else none (LaTeX shows as source)."""
-    try:
-        import jupyter_server_mathjax
-    except ImportError:
-        return ""
-    source = Path(jupyter_server_mathjax.__file__).parent / "static"
-    if not (out / "assets" / "mathjax").exists():
-        shutil.copytree(source, out / "assets" / "mathjax")
-    return "assets/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe"
+def sphinx(src: Path, out: Path, doctrees: Path) -> int:
+    """Render src with book/conf.py into out; Sphinx's exit status."""
+    from sphinx.cmd.build import build_main
+
+    return build_main(["-b", "html", "-q", "-E", "-c", str(BOOK), "-d", str(doctrees), str(src), str(out)])
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("notebooks", nargs="*", type=Path, help="default: every notebooks/NN_*.ipynb")
-    parser.add_argument("--budget", choices=("fast", "full"), default="fast")
-    parser.add_argument("--out", type=Path, default=ROOT / "_book")
+    parser.add_argument("notebooks", nargs="*", type=Path, help="default: every lesson in notebooks/")
+    parser.add_argument("--budget", choices=BUDGETS, default=None, help="default: COURSE_BUDGET, else full")
+    parser.add_argument("--out", type=Path, default=ROOT / "_book", help="the site (default _book/)")
+    parser.add_argument("--work", type=Path, default=ROOT / "build" / "book", help="executed notebooks")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep executed lessons whose source and budget did not change (changes in lessons/ are not seen)",
+    )
     args = parser.parse_args(argv)
-    paths = args.notebooks or sorted(
-        p for p in (ROOT / "notebooks").glob("*.ipynb") if re.match(r"\d\d_", p.name)
-    )
+    chosen = args.budget or budget()
+    paths = [p.resolve() for p in args.notebooks] or lesson_sources(ROOT / "notebooks")
     if not paths:
-        parser.error("no lesson notebooks found (notebooks/NN_*.ipynb)")
-    out = args.out
-    (out / "assets").mkdir(parents=True, exist_ok=True)
-    import plotly
+        parser.error("no lessons found (notebooks/NN_*.py)")
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        parser.error(f"no such notebook: {', '.join(missing)}")
+    os.environ["COURSE_BUDGET"] = chosen  # the kernels inherit it
+    src = args.work / "src"
+    lessons = src / "lessons"
+    lessons.mkdir(parents=True, exist_ok=True)
+    wanted = {f"{p.stem}.ipynb" for p in paths}
+    for old in lessons.glob("*.ipynb"):
+        if old.name not in wanted or not args.reuse:
+            old.unlink()
+    index = (BOOK / "index.md").read_text(encoding="utf-8").replace("{{ budget }}", chosen)
+    (src / "index.md").write_text(index, encoding="utf-8")
 
-    shutil.copyfile(
-        Path(plotly.__file__).parent / "package_data" / "plotly.min.js", out / "assets" / "plotly.min.js"
-    )
-    nav = "<a href='index.html'>Contents</a>" + "".join(
-        f"<a href='{p.stem}.html'>{p.stem[:2]}</a>" for p in paths
-    )
-    rows, failed = [], 0
+    failed, start = [], time.perf_counter()
     for path in paths:
-        print(f"running {path.name} ({args.budget} budget)...", flush=True)
-        nb, error, seconds = execute(path.resolve(), args.budget, args.timeout)
-        make_static(nb)
-        title = title_of(nb, path.stem)
-        write_page(nb, out, path.stem, title, nav, error)
-        failed += error is not None
-        status = "failed" if error else f"{seconds:.0f} s"
-        print(f"  {'FAILED' if error else 'ok'} in {seconds:.0f} s", flush=True)
-        rows.append(
-            f"<li><a href='{path.stem}.html'>{html.escape(title)}</a> <span class='book-note'>({status})</span></li>"
-        )
-    index = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>From diffusion to flow matching</title>{STYLE}"
-        "<style>body{font-family:sans-serif;max-width:860px;margin:40px auto;font-size:18px;line-height:1.6}</style>"
-        f"</head><body><h1>From diffusion to flow matching, interactively</h1><p>Lessons, executed with the "
-        f"<b>{args.budget}</b> budget on {time.strftime('%Y-%m-%d')}.</p><ol start='0'>{''.join(rows)}</ol></body></html>"
-    )
-    (out / "index.html").write_text(index, encoding="utf-8")
-    print(f"wrote {out / 'index.html'} ({len(paths) - failed} of {len(paths)} lessons ran)")
-    return 1 if failed else 0
+        print(f"book: running {path.name} ({chosen} budget)...", flush=True)
+        error, took = run_lesson(path, lessons / f"{path.stem}.ipynb", chosen, args.timeout, args.reuse)
+        print(f"book:   {'FAILED: ' + error if error else 'ok'} ({took})", flush=True)
+        if error:
+            failed.append(f"{path.stem} ({error})")
+    ran = time.perf_counter() - start
+    print(f"book: lessons ran in {ran:.0f} s; rendering with Sphinx...", flush=True)
+    shutil.rmtree(args.out / "lessons", ignore_errors=True)  # no page of a lesson that is gone
+    status = sphinx(src, args.out, args.work / "doctrees")
+    print(f"book: wrote {args.out / 'index.html'} in {time.perf_counter() - start:.0f} s in all", flush=True)
+    if status:
+        print(f"book: Sphinx failed with status {status}", file=sys.stderr)
+    if failed:
+        print(f"book: {len(failed)} of {len(paths)} lessons FAILED: {'; '.join(failed)}", file=sys.stderr)
+    return 1 if failed or status else 0
 
 
 if __name__ == "__main__":
