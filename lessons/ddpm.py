@@ -186,7 +186,10 @@ class DDPM:
             )
         T = self.num_steps
         check_memory(trajectory_bytes(T if keep_path else 1, noise), "DDPM sampling")
-        x, xs = noise, [noise]
+        # one buffer for the kept states: a thousand small tensors kept between each step's large temporaries
+        # fragment glibc's heap, which then grows by about a temporary per step (1 GiB for 1000 steps of 2000 points)
+        x, xs = noise, noise.new_empty((T + 1 if keep_path else 2, *noise.shape))
+        xs[0] = noise
         with Progress(T, "DDPM sampling", progress) as bar:
             for k in range(T, 0, -1):
                 t_k = 1.0 - k / T  # = t_of(k) in float64, exactly
@@ -202,14 +205,14 @@ class DDPM:
                     x = x + var**0.5 * z
                 check_finite_step(x, T - k + 1, t_k, "DDPM sampling")
                 if keep_path or k == 1:
-                    xs.append(x)
+                    xs[T - k + 1 if keep_path else 1] = x
                 bar.update()
         ts = (
             self.t_of(torch.arange(T, -1, -1), x.dtype)
             if keep_path
             else torch.tensor([0.0, 1.0], dtype=x.dtype)
         )
-        return Trajectory(ts=ts, xs=torch.stack(xs), nfe=T)
+        return Trajectory(ts=ts, xs=xs, nfe=T)
 
 
 class DiscreteVPSchedule(Schedule):

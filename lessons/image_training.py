@@ -223,10 +223,14 @@ def generate(
     ddpm: DDPM | None = None,
     eta: float = 0.0,
     clip: bool = False,
+    batch_size: int | None = None,
 ) -> Trajectory:
     """Samples from noise (B, C, H, W) in nfe network calls (guided calls count once): DDIM for 'ddpm', Euler for 'cfm'.
 
     clip (DDPM only): clip the data prediction to [-1, 1] at every DDIM step.
+    batch_size: sample that many images per network call, the trajectories joined along B: the same images as
+    one call (on a CPU, batches of ~100 keep the activations in cache and run about twice as fast as 1,000 at once).
+    With eta > 0 each batch draws its own step noise, so the samples differ from one call's (not their law).
     """
     if not callable(model):
         raise TypeError(
@@ -241,21 +245,47 @@ def generate(
         check_instance(ddpm, DDPM, "ddpm", "DDPM()")
     if clip and method != "ddpm":
         raise ValueError("clip applies to the DDPM (eps-prediction) sampler only.")
+    if batch_size is not None:
+        check_positive_int(batch_size, "batch_size (images per network call)")
+        if cond is not None:
+            if not isinstance(cond, torch.Tensor):
+                raise TypeError(
+                    f"cond must be a tensor of class labels, one per image, got {type(cond).__name__}."
+                )
+            if cond.shape[:1] != noise.shape[:1]:
+                raise ValueError(
+                    f"cond must hold one label per noise image to be split into batches: noise has "
+                    f"{noise.shape[0]} images, cond has shape {tuple(cond.shape)}."
+                )
     # the trajectory keeps nfe + 1 states, stacked once at the end (about twice their size at the peak)
     check_memory(
         2 * (nfe + 1) * noise.numel() * max(4, noise.element_size()),
         f"generating {noise.shape[0]} images in {nfe} steps",
     )
     net = ClassifierFreeGuidance(model, guidance) if guidance > 0 else model
-    with autocast_for(noise.device):
-        if method == "ddpm":
-            ddpm = ddpm or DDPM()
-            schedule = DiscreteVPSchedule(ddpm)
-            net = clip_data_prediction(net, schedule) if clip else net
-            traj = ddim(net, noise, schedule, ddim_times(ddpm, nfe), eta=eta, cond=cond)
-        else:
-            traj = solve_ode(net, noise, steps=nfe, method="euler", cond=cond)
-    return Trajectory(traj.ts, traj.xs.float(), traj.nfe)
+    if method == "ddpm":
+        ddpm = ddpm or DDPM()
+        schedule = DiscreteVPSchedule(ddpm)
+        net = clip_data_prediction(net, schedule) if clip else net
+
+    def sample(z, c):  # one batch: (nfe + 1, b, C, H, W) states
+        with autocast_for(z.device):
+            if method == "ddpm":
+                return ddim(net, z, schedule, ddim_times(ddpm, nfe), eta=eta, cond=c)
+            return solve_ode(net, z, steps=nfe, method="euler", cond=c)
+
+    if batch_size is None or batch_size >= noise.shape[0]:
+        traj = sample(noise, cond)
+        return Trajectory(traj.ts, traj.xs.float(), traj.nfe)
+    starts = range(0, noise.shape[0], batch_size)
+    xs = None
+    for start in starts:
+        part = slice(start, start + batch_size)
+        traj = sample(noise[part], None if cond is None else cond[part])
+        if xs is None:  # filled batch by batch: no list of trajectories to join at the end
+            xs = torch.empty((traj.xs.shape[0], *noise.shape), dtype=torch.float32, device=noise.device)
+        xs[:, part] = traj.xs
+    return Trajectory(traj.ts, xs, traj.nfe)
 
 
 def save_image_model(path, model: UNet, settings: dict) -> str:

@@ -301,7 +301,7 @@ assert abs(by_hand - floor) < 1e-6 * max(1.0, floor)
 eval_labels = torch.arange(n_eval) % 10  # balanced, and so is each half (n_eval is a multiple of 20)
 eval_seeds = by_budget(fast=[2, 3, 4], full=[2, 3, 4, 5])  # independent noise batches
 reference_feats = fb  # the held-out digits' features, computed above
-CHUNK = 100  # digits per network call when sampling
+CHUNK = 100  # digits per network call when sampling: generate(..., batch_size=CHUNK)
 first_half, second_half = slice(0, n_eval // 2), slice(n_eval // 2, n_eval)
 
 
@@ -309,17 +309,10 @@ def eval_noise(seed):  # (n_eval, 1, 28, 28), one noise batch per seed
     return torch.randn(n_eval, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
 
 
-def in_chunks(sample, noise):  # sample(noise, labels) -> images, CHUNK digits at a time, concatenated
-    labels = eval_labels[: noise.shape[0]]
-    return torch.cat([sample(z, c) for z, c in zip(noise.split(CHUNK), labels.split(CHUNK))])
-
-
-def euler_2(z, c):  # the flow model's 2-step samples
-    return generate(cfm_model, "cfm", z, nfe=2, cond=c).final
-
-
-one_batch = euler_2(eval_noise(0)[: 2 * CHUNK], eval_labels[: 2 * CHUNK])
-assert torch.allclose(in_chunks(euler_2, eval_noise(0)[: 2 * CHUNK]), one_batch, atol=1e-5)  # same images
+check_noise, check_labels = eval_noise(0)[: 2 * CHUNK], eval_labels[: 2 * CHUNK]
+one_batch = generate(cfm_model, "cfm", check_noise, nfe=2, cond=check_labels).final
+in_batches = generate(cfm_model, "cfm", check_noise, nfe=2, cond=check_labels, batch_size=CHUNK).final
+assert torch.allclose(in_batches, one_batch, atol=1e-5)  # the same images, sampled 100 at a time
 
 features = {}  # (sampler, seed, NFE) -> (classifier features, predicted labels) of its samples, kept
 
@@ -337,9 +330,8 @@ for key, method, net, clip in (
 ):
     for seed in eval_seeds if key != "ddpm" else eval_seeds[:1]:  # unclipped: one seed, to show it
         for n in nfes:
-            samples = in_chunks(
-                lambda z, c: generate(net, method, z, nfe=n, cond=c, clip=clip).final, eval_noise(seed)
-            )
+            noise = eval_noise(seed)
+            samples = generate(net, method, noise, nfe=n, cond=eval_labels, clip=clip, batch_size=CHUNK).final
             features[key, seed, n] = classify(classifier, samples)
 curves = {  # (sampler, seed) -> [(FD, accuracy) at each NFE]
     (key, seed): [quality(key, seed, n) for n in nfes] for key, seed, n in features if n == nfes[0]
@@ -520,9 +512,10 @@ for n in factor_nfes:  # rows A (first seed) and E were sampled above, on the sa
 for r, sample in rows.items():
     for s in eval_seeds:
         for n in factor_nfes:
-            if (r, s, n) not in features:
-                noise = eval_noise(s)[first_half]
-                features[r, s, n] = classify(classifier, in_chunks(lambda z, c: sample(z, c, n), noise))
+            if (r, s, n) not in features:  # most rows are not generate() calls: their noise is split here
+                noise, labels = eval_noise(s)[first_half], eval_labels[first_half]
+                parts = [sample(z, c, n) for z, c in zip(noise.split(CHUNK), labels.split(CHUNK))]
+                features[r, s, n] = classify(classifier, torch.cat(parts))
 ladder = {
     r: np.array([[quality(r, s, n, first_half)[0] for n in factor_nfes] for s in eval_seeds])
     for r in "ABCDEF"
