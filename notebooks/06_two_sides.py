@@ -916,7 +916,9 @@ for model_name in ("ideal model", "diffusion network"):
             per_sample = torch.cat(
                 [
                     weighted_eps_loss(eps_model, sched, fm_weighting, d, t=tt, noise=z)
-                    for d, tt, z in zip(data_mc.split(MC_CHUNK), t_mc.split(MC_CHUNK), noise_mc.split(MC_CHUNK))
+                    for d, tt, z in zip(
+                        data_mc.split(MC_CHUNK), t_mc.split(MC_CHUNK), noise_mc.split(MC_CHUNK)
+                    )
                 ]
             )
         estimates[model_name, name] = (per_sample.mean().item(), per_sample.std().item() / n_mc**0.5)
