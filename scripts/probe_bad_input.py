@@ -4427,7 +4427,208 @@ def cases_score_matching(b: Book) -> None:
     b.bad("dsm_batch_loss", "weighted 1", lambda f: dsm_batch_loss(vp, weighted=1), "weighted")
 
 
+def cases_dpm_solver(b: Book) -> None:
+    import torch
+
+    from lessons.dpm_solver import dpm_solver_2m, half_log_snr, log_snr_times
+    from lessons.mixture import ExactMixtureModel
+    from lessons.schedules import LinearSchedule, VPSchedule
+
+    vp, lin = VPSchedule(), LinearSchedule()
+
+    def run(f, **kw):
+        args = {"model": f.mlp, "noise": pts(), "schedule": vp, "ts": grid(4, 0.0, 0.99), **kw}
+        return dpm_solver_2m(**args)
+
+    b.good("dpm_solver_2m", "4 steps of the MLP on VP", lambda f: run(f))
+    b.good(
+        "dpm_solver_2m",
+        "the exact velocity model from pure noise (alpha = 0) to t = 1",
+        lambda f: run(
+            f,
+            model=ExactMixtureModel(f.mixture, lin, "velocity"),
+            schedule=lin,
+            ts=grid(4),
+            prediction="velocity",
+        ),
+    )
+    b.bad("dpm_solver_2m", "ts decreasing", lambda f: run(f, ts=grid(4, 0.0, 0.99).flip(0)), ("ts", INCW))
+    b.bad("dpm_solver_2m", "ts beyond 1", lambda f: run(f, ts=grid(4, 0, 2)), ("ts", "[0, 1]"))
+    b.bad("dpm_solver_2m", "ts a list", lambda f: run(f, ts=[0.0, 0.5, 0.9]), ("ts", "tensor"))
+    b.bad("dpm_solver_2m", "prediction 'x0'", lambda f: run(f, prediction="x0"), ("'x0'", CHOICEW))
+    b.bad(
+        "dpm_solver_2m",
+        "lower_order_final 'yes'",
+        lambda f: run(f, lower_order_final="yes"),
+        ("lower_order_final", "True|False"),
+    )
+    b.bad("dpm_solver_2m", "noise float64", lambda f: run(f, noise=pts().double()), DTYPEW)
+    b.bad("dpm_solver_2m", "noise NaN", lambda f: run(f, noise=poke(pts())), ("noise", NANW))
+    b.bad("dpm_solver_2m", "model returns NaN", lambda f: run(f, model=nan_model), STEPW)
+    b.bad("dpm_solver_2m", "model returns (B, 1)", lambda f: run(f, model=narrow_model), (MODELW, SHAPEW))
+    b.bad("dpm_solver_2m", "schedule the class", lambda f: run(f, schedule=VPSchedule), ("schedule", CLASSW))
+    b.bad(
+        "dpm_solver_2m",
+        "an eps model at alpha = 0 (linear, t = 0)",
+        lambda f: run(f, model=ExactMixtureModel(f.mixture, lin, "eps"), schedule=lin, ts=grid(4)),
+        ("alpha", "t = 0|noise"),
+    )
+    b.good("log_snr_times", "10 steps on VP", lambda f: log_snr_times(vp, 10, 0.0, 0.99))
+    b.bad(
+        "log_snr_times",
+        "t_end = 1 on VP (infinite log-SNR)",
+        lambda f: log_snr_times(vp, 10),
+        ("log-SNR", "t_end"),
+    )
+    b.bad("log_snr_times", "steps 0", lambda f: log_snr_times(vp, 0, 0.0, 0.99), "steps")
+    b.bad("log_snr_times", "steps 10**9", lambda f: log_snr_times(vp, HUGE, 0.0, 0.99), ("steps", MEMW))
+    b.bad(
+        "log_snr_times",
+        "t_start after t_end",
+        lambda f: log_snr_times(vp, 10, 0.9, 0.1),
+        ("t_start", "t_end"),
+    )
+    b.bad("log_snr_times", "t_end NaN", lambda f: log_snr_times(vp, 10, 0.0, NAN), ("t_end", "finite"))
+    b.bad(
+        "log_snr_times",
+        "schedule a string",
+        lambda f: log_snr_times("vp", 10),
+        ("schedule", "Schedule|string"),
+    )
+    b.bad(
+        "log_snr_times",
+        "dtype int64",
+        lambda f: log_snr_times(vp, 10, 0.0, 0.99, torch.int64),
+        ("dtype", "float"),
+    )
+    b.good("half_log_snr", "alpha 0.6, sigma 0.8", lambda f: half_log_snr(0.6, 0.8))
+    b.bad("half_log_snr", "both 0", lambda f: half_log_snr(0.0, 0.0), ("alpha", "sigma", "0"))
+    b.bad("half_log_snr", "sigma -1", lambda f: half_log_snr(0.5, -1.0), ("sigma", "[0"))
+    b.bad("half_log_snr", "alpha NaN", lambda f: half_log_snr(NAN, 0.5), ("alpha", "finite"))
+    b.bad("half_log_snr", "alpha a string", lambda f: half_log_snr("0.5", 0.5), ("alpha", "number"))
+
+
+def cases_edm_sampler(b: Book) -> None:
+    import torch
+
+    from lessons.edm_sampler import edm_heun, edm_sigma, karras_sigmas, karras_times, times_at_sigmas
+    from lessons.mixture import ExactMixtureModel
+    from lessons.schedules import LinearSchedule, VESchedule, VPSchedule
+
+    vp, lin = VPSchedule(), LinearSchedule()
+
+    def run(f, **kw):
+        args = {"model": f.mlp, "noise": pts(), "schedule": vp, "ts": karras_times(vp, 4), **kw}
+        return edm_heun(**args)
+
+    b.good("edm_heun", "4 levels of the MLP on VP (7 NFE)", lambda f: run(f))
+    b.good(
+        "edm_heun",
+        "churn with EDM's ImageNet settings",
+        lambda f: run(
+            f,
+            s_churn=40.0,
+            s_tmin=0.05,
+            s_tmax=50.0,
+            s_noise=1.003,
+            generator=torch.Generator().manual_seed(0),
+        ),
+    )
+    b.bad("edm_heun", "ts decreasing", lambda f: run(f, ts=karras_times(vp, 4).flip(0)), ("ts", INCW))
+    b.bad(
+        "edm_heun",
+        "a grid from alpha = 0 (linear, t = 0)",
+        lambda f: run(f, model=ExactMixtureModel(f.mixture, lin, "velocity"), schedule=lin, ts=grid(4)),
+        ("alpha", "karras_times|start"),
+    )
+    b.bad("edm_heun", "s_churn -1", lambda f: run(f, s_churn=-1.0), "s_churn")
+    b.bad("edm_heun", "s_churn NaN", lambda f: run(f, s_churn=NAN), ("s_churn", "finite"))
+    b.bad("edm_heun", "s_tmax below s_tmin", lambda f: run(f, s_tmin=2.0, s_tmax=1.0), ("s_tmax", "s_tmin"))
+    b.bad("edm_heun", "s_tmax a string", lambda f: run(f, s_tmax="50"), ("s_tmax", "number"))
+    b.bad("edm_heun", "s_noise -1", lambda f: run(f, s_noise=-1.0), "s_noise")
+    b.bad("edm_heun", "generator a number", lambda f: run(f, generator=3), "generator")
+    b.bad("edm_heun", "prediction 'x0'", lambda f: run(f, prediction="x0"), ("'x0'", CHOICEW))
+    b.bad("edm_heun", "noise float64", lambda f: run(f, noise=pts().double()), DTYPEW)
+    b.bad("edm_heun", "noise NaN", lambda f: run(f, noise=poke(pts())), ("noise", NANW))
+    b.bad("edm_heun", "model returns NaN", lambda f: run(f, model=nan_model), STEPW)
+    b.bad("edm_heun", "model returns (B, 1)", lambda f: run(f, model=narrow_model), (MODELW, SHAPEW))
+    b.bad("edm_heun", "schedule a string", lambda f: run(f, schedule="vp"), ("schedule", "Schedule|string"))
+    b.good("karras_sigmas", "EDM's 18 levels", lambda f: karras_sigmas(18))
+    b.good("karras_sigmas", "one level", lambda f: karras_sigmas(1))
+    b.bad("karras_sigmas", "steps 0", lambda f: karras_sigmas(0), "steps")
+    b.bad("karras_sigmas", "steps 2.5", lambda f: karras_sigmas(2.5), ("steps", "whole"))
+    b.bad("karras_sigmas", "steps 10**9", lambda f: karras_sigmas(HUGE), ("steps", MEMW))
+    b.bad("karras_sigmas", "sigma_min above sigma_max", lambda f: karras_sigmas(10, 80.0, 0.002), "sigma_min")
+    b.bad("karras_sigmas", "sigma_min 0", lambda f: karras_sigmas(10, 0.0), ("sigma_min", "(0"))
+    b.bad("karras_sigmas", "rho -7", lambda f: karras_sigmas(10, rho=-7.0), "rho")
+    b.bad(
+        "karras_sigmas", "sigma_max inf", lambda f: karras_sigmas(10, sigma_max=INF), ("sigma_max", "finite")
+    )
+    b.good("edm_sigma", "at t = 0.5 on VP", lambda f: edm_sigma(vp, times()))
+    b.bad("edm_sigma", "t outside [0, 1]", lambda f: edm_sigma(vp, times(4, 2.0)), ("t", "[0, 1]"))
+    b.bad("edm_sigma", "t a float", lambda f: edm_sigma(vp, 0.5), ("t", "tensor"))
+    b.bad("edm_sigma", "schedule the class", lambda f: edm_sigma(VPSchedule, times()), ("schedule", CLASSW))
+    b.good(
+        "times_at_sigmas",
+        "EDM's levels and 0 on VP",
+        lambda f: times_at_sigmas(vp, torch.tensor([80.0, 1.0, 0.0])),
+    )
+    b.bad(
+        "times_at_sigmas",
+        "increasing levels",
+        lambda f: times_at_sigmas(vp, torch.tensor([1.0, 2.0])),
+        ("sigmas", "decreasing"),
+    )
+    b.bad(
+        "times_at_sigmas",
+        "a level noisier than VP gets",
+        lambda f: times_at_sigmas(vp, torch.tensor([1e4, 1.0])),
+        ("sigma", "noisier", "sigma_max"),
+    )
+    b.bad(
+        "times_at_sigmas",
+        "sigma 0 on VE (never reached)",
+        lambda f: times_at_sigmas(VESchedule(), torch.tensor([5.0, 0.0])),
+        ("sigma = 0", "sigma_min"),
+    )
+    b.bad(
+        "times_at_sigmas",
+        "a NaN level",
+        lambda f: times_at_sigmas(vp, torch.tensor([NAN, 1.0])),
+        ("sigmas", NANW),
+    )
+    b.bad(
+        "times_at_sigmas",
+        "levels (2, 2)",
+        lambda f: times_at_sigmas(vp, torch.ones(2, 2)),
+        ("sigmas", "dimension"),
+    )
+    b.bad(
+        "times_at_sigmas", "levels a list", lambda f: times_at_sigmas(vp, [80.0, 1.0]), ("sigmas", "tensor")
+    )
+    b.good("karras_times", "EDM's grid on VP", lambda f: karras_times(vp, 18))
+    b.bad(
+        "karras_times",
+        "sigma_max 1e4 on VP",
+        lambda f: karras_times(vp, 10, sigma_max=1e4),
+        ("noisier", "sigma_max"),
+    )
+    b.bad(
+        "karras_times",
+        "on VE (no sigma = 0)",
+        lambda f: karras_times(VESchedule(), 10, 0.01, 10.0),
+        "sigma = 0",
+    )
+    b.bad("karras_times", "steps -1", lambda f: karras_times(vp, -1), "steps")
+    b.bad(
+        "karras_times", "dtype int64", lambda f: karras_times(vp, 10, dtype=torch.int64), ("dtype", "float")
+    )
+    b.bad("karras_times", "schedule the class", lambda f: karras_times(VPSchedule, 10), ("schedule", CLASSW))
+
+
 BUILDERS = {
+    "lessons.dpm_solver": cases_dpm_solver,
+    "lessons.edm_sampler": cases_edm_sampler,
     "lessons.euler_maruyama": cases_euler_maruyama,
     "lessons.langevin": cases_langevin,
     "lessons.flow_sde": cases_flow_sde,
