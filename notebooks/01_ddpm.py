@@ -17,13 +17,16 @@
 # - noise schedules (DDPM's linear betas, the cosine path), $\bar\alpha$, and the signal-to-noise ratio;
 # - why a *variance-preserving* schedule keeps unit-variance data at unit variance;
 # - training a network to predict the noise ($\epsilon$-prediction) and sampling with DDPM's
-#   *ancestral sampler*, on a 2D toy so you can see every point.
+#   *ancestral sampler*, on a 2D toy so you can see every point;
+# - where the loss comes from: the evidence lower bound (ELBO) on the likelihood, and the simple loss as the
+#   ELBO with another weighting over log-SNR.
 #
 # **Claims proven here:** C1 (closed form = step-by-step chain), C2 (variance preserving),
-# C3 (the trained model reproduces the target).
+# C3 (the trained model reproduces the target), C31 (the ELBO bounds the exact negative log-likelihood, and the
+# simple loss is the ELBO reweighted over log-SNR).
 #
 # Sections: 1. The forward chain · 2. Schedules and SNR · 3. Training to predict the noise ·
-# 4. Ancestral sampling · Exercises · What to remember
+# 4. Ancestral sampling · 5. The evidence lower bound · Exercises · What to remember
 
 # %%
 # Course setup: where the course's library is not installed (Colab, a JupyterHub), install it first.
@@ -50,19 +53,24 @@ if importlib.util.find_spec("lessons") is None:
     importlib.invalidate_caches()
 
 # %%
+import math
+
 import matplotlib.pyplot as plt
 import torch
 from IPython.display import display
 
 from lessons.budget import budget, by_budget
 from lessons.claims import control, prove
-from lessons.data2d import sample_target
-from lessons.ddpm import DDPM
+from lessons.data2d import sample_target, target_density
+from lessons.ddpm import DDPM, DiscreteVPSchedule
+from lessons.elbo import ddpm_bound, elbo_weights
 from lessons.evaluation import data_band
+from lessons.mixture import ExactMixtureModel
 from lessons.models import MLP
 from lessons.optimal_transport import w2
 from lessons.schedules import CosineSchedule, LinearSchedule, VESchedule, VPSchedule
 from lessons.training import random_batches, train
+from lessons.weighting import implied_weighting
 from widgets.training_monitor import TrainingMonitor
 
 torch.manual_seed(0)
@@ -514,6 +522,177 @@ axes[-1].set_aspect("equal")
 plt.show()
 
 # %% [markdown]
+# ## 5. Where the loss comes from: the evidence lower bound (C31)
+#
+# Section 3 took the simple loss on trust. Here is where it comes from. The model is a reverse chain
+# $p_\theta(x_{0:T}) = \mathcal N(x_T; 0, I)\prod_k p_\theta(x_{k-1} \mid x_k)$, each step Gaussian with the mean $\mu_k$ of
+# section 4 and a variance $s_k^2$ ($\tilde\beta_k$ or $\beta_k$). Its likelihood $p_\theta(x_0) = \int p_\theta(x_{0:T})\,dx_{1:T}$
+# has no closed form, but the forward chain gives a bound: by Jensen's inequality,
+# $$ -\log p_\theta(x_0) = -\log \mathbb E_q\Big[\tfrac{p_\theta(x_{0:T})}{q(x_{1:T} \mid x_0)}\Big]
+#    \le \mathbb E_q\Big[-\log \tfrac{p_\theta(x_{0:T})}{q(x_{1:T} \mid x_0)}\Big] = L(x_0). $$
+# Bayes' rule turns the forward chain around, $q(x_{1:T} \mid x_0) = q(x_T \mid x_0)\prod_{k \ge 2} q(x_{k-1} \mid x_k, x_0)$,
+# and $L$ splits into Gaussian terms ($L_T$ is tiny and has no parameters):
+# $$ L = \underbrace{\mathrm{KL}\big(q(x_T \mid x_0)\,\|\,\mathcal N(0, I)\big)}_{L_T}
+#    + \sum_{k=2}^{T} \underbrace{\mathbb E_q\,\mathrm{KL}\big(q(x_{k-1} \mid x_k, x_0)\,\|\,p_\theta(x_{k-1} \mid x_k)\big)}_{L_{k-1}}
+#    \underbrace{-\ \mathbb E_q \log p_\theta(x_0 \mid x_1)}_{L_0} . $$
+# The posterior $q(x_{k-1} \mid x_k, x_0)$ has variance $\tilde\beta_k$ and the mean $\mu_k$ with the *true* noise in place
+# of $\hat\epsilon$: $\tilde\mu - \mu_k = \beta_k(\hat\epsilon - \epsilon)/\sqrt{(1-\beta_k)(1-\bar\alpha_k)}$. With
+# $s_k^2 = \tilde\beta_k$ the KL is $\|\tilde\mu - \mu_k\|^2 / (2\tilde\beta_k)$, so with the log-SNR
+# $\lambda_k = \log \mathrm{SNR}_k = \log(\bar\alpha_k / (1 - \bar\alpha_k))$,
+# $$ L_{k-1} = \tfrac12\big(e^{\lambda_{k-1} - \lambda_k} - 1\big)\,\mathbb E\|\epsilon - \hat\epsilon\|^2 , \qquad
+#    L_0 = \tfrac D2 \log(2\pi v) + \tfrac12\,\mathbb E\|\epsilon - \hat\epsilon\|^2 , $$
+# for a decoder $p_\theta(x_0 \mid x_1) = \mathcal N(\hat x_0, v I)$ with $v = 1/\mathrm{SNR}_1$ (DDPM's last step has
+# $\tilde\beta_1 = 0$, no density). With $s_k^2 = \beta_k$ the mean term is divided by $\beta_k$ instead and each KL
+# gains a variance term $\tfrac D2(r_k - 1 - \log r_k)$, $r_k = \tilde\beta_k / \beta_k$. Any model's bound holds for its own likelihood; averaged over the data it also lies
+# above the data's entropy, the **exact** NLL:
+# $\mathbb E\,L \ge \mathbb E[-\log p_\theta] = \mathbb E[-\log p_{\rm data}] + \mathrm{KL}(p_{\rm data} \,\|\, p_\theta)$.
+#
+# To measure the gap we need a target whose density is known: the three-Gaussian `mixture`. We train the same network
+# with the same loss as in section 3 on it, and compute $L$ with `lessons.elbo.ddpm_bound` (one draw of each $x_k$ per
+# point, the KLs in closed form) on held-out points (1,000 in the fast budget, 4,000 in full), for the trained network and for the *exact* noise
+# prediction of the mixture (`ExactMixtureModel`), whose gap is the reverse variance's and the $T$ steps' alone. The
+# gap's tolerance is its standard error over the points; the control is the same check on a bound whose decoder
+# Gaussian forgot its $2\pi$ (a wrong constant, $\log(2\pi)$ nats too low), which must be rejected.
+
+# %%
+mixture = target_density("mixture")  # three Gaussians: the exact -log p(x_0) is known
+mixture_model = MLP(dim=2, hidden=128, depth=3)
+mixture_run = train(
+    mixture_model,
+    ddpm.loss,
+    random_batches(sample_target("mixture", 10_000, seed=12), 256),
+    steps=by_budget(fast=1_000, full=10_000),
+    lr=2e-3,
+    seed=0,
+    device="cpu",
+    progress=False,
+)
+held_out = sample_target("mixture", by_budget(fast=1_000, full=4_000), seed=13)
+exact_nll = -mixture.log_prob(held_out).double()  # (N,), nats
+ideal = ExactMixtureModel(mixture, DiscreteVPSchedule(ddpm), "eps")  # E[noise | x_k]: no training error
+bounds, gaps = {}, {}
+print("model        reverse variance   bound (nats)   exact NLL   gap +- s.e.   points with bound < NLL")
+for name, m in (("trained", mixture_model), ("exact eps", ideal)):
+    for variance in ("posterior", "beta"):
+        b = ddpm_bound(
+            m, ddpm, held_out, variance, generator=torch.Generator().manual_seed(14), progress=False
+        )
+        gap = b.total - exact_nll  # (N,): one bound per point, each from one forward chain
+        if name == "trained":  # kept for the reweighting below: (N, T) eps errors and KLs
+            bounds[name, variance] = b
+        gaps[name, variance] = (gap.mean().item(), gap.std().item() / len(gap) ** 0.5)
+        print(
+            f"{name:12s} {variance:16s} {b.total.mean():10.3f} {exact_nll.mean():11.3f}"
+            f"   {gaps[name, variance][0]:.3f} +- {gaps[name, variance][1]:.3f}   {(gap < 0).float().mean():.0%}"
+        )
+two_pi = 0.5 * 2 * math.log(2 * math.pi)  # (D / 2) log(2 pi) of the decoder's normaliser, D = 2
+no_two_pi = bounds["trained", "beta"].total - two_pi - exact_nll  # the gap of a bound that forgot the 2 pi
+gap_no_two_pi, se_no_two_pi = no_two_pi.mean().item(), no_two_pi.std().item() / len(no_two_pi) ** 0.5
+
+# proves C31: averaged over the data, the trained model's bound is not below the exact NLL (within 3 standard errors)
+for variance in ("posterior", "beta"):
+    gap, se = gaps["trained", variance]
+    prove("C31", gap, -3 * se, ">=", what=f"mean(bound - exact NLL), trained model, variance {variance}")
+# control for C31: the same check rejects a bound whose decoder Gaussian forgot its 2 pi (a wrong constant)
+control("C31", gap_no_two_pi, -3 * se_no_two_pi, ">=", what="mean(bound - exact NLL), decoder without 2 pi")
+print(
+    f"C31 (bound) holds: after {mixture_run.steps_done} training steps the bound is"
+    f" {gaps['trained', 'beta'][0]:.3f} +- {gaps['trained', 'beta'][1]:.3f} nats above the exact NLL with beta_k and"
+    f" {gaps['trained', 'posterior'][0]:.3f} +- {gaps['trained', 'posterior'][1]:.3f} with the posterior variance"
+    f" (the exact eps: {gaps['exact eps', 'beta'][0]:.3f} and {gaps['exact eps', 'posterior'][0]:.3f});"
+    f" without the 2 pi it is {gap_no_two_pi:.2f} +- {se_no_two_pi:.2f}, below the NLL."
+)
+
+# %% [markdown]
+# The bound holds on average, not point by point: a single point's bound is one draw of a noisy forward chain, and a
+# point where the model puts more mass than the data do has $-\log p_\theta < -\log p_{\rm data}$. With the exact
+# $\epsilon$ and $\beta_k$, 1,000 steps make the bound nearly tight; DDPM's posterior variance $\tilde\beta_k$, right
+# for data concentrated on a point, is too small for a smooth density at the first steps and costs almost a nat.
+#
+# **The simple loss is the bound, reweighted.** Every term above is a multiple of the same noise error:
+# $L = L_T + \sum_k b_k + \sum_k c_k\,\mathbb E\|\epsilon - \hat\epsilon\|^2$, with $c_1 = \tfrac12$,
+# $c_k = \tfrac12(e^{\lambda_{k-1} - \lambda_k} - 1)$ and constants $b_k$ (the decoder's normaliser, and the variance terms
+# with $\beta_k$). The simple loss is the same sum with the weight $\tfrac1{TD}$ on every step (the step drawn uniformly,
+# the mean over the $D$ coordinates). So the bound is $\sum_k w_k \times$ (the simple loss's term $k$) plus constants,
+# with $w_k = TD\,c_k$ (`lessons.elbo.elbo_weights`). Over log-SNR: as $T$ grows $c_k \to \tfrac12\,d\lambda$, so
+# $L \to \tfrac12\int \mathbb E\|\epsilon - \hat\epsilon\|^2\,d\lambda$, a **flat** weighting $w(\lambda) = D/2$ per coordinate,
+# while the simple loss weights $\lambda$ by $1/(d\lambda/dt)$, lesson 06's `implied_weighting("eps", ...)` (section 4
+# there). Their ratio, $(D/2)\,d\lambda/dt$, is the limit of $w_k$.
+#
+# The check: rebuild each point's bound from its simple-loss terms with the weights $w_k$ (for both variances), and
+# require it within one standard error of the bound's mean; the same check on the most generous single-weight
+# version (the bound as the best affine function of the simple loss, fitted by least squares) must fail.
+
+# %%
+weights, deviation = {}, 0.0
+for variance in ("posterior", "beta"):
+    b = bounds["trained", variance]
+    w = weights[variance] = elbo_weights(ddpm, dim=2, variance=variance)  # c_k, b_k, 1 / (T D), over k = 1..T
+    simple_terms = w.simple * b.eps_error  # (N, T): step k's share of the simple loss, (1 / T) mean_d err^2
+    rebuilt = b.prior + w.constant.sum() + (w.per_step * simple_terms).sum(1)  # (N,)
+    deviation = max(deviation, (rebuilt - b.total).abs().max().item())
+b, w = bounds["trained", "posterior"], weights["posterior"]
+bound_se = b.total.std().item() / len(b.total) ** 0.5
+simple = (w.simple * b.eps_error).sum(1)  # (N,): each point's simple loss, over the T steps
+design = torch.stack([simple, torch.ones_like(simple)], 1)  # (N, 2)
+fit = torch.linalg.lstsq(design, b.total[:, None]).solution  # (2, 1): least-squares a and c
+single_weight = design @ fit  # (N, 1): the best a * simple + c
+deviation_single = (single_weight[:, 0] - b.total).abs().max().item()
+
+torch.manual_seed(15)  # the library's simple loss on the same points: the eps error is what it measures
+with torch.no_grad():
+    library_loss = torch.tensor([ddpm.loss(mixture_model, held_out).item() for _ in range(20)])
+loss_se = (library_loss.var() / 20 + simple.var() / len(simple)).sqrt().item()
+assert abs(library_loss.mean() - simple.mean()) < 4 * loss_se, "eps_error is not the simple loss's error"
+
+# proves C31: the simple loss's terms, reweighted by w_k = T D c_k, give back every point's bound (both variances)
+prove(
+    "C31",
+    deviation,
+    bound_se,
+    what="max |sum_k w_k (simple loss term k) + const - bound|, vs the bound's s.e.",
+)
+# control for C31: the same check rejects one weight for every step (the best affine function of the simple loss)
+control("C31", deviation_single, bound_se, what="max |a * simple loss + c - bound|, least-squares a and c")
+print(
+    f"C31 (reweighting) holds: the reweighted simple loss gives back every bound to {deviation:.1e} nats (the"
+    f" bound's standard error is {bound_se:.3f}); one weight for all steps misses by up to {deviation_single:.2f}."
+    f" Simple loss {simple.mean():.3f}, library's {library_loss.mean():.3f} +- {library_loss.std() / 20**0.5:.3f}."
+)
+
+# %%
+lam = w.log_snr  # (T,): lambda_k for k = 1..T, falling with k
+t_mid = 1 - (torch.arange(1, T + 1, dtype=torch.float64) - 0.5) / T  # halfway through each step
+w_simple = implied_weighting("eps", DiscreteVPSchedule(ddpm), t_mid)  # lesson 06: 1 / (d lambda / dt)
+per_step_error = b.eps_error.mean(0)  # (T,): E ||eps - eps_hat||^2 at step k
+share_bound = w.elbo * per_step_error / (w.elbo * per_step_error).sum()
+share_simple = per_step_error / per_step_error.sum()
+fig, axes = plt.subplots(1, 3, figsize=(18, 4.2))
+axes[0].semilogy(lam, w_simple, label=r"simple loss: $1/(d\lambda/dt)$ (lesson 06)")
+axes[0].semilogy(lam, torch.full_like(lam, 2 / 2), label=r"ELBO: $D/2$, flat (many steps)")
+axes[0].set(title=r"weighting $w(\lambda)$ of the per-coordinate eps error", xlabel=r"log-SNR $\lambda$")
+axes[1].semilogy(lam[1:], w.per_step[1:], ".", ms=3, label=r"$w_k = T D c_k$, per DDPM step")
+axes[1].semilogy(lam, w.continuous, "--", label=r"$(D/2)\,d\lambda/dt$ = ELBO / simple")
+axes[1].set(title="bound term / simple-loss term, per step", xlabel=r"log-SNR $\lambda_k$")
+axes[2].plot(lam, share_bound.cumsum(0), label="the bound's eps-error terms")
+axes[2].plot(lam, share_simple.cumsum(0), label="the simple loss")
+axes[2].set(title="share from steps 1..k (trained model)", xlabel=r"log-SNR $\lambda_k$ (k = 1 at the right)")
+for ax in axes:
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+plt.show()
+print(
+    f"the 100 least noisy steps (k <= 100, lambda >= {lam[99]:.1f}) carry {share_bound[:100].sum():.0%} of the"
+    f" bound's eps-error terms and {share_simple[:100].sum():.0%} of the simple loss."
+)
+
+# %% [markdown]
+# The bound spends most of its weight on the last, least noisy steps, where a small error in $\hat\epsilon$ is a large
+# error in the data; the simple loss spreads it evenly over the steps, which is what makes it a better training loss
+# for samples (Ho et al. found that it gives better samples than the bound). Lesson 06 puts the weightings of the
+# other losses (x, v, flow matching) on the same log-SNR axis, after Kingma & Gao (2023).
+
+# %% [markdown]
 # ## Exercises
 # 1. Replace DDPM's posterior variance $\tilde\beta_k$ by $\beta_k$ (`ddpm.sample(..., variance="beta")`). Does $W_2$ change?
 #    Why do the two choices coincide as $T \to \infty$?
@@ -522,6 +701,8 @@ plt.show()
 #    happens to quality?
 # 4. Show that $\mathrm{Var}(x_t)$ along the cosine path stays at 1 only if the data are standardized: what is it
 #    for raw moons?
+# 5. Compute the bound of section 5 with `DDPM(num_steps=100)` and the exact model (retrain nothing: the exact
+#    $\epsilon$ of `ExactMixtureModel` on `DiscreteVPSchedule(DDPM(100))`). Is it looser or tighter than with 1000 steps?
 #
 # ## What to remember
 # - The forward chain has a closed form $x_t = \alpha(t)\,\text{data} + \sigma(t)\,\text{noise}$, with
@@ -530,3 +711,6 @@ plt.show()
 #   run step by step, keeps unit-variance data at unit variance (a chain with twice the noise does not).
 # - DDPM learns the added noise by regression, and samples by running $T$ noisy reverse steps: $T$ network
 #   evaluations per sample. Lesson 02 asks how to use far fewer.
+# - The loss is not arbitrary: DDPM's evidence lower bound is a sum of Gaussian KLs, each a multiple of the same
+#   noise error, and it lies above the exact NLL on average (measured on the mixture). The simple loss is that bound
+#   with another weighting over log-SNR: flat in $\lambda$ for the bound, $1/(d\lambda/dt)$ for the simple loss.

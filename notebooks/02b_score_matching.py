@@ -1192,6 +1192,23 @@ control(
 # This is one target, one network and one family $g_t = \gamma\sigma_t$: which noise level is best at a given NFE is a
 # measurement, not a law.
 #
+# **Explore it yourself.** The explorer below reruns sections 5, 6 and 8 with the exact score and velocity (no
+# network, so every move is instant): on the left, raise the step size $h$ and watch every mode widen (its width
+# leaves the exact law's 0.63), lower it and see chains started in one mode stay there until you switch to
+# *annealed* with 500 score evaluations; on the right, set 2 to 4 flow steps and move the noise level $\gamma$
+# from 0 to 3.
+
+# %%
+from IPython.display import display
+
+from widgets.langevin_explorer import LangevinExplorer
+
+explorer = LangevinExplorer()
+explorer.step_size.value = 0.3  # what a learner would do: move a slider
+assert explorer.message.layout.display == "none"
+display(explorer.widget)
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. **The OU chain's bias.** Run `ou_process` with $h = 0.5$ and $h = 1$ and compare the variance with

@@ -4626,7 +4626,221 @@ def cases_edm_sampler(b: Book) -> None:
     b.bad("karras_times", "schedule the class", lambda f: karras_times(VPSchedule, 10), ("schedule", CLASSW))
 
 
+def cases_elbo(b: Book) -> None:
+    import torch
+
+    from lessons.ddpm import DiscreteVPSchedule
+    from lessons.elbo import DDPMBound, ELBOWeights, ddpm_bound, elbo_weights, gaussian_kl, prior_kl
+    from lessons.mixture import ExactMixtureModel
+
+    def kl(**kw):
+        args = {"mean_q": pts(), "var_q": 0.5, "mean_p": pts(), "var_p": 1.0, **kw}
+        return gaussian_kl(**args)
+
+    b.good("gaussian_kl", "(4, 2), numbers", lambda f: kl())
+    b.good("gaussian_kl", "var_q one per sample", lambda f: kl(var_q=torch.full((4,), 0.5)))
+    b.bad("gaussian_kl", "var_q -1", lambda f: kl(var_q=-1.0), ("var_q", "variance|> 0|positive"))
+    b.bad("gaussian_kl", "var_p 0", lambda f: kl(var_p=0.0), ("var_p", "variance|> 0|positive"))
+    b.bad("gaussian_kl", "var_p NaN", lambda f: kl(var_p=NAN), ("var_p", NANW))
+    b.bad("gaussian_kl", "var_q a string", lambda f: kl(var_q="0.5"), ("var_q", "number|tensor"))
+    b.bad("gaussian_kl", "var_q True", lambda f: kl(var_q=True), ("var_q", "number|tensor"))
+    b.bad("gaussian_kl", "var_q of 3 for 4 samples", lambda f: kl(var_q=torch.ones(3)), ("var_q", "sample|4"))
+    b.bad("gaussian_kl", "means of two shapes", lambda f: kl(mean_p=pts(4, 3)), ("mean", "same shape|shape"))
+    b.bad("gaussian_kl", "mean_q NaN", lambda f: kl(mean_q=poke(pts())), ("mean_q", NANW))
+    b.bad("gaussian_kl", "mean_p a list", lambda f: kl(mean_p=[[0.0, 0.0]]), ("mean_p", "tensor"))
+    b.bad("gaussian_kl", "mean_q int", lambda f: kl(mean_q=torch.zeros(4, 2, dtype=torch.long)), "float")
+
+    b.good("prior_kl", "DDPM(10)", lambda f: prior_kl(f.ddpm, pts()))
+    b.bad("prior_kl", "ddpm a string", lambda f: prior_kl("ddpm", pts()), ("ddpm", "DDPM"))
+    b.bad("prior_kl", "the class DDPM", lambda f: prior_kl(type(f.ddpm), pts()), ("ddpm", CLASSW))
+    b.bad("prior_kl", "data NaN", lambda f: prior_kl(f.ddpm, poke(pts())), ("data", NANW))
+    b.bad("prior_kl", "data B = 0", lambda f: prior_kl(f.ddpm, torch.zeros(0, 2)), ("data", EMPTYW))
+
+    def bound(f, **kw):
+        args = {"model": f.mlp, "ddpm": f.ddpm, "data": pts(), **kw}
+        return ddpm_bound(**args)
+
+    b.good("ddpm_bound", "MLP, posterior", lambda f: bound(f).total)
+    b.good(
+        "ddpm_bound",
+        "exact mixture, beta",
+        lambda f: bound(f, model=ExactMixtureModel(f.mixture, DiscreteVPSchedule(f.ddpm)), variance="beta"),
+    )
+    b.bad("ddpm_bound", "variance 'fixed'", lambda f: bound(f, variance="fixed"), ("fixed", CHOICEW))
+    b.bad("ddpm_bound", "model returns (B, 1)", lambda f: bound(f, model=narrow_model), (MODELW, SHAPEW))
+    b.bad("ddpm_bound", "model returns NaN", lambda f: bound(f, model=nan_model), ("step", "t =", NANW))
+    b.bad("ddpm_bound", "model returns a list", lambda f: bound(f, model=list_model), (MODELW, "tensor"))
+    b.bad("ddpm_bound", "model a string", lambda f: bound(f, model="mlp"), MODELW)
+    b.bad("ddpm_bound", "ddpm a string", lambda f: bound(f, ddpm="ddpm"), ("ddpm", "DDPM"))
+    b.bad("ddpm_bound", "data float64 for the MLP", lambda f: bound(f, data=pts().double()), DTYPEW)
+    b.bad("ddpm_bound", "data NaN", lambda f: bound(f, data=poke(pts())), ("data", NANW))
+    b.bad("ddpm_bound", "data (4, 3) for a 2D model", lambda f: bound(f, data=pts(4, 3)), SHAPEW + "|dim")
+    b.bad("ddpm_bound", "data B = 0", lambda f: bound(f, data=torch.zeros(0, 2)), ("data", EMPTYW))
+    b.bad("ddpm_bound", "generator a number", lambda f: bound(f, generator=3), "generator")
+    b.bad("ddpm_bound", "cond for an unconditional model", lambda f: bound(f, cond=labels()), "cond|class")
+
+    b.good("elbo_weights", "DDPM(10), dim 2", lambda f: elbo_weights(f.ddpm, 2).per_step)
+    b.good("elbo_weights", "beta variance", lambda f: elbo_weights(f.ddpm, 2, variance="beta"))
+    b.bad("elbo_weights", "dim 0", lambda f: elbo_weights(f.ddpm, 0), "dim")
+    b.bad("elbo_weights", "dim 2.5", lambda f: elbo_weights(f.ddpm, 2.5), "dim")
+    b.bad("elbo_weights", "dim a string", lambda f: elbo_weights(f.ddpm, "2"), "dim")
+    b.bad("elbo_weights", "variance 'small'", lambda f: elbo_weights(f.ddpm, 2, "small"), ("small", CHOICEW))
+    b.bad("elbo_weights", "ddpm a schedule", lambda f: elbo_weights(DiscreteVPSchedule(f.ddpm), 2), "DDPM")
+
+    z4, z43, z410 = torch.zeros(4), torch.zeros(4, 3), torch.zeros(4, 4)
+    b.good("DDPMBound", "B = 4, T = 4", lambda f: DDPMBound(z4, z43, z4, z410, 0.1).total)
+    b.bad(
+        "DDPMBound",
+        "kl (4, 2) for T = 4",
+        lambda f: DDPMBound(z4, torch.zeros(4, 2), z4, z410, 0.1),
+        ("kl", SHAPEW),
+    )
+    b.bad(
+        "DDPMBound", "prior (3,)", lambda f: DDPMBound(torch.zeros(3), z43, z4, z410, 0.1), ("prior", SHAPEW)
+    )
+    b.bad("DDPMBound", "eps_error 1-D", lambda f: DDPMBound(z4, z43, z4, z4, 0.1), ("eps_error", "dimension"))
+    b.bad(
+        "DDPMBound",
+        "eps_error no step",
+        lambda f: DDPMBound(z4, z43, z4, torch.zeros(4, 0), 0.1),
+        "column|step",
+    )
+    b.bad(
+        "DDPMBound", "decoder_variance -1", lambda f: DDPMBound(z4, z43, z4, z410, -1.0), "decoder_variance"
+    )
+    b.bad(
+        "DDPMBound", "decoder_variance NaN", lambda f: DDPMBound(z4, z43, z4, z410, NAN), "decoder_variance"
+    )
+    b.bad(
+        "DDPMBound",
+        "decoder a list",
+        lambda f: DDPMBound(z4, z43, [0.0] * 4, z410, 0.1),
+        ("decoder", "tensor"),
+    )
+
+    z5 = torch.zeros(5)
+    b.good("ELBOWeights", "T = 5", lambda f: ELBOWeights(z5, z5, z5, torch.ones(5), z5).per_step)
+    b.bad("ELBOWeights", "elbo (4,) for T = 5", lambda f: ELBOWeights(z5, z4, z5, z5, z5), ("elbo", SHAPEW))
+    b.bad("ELBOWeights", "log_snr 2-D", lambda f: ELBOWeights(z43, z5, z5, z5, z5), ("log_snr", "dimension"))
+    b.bad("ELBOWeights", "simple a number", lambda f: ELBOWeights(z5, z5, z5, 0.1, z5), ("simple", "tensor"))
+    b.bad(
+        "ELBOWeights",
+        "constant int",
+        lambda f: ELBOWeights(z5, z5, torch.zeros(5, dtype=torch.long), z5, z5),
+        ("constant", "float"),
+    )
+
+
+def cases_widgets_langevin_explorer(b: Book) -> None:
+    import torch
+
+    from lessons.data2d import target_density
+    from widgets.langevin_explorer import LangevinExplorer, mode_occupancy, mode_spread
+
+    mixture = target_density("8gaussians")
+    points = mixture.sample(20, generator=torch.Generator().manual_seed(0))
+    for name, fn in (("mode_occupancy", mode_occupancy), ("mode_spread", mode_spread)):
+        b.good(name, "20 points", lambda f, fn=fn: fn(points, mixture))
+        b.bad(name, "3 columns", lambda f, fn=fn: fn(torch.zeros(4, 3), mixture), ("x", "2", "columns"))
+        b.bad(name, "a 1D tensor", lambda f, fn=fn: fn(torch.zeros(4), mixture), ("x", "shape"))
+        b.bad(name, "a list", lambda f, fn=fn: fn([[0.0, 0.0]], mixture), ("x", "tensor"))
+        b.bad(name, "NaN points", lambda f, fn=fn: fn(torch.full((3, 2), NAN), mixture), "x|" + "nan|finite")
+        b.bad(name, "no points", lambda f, fn=fn: fn(torch.zeros(0, 2), mixture), "x|points|sample|batch")
+        b.bad(
+            name,
+            "mixture a string",
+            lambda f, fn=fn: fn(points, "8gaussians"),
+            ("mixture", "GaussianMixture"),
+        )
+
+    def le(f, **kw):
+        return LangevinExplorer(**{"evaluations": 20, "flow_steps": 2, "n_samples": 20, "n_lines": 3, **kw})
+
+    b.good("LangevinExplorer", "20 evaluations, 20 samples", lambda f: shown(le(f)))
+    b.bad("LangevinExplorer", "step_size 0", lambda f: shown(le(f, step_size=0.0)), ("step_size", "0.001"))
+    b.bad(
+        "LangevinExplorer", "step_size 1 (slider max 0.5)", lambda f: shown(le(f, step_size=1.0)), "step_size"
+    )
+    b.bad("LangevinExplorer", "step_size NaN", lambda f: shown(le(f, step_size=NAN)), "step_size")
+    b.bad("LangevinExplorer", "step_size a string", lambda f: shown(le(f, step_size="0.1")), "step_size")
+    b.bad("LangevinExplorer", "snr inf", lambda f: shown(le(f, snr=INF)), "snr")
+    b.bad("LangevinExplorer", "snr 0", lambda f: shown(le(f, snr=0.0)), "snr")
+    b.bad("LangevinExplorer", "evaluations 0", lambda f: shown(le(f, evaluations=0)), "evaluations")
+    b.bad("LangevinExplorer", "evaluations 15", lambda f: shown(le(f, evaluations=15)), ("evaluations", "10"))
+    b.bad(
+        "LangevinExplorer",
+        "evaluations 10**6 (slider max 500)",
+        lambda f: shown(le(f, evaluations=10**6)),
+        ("evaluations", "500"),
+    )
+    b.bad("LangevinExplorer", "noise_level -1", lambda f: shown(le(f, noise_level=-1.0)), "noise_level")
+    b.bad("LangevinExplorer", "noise_level NaN", lambda f: shown(le(f, noise_level=NAN)), "noise_level")
+    b.bad("LangevinExplorer", "flow_steps 0", lambda f: shown(le(f, flow_steps=0)), "steps")
+    b.bad("LangevinExplorer", "flow_steps 100 (slider max 64)", lambda f: shown(le(f, flow_steps=100)), "64")
+    b.bad("LangevinExplorer", "n_samples 0", lambda f: shown(le(f, n_samples=0)), "n_samples|samples")
+    b.bad(
+        "LangevinExplorer", "n_samples 10**9", lambda f: shown(le(f, n_samples=10**9)), ("n_samples", "2000")
+    )
+    b.bad("LangevinExplorer", "n_lines -1", lambda f: shown(le(f, n_lines=-1)), "n_lines|lines")
+    b.bad("LangevinExplorer", "seed a string", lambda f: shown(le(f, seed="a")), "seed")
+
+    b.good(
+        "LangevinExplorer.langevin_result",
+        "annealed, r 0.2",
+        lambda f: le(f).langevin_result("annealed", "data", 0.2, 20),
+    )
+    b.bad(
+        "LangevinExplorer.langevin_result",
+        "mode 'mala'",
+        lambda f: le(f).langevin_result("mala", "data", 0.1, 10),
+        ("mala", CHOICEW + "|plain"),
+    )
+    b.bad(
+        "LangevinExplorer.langevin_result",
+        "start 'noise'",
+        lambda f: le(f).langevin_result("plain", "noise", 0.1, 10),
+        ("noise", CHOICEW + "|data"),
+    )
+    b.bad(
+        "LangevinExplorer.langevin_result",
+        "step size -0.1",
+        lambda f: le(f).langevin_result("plain", "data", -0.1, 10),
+        "step size",
+    )
+    b.bad(
+        "LangevinExplorer.langevin_result",
+        "snr NaN",
+        lambda f: le(f).langevin_result("annealed", "data", NAN, 10),
+        "signal-to-noise|snr",
+    )
+    b.bad(
+        "LangevinExplorer.langevin_result",
+        "evaluations 0",
+        lambda f: le(f).langevin_result("plain", "data", 0.1, 0),
+        "evaluations",
+    )
+    b.bad(
+        "LangevinExplorer.langevin_result",
+        "annealed, evaluations 15",
+        lambda f: le(f).langevin_result("annealed", "data", 0.1, 15),
+        ("multiple", "10"),
+    )
+    b.good("LangevinExplorer.flow_result", "gamma 2, 3 steps", lambda f: le(f).flow_result(2.0, 3))
+    b.bad("LangevinExplorer.flow_result", "gamma -1", lambda f: le(f).flow_result(-1.0, 3), "noise level")
+    b.bad("LangevinExplorer.flow_result", "gamma inf", lambda f: le(f).flow_result(INF, 3), "noise level")
+    b.bad("LangevinExplorer.flow_result", "steps 0", lambda f: le(f).flow_result(1.0, 0), "steps")
+    b.good("LangevinExplorer.start_points", "one mode", lambda f: le(f).start_points("one mode"))
+    b.bad(
+        "LangevinExplorer.start_points",
+        "'middle'",
+        lambda f: le(f).start_points("middle"),
+        ("middle", CHOICEW),
+    )
+
+
 BUILDERS = {
+    "widgets.langevin_explorer": cases_widgets_langevin_explorer,
+    "lessons.elbo": cases_elbo,
     "lessons.dpm_solver": cases_dpm_solver,
     "lessons.edm_sampler": cases_edm_sampler,
     "lessons.euler_maruyama": cases_euler_maruyama,
