@@ -74,9 +74,10 @@ lesson-name:
 		exit 2; \
 	fi
 
-# The lecture app (Voila), bound to this machine only.
+# The lecture app (Voila), bound to this machine only; the course's page template (share/jupyter/voila/templates/course)
+# is Voila's own without its CDN links, so nothing is fetched from the network.
 app: setup
-	$(VENV)/bin/voila notebooks/app.ipynb --Voila.ip=127.0.0.1 --port=8866
+	JUPYTER_PATH=share/jupyter $(VENV)/bin/voila notebooks/app.ipynb --template=course --Voila.ip=127.0.0.1 --port=8866
 
 # The course book (Sphinx, myst-nb and sphinx-book-theme; configured in book/): every lesson runs in a fresh
 # kernel with BOOK_BUDGET (full, as learners get it; BOOK_BUDGET=fast trains as CI does), then Sphinx writes

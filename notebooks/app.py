@@ -11,14 +11,19 @@
 # %% [markdown]
 # # From diffusion to flow matching: the lecture app
 #
-# Three explorers over the course library, with models pretrained by `scripts/train_2d_checkpoints.py`
-# (they load in a second; nothing trains here). Serve it for a lecture with
-# `.venv/bin/voila notebooks/app.ipynb --Voila.ip=127.0.0.1 --port=8866 --no-browser`.
+# Four explorers over the course library, with models pretrained by the course's own scripts: they load in
+# a second and nothing trains here. Each explorer fits one screen; scroll to the next.
 
 # %%
+# Serve the app with `make app` (Voila, on this machine only, with the course's template: no request
+# leaves the machine). Voila hides this cell's code, so the audience sees no command line.
 import torch
 from IPython.display import display
 
+from lessons.checkpoints import checkpoint_path
+from lessons.image_metrics import load_classifier
+from lessons.image_training import load_image_model
+from widgets.guidance import guidance_explorer
 from widgets.models2d import PretrainedModels
 from widgets.sampler_explorer import SamplerExplorer
 from widgets.schedule_explorer import ScheduleExplorer
@@ -52,3 +57,16 @@ display(trajectories)
 # %%
 samplers = SamplerExplorer(models=models)
 display(samplers)
+
+# %% [markdown]
+# ## 4. Guidance
+# Classifier-free guidance of the MNIST flow of lesson 08: asking harder for a digit makes samples the
+# classifier recognises more surely, and that look more alike. The first scale is ready at once; the
+# others are made in the background (a few seconds each) and join the slider.
+
+# %%
+cfm_model, _ = load_image_model(checkpoint_path("mnist", "cfm_small.pt"))
+guidance = guidance_explorer(
+    cfm_model, [0.0, 0.5, 1.0, 2.0, 4.0], load_classifier(), per_class=8, nfe=8, zoom=5
+)
+display(guidance)

@@ -3677,6 +3677,7 @@ def cases_widgets_base(b: Book) -> None:
     b.bad("target_backdrop", "col 3", lambda f: base.target_backdrop(fig(), (3,), 8.0, pixels=10), "col|cols")
     b.bad("target_backdrop", "view 0", lambda f: base.target_backdrop(fig(), (1,), 0.0, pixels=10), "view")
     b.bad("target_backdrop", "pixels 0", lambda f: base.target_backdrop(fig(), (1,), 8.0, pixels=0), "pixels")
+    cases_widgets_base_projector(b)  # the projector layout and the app's guidance explorer (issue 15)
 
 
 def _empty_folder(f):
@@ -3787,6 +3788,7 @@ def cases_widgets_guidance(b: Book) -> None:
         return shown(e)
 
     b.bad("GuidanceExplorer", "samples of digit 0 only, digit 3 picked", pick_missing, ("digit|samples", "3"))
+    cases_widgets_guidance_background(b)  # the projector layout and the app's guidance explorer (issue 15)
 
 
 def cases_widgets_models2d(b: Book) -> None:
@@ -4835,6 +4837,112 @@ def cases_widgets_langevin_explorer(b: Book) -> None:
         "'middle'",
         lambda f: le(f).start_points("middle"),
         ("middle", CHOICEW),
+    )
+
+
+def cases_widgets_base_projector(b) -> None:  # b: Book, module "widgets.base"
+    import ipywidgets as w
+
+    from widgets import base
+
+    def fig():
+        return base.two_panels(("a", "b"))
+
+    b.good("add_legend_entry", "a marker", lambda f: base.add_legend_entry(fig(), "x", dict(size=3), col=2))
+    b.good("add_legend_entry", "a line", lambda f: base.add_legend_entry(fig(), "x", line=dict(width=2)))
+    b.bad("add_legend_entry", "fig a string", lambda f: base.add_legend_entry("fig", "x", {}), "fig|figure")
+    b.bad(
+        "add_legend_entry",
+        "neither marker nor line",
+        lambda f: base.add_legend_entry(fig(), "x"),
+        "marker|line",
+    )
+    b.bad(
+        "add_legend_entry",
+        "both marker and line",
+        lambda f: base.add_legend_entry(fig(), "x", {}, line={}),
+        "marker|line",
+    )
+    b.bad("add_legend_entry", "marker a number", lambda f: base.add_legend_entry(fig(), "x", 5), "marker")
+    b.bad(
+        "add_legend_entry",
+        "col 3 of 2",
+        lambda f: base.add_legend_entry(fig(), "x", {}, col=3),
+        ("col", "2|1"),
+    )
+    b.bad("add_legend_entry", "name a number", lambda f: base.add_legend_entry(fig(), 5, {}), "name")
+    b.good(
+        "controls_row", "two controls", lambda f: base.controls_row(w.IntSlider(), w.Dropdown(options=["a"]))
+    )
+    b.bad("controls_row", "a string", lambda f: base.controls_row(w.IntSlider(), "steps"), "control|widget")
+    b.bad(
+        "controls_row",
+        "the class IntSlider",
+        lambda f: base.controls_row(w.IntSlider),
+        "control|widget|class",
+    )
+
+
+def cases_widgets_guidance_background(b) -> None:  # b: Book, module "widgets.guidance"
+    import torch
+
+    from widgets.guidance import GuidanceExplorer, guidance_explorer, precompute_guided_samples
+
+    def made(f, **kw):
+        e = guidance_explorer(
+            kw.pop("model", None) or f.unet_cond10,
+            kw.pop("scales", [0.0, 1.0]),
+            **{"per_class": 1, "nfe": 1, **kw},
+        )
+        e.filling.join(timeout=120)
+        return shown(e)
+
+    b.good("guidance_explorer", "two scales, 1 per class", lambda f: made(f))
+    b.bad("guidance_explorer", "scales empty", lambda f: made(f, scales=[]), "scales")
+    b.bad("guidance_explorer", "a NaN scale", lambda f: made(f, scales=[NAN]), "scale|guidance|w")
+    b.bad("guidance_explorer", "a negative scale", lambda f: made(f, scales=[-1.0]), "scale|guidance|w")
+    b.bad("guidance_explorer", f"per_class {HUGE}", lambda f: made(f, per_class=HUGE), MEMW)
+    b.bad("guidance_explorer", "per_class 0", lambda f: made(f, per_class=0), "per_class")
+    b.bad("guidance_explorer", "nfe 0", lambda f: made(f, nfe=0), "nfe|steps")
+    b.bad("guidance_explorer", "classifier a string", lambda f: made(f, classifier="clf"), "classifier")
+    b.bad("guidance_explorer", "zoom 11", lambda f: made(f, zoom=11), "zoom")
+    b.bad("guidance_explorer", "a string model", lambda f: made(f, model="unet"), "model")
+    b.bad(
+        "guidance_explorer",
+        "an unconditional model",
+        lambda f: made(f, model=f.unet, scales=[1.0]),
+        ("model", "class"),
+    )
+
+    def add(f, samples):
+        e = GuidanceExplorer(f.guided)
+        e.add_samples(samples)
+        return e
+
+    b.good(
+        "GuidanceExplorer.add_samples",
+        "one more scale",
+        lambda f: add(f, precompute_guided_samples(f.unet_cond10, [2.0], per_class=1, nfe=1)),
+    )
+    b.bad("GuidanceExplorer.add_samples", "an empty dict", lambda f: add(f, {}), "samples|empty")
+    b.bad("GuidanceExplorer.add_samples", "a list", lambda f: add(f, [images(1)]), "samples|dict")
+    b.bad(
+        "GuidanceExplorer.add_samples",
+        "digit 0 only",
+        lambda f: add(f, {(0, 3.0): images(1)}),
+        ("digit|samples", "1|9"),
+    )
+    b.bad(
+        "GuidanceExplorer.add_samples",
+        "2 images per digit where the explorer shows 1",
+        lambda f: add(f, {(d, 3.0): images(2) for d in range(10)}),
+        ("images|per_class|per digit", "1|2"),
+    )
+    b.bad(
+        "GuidanceExplorer.add_samples",
+        "NaN images",
+        lambda f: add(f, {(d, 3.0): torch.full((1, 1, 28, 28), NAN) for d in range(10)}),
+        NANW,
     )
 
 

@@ -31,6 +31,20 @@ SIGNATURE = f"""([plot, trace]) => {{
   return s;
 }}"""
 
+# JavaScript run on one explorer: [top, bottom] of its visible title, controls, readouts and plot (plotly's
+# drawing and its box, or an image), in viewport pixels
+EXPLORER_BOXES = """(e) => {
+  const spans = (selector) => Array.from(e.querySelectorAll(selector))
+    .map((el) => el.getBoundingClientRect()).filter((r) => r.width > 0 && r.height > 0)
+    .map((r) => [r.top, r.bottom]);
+  return {
+    title: spans('.course-title'),
+    controls: spans('.widget-slider, .widget-dropdown, .widget-toggle-buttons, .widget-text'),
+    readouts: spans('.course-readout'),
+    plot: spans('.course-plot, .course-plot .main-svg, img'),
+  };
+}"""
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -38,14 +52,37 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# the course's Voila template (share/jupyter/voila/templates/course): Voila's lab template without its CDN links
+TEMPLATE_ROOT = ROOT / "share" / "jupyter"
+LOCAL = (
+    "http://127.0.0.1",
+    "https://127.0.0.1",
+    "http://localhost",
+    "https://localhost",
+    "data:",
+    "blob:",
+    "file:",
+)
+
+
 @contextlib.contextmanager
 def voila_app(notebook: str = "notebooks/app.ipynb", timeout: float = 90.0):
-    """Start Voila on a free localhost port; yield the app's URL; stop it afterwards."""
+    """Start Voila on a free localhost port, as `make app` does; yield the app's URL; stop it afterwards."""
     port = free_port()
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    jupyter_path = os.pathsep.join(p for p in (str(TEMPLATE_ROOT), os.environ.get("JUPYTER_PATH", "")) if p)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", JUPYTER_PATH=jupyter_path)
     log = open(ROOT / "build" / f"voila-{port}.log", "w") if (ROOT / "build").is_dir() else subprocess.DEVNULL
     proc = subprocess.Popen(
-        [sys.executable, "-m", "voila", notebook, "--Voila.ip=127.0.0.1", f"--port={port}", "--no-browser"],
+        [
+            sys.executable,
+            "-m",
+            "voila",
+            notebook,
+            "--template=course",
+            "--Voila.ip=127.0.0.1",
+            f"--port={port}",
+            "--no-browser",
+        ],
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -84,14 +121,8 @@ def chromium_page(width: int = 1600, height: int = 1000):
             page = browser.new_page(viewport={"width": width, "height": height})
             errors, outside = [], []
             page.on("pageerror", lambda err: errors.append(str(err)))
-            page.on(
-                "request",
-                lambda req: (
-                    None
-                    if req.url.startswith(("http://127.0.0.1", "data:", "blob:", "file:"))
-                    else outside.append(req.url)
-                ),
-            )
+            # every request that would leave the machine is recorded
+            page.on("request", lambda req: None if req.url.startswith(LOCAL) else outside.append(req.url))
             yield page, errors, outside
         finally:
             browser.close()

@@ -2,6 +2,7 @@
 
 import math
 
+import ipywidgets as w
 import numpy as np
 import plotly.graph_objects as go
 import pytest
@@ -18,9 +19,11 @@ from lessons.schedules import CosineSchedule, LinearSchedule, VPSchedule
 from lessons.solvers import solve_ode
 from lessons.training import random_batches, train
 from widgets.base import (
+    add_legend_entry,
     add_lines,
     add_markers,
     control_style,
+    controls_row,
     density_image,
     noise_and_reference,
     paths_xy,
@@ -31,7 +34,7 @@ from widgets.base import (
     two_panels,
 )
 from widgets.checks import check_whole
-from widgets.guidance import GuidanceExplorer, png, precompute_guided_samples
+from widgets.guidance import GuidanceExplorer, guidance_explorer, png, precompute_guided_samples
 from widgets.models2d import CHECKPOINT_DIR, METHOD_CHECKPOINTS, PretrainedModels, sample_method
 from widgets.plotly_view import PlotlyView, plain
 from widgets.sampler_explorer import SamplerExplorer, bump
@@ -108,12 +111,20 @@ def test_trajectory_explorer_shows_the_library_samples(models):
     assert right > left
 
 
-def test_trajectory_explorer_zero_steps_and_every_method(models):
+def test_trajectory_explorer_starts_at_one_step_and_titles_report_the_real_nfe(models):
     e = TrajectoryExplorer(models=models, steps=3, n_samples=64, n_lines=16, precompute=False)
-    e.steps.value = 0
-    assert "positive whole number" in e.message.value
-    e.steps.value = 3
-    assert not e.message.value
+    assert e.steps.min == 1  # 0 steps only gave an error message
+    e.steps.value = 0  # the slider clamps a value below its range
+    assert e.steps.value == 1 and not e.message.value
+    with pytest.raises(ValueError, match="steps must be a whole number from 1 to 64"):
+        TrajectoryExplorer(models=models, steps=0, precompute=False)
+    e.steps.value, e.left.value, e.solver.value = 3, "I-CFM", "heun"
+    assert e.view.layout["annotations"][0]["text"].endswith("3 steps of heun · NFE 6")
+    e.solver.value = "dopri5"  # adaptive: the NFE it really made, not the slider's value
+    nfe = e.result("I-CFM", "dopri5", 3)["nfe"]
+    title = e.view.layout["annotations"][0]["text"]
+    assert nfe != 3 and f"NFE {nfe}" in title and "3 steps" not in title
+    e.solver.value = "euler"
     for method, solver in [(m, "euler") for m in METHOD_CHECKPOINTS] + [
         ("PF-ODE", "heun"),
         ("OT-CFM", "dopri5"),
@@ -150,8 +161,10 @@ def test_sampler_explorer_dial_and_rescaling(models):
     assert e.view.data[4]["x"] == pytest.approx(ddim_before, abs=1e-3)  # DDIM ignores the rescaling (C21)
     moved = max(abs(a - b) for a, b in zip(e.view.data[5]["x"], euler_before))
     assert moved > 0.1  # Euler does not
-    e.strength.value = -1.0
-    assert "positive" in e.message.value
+    e.strength.value = -1.0  # c(t) would reach 0: the slider stops short of it
+    assert e.strength.value > -1 and not e.message.value
+    assert e.view.layout["annotations"][1]["text"].startswith("<b>c(t) = 1 − 0.9·4t(1−t)</b>")
+    assert e.view.layout["annotations"][0]["text"].endswith("NFE 6")
 
 
 def test_training_monitor_draws_losses_and_samples():
@@ -646,3 +659,119 @@ def test_check_callable_refuses_a_class():
     e = ScheduleExplorer(n_points=500)
     with pytest.raises(TypeError, match="action must be a function such as self.update, got the class"):
         e.guard(ScheduleExplorer)
+
+
+def test_every_slider_is_valid_at_both_ends(models):
+    explorers = [
+        ScheduleExplorer(n_points=500),
+        TrajectoryExplorer(models=models, n_samples=64, n_lines=16, precompute=False),
+        SamplerExplorer(models=models, n_samples=64, n_lines=8),
+    ]
+    for e in explorers:
+        sliders = [c for c in vars(e).values() if isinstance(c, (w.IntSlider, w.FloatSlider))]
+        assert sliders, type(e).__name__
+        for slider in sliders:
+            start = slider.value
+            for end in (slider.min, slider.max):
+                slider.value = end
+                assert not e.message.value, (type(e).__name__, slider.description, end, e.message.value)
+            slider.value = start
+
+
+def test_explorers_fit_a_screen_with_readouts_above_the_plot_and_a_legend_per_panel(models):
+    explorers = [
+        ScheduleExplorer(n_points=500),
+        TrajectoryExplorer(models=models, n_samples=64, n_lines=16, precompute=False),
+        SamplerExplorer(models=models, n_samples=64, n_lines=8),
+    ]
+    for e in explorers:
+        kinds = [type(child).__name__ for child in e.widget.children]
+        assert kinds[-1] == "PlotlyView" and "course-fit" in e.widget._dom_classes  # the plot last, stretched
+        assert "height" not in e.view.layout  # plotly fills the frame's height
+        readouts = [c for c in e.widget.children if "course-readout" in getattr(c, "_dom_classes", ())]
+        readouts += [
+            c
+            for box in e.widget.children
+            for c in getattr(box, "children", ())
+            if "course-readout" in c._dom_classes
+        ]
+        assert readouts, type(e).__name__
+    for e in explorers[1:]:  # the two-panel explorers: each panel's traces are named in that panel's legend
+        names = {1: set(), 2: set()}
+        for trace in e.view.data:
+            if trace.get("showlegend", True) and trace["type"] == "scatter":
+                names[2 if trace.get("legend") == "legend2" else 1].add(trace["name"])
+            panel = 2 if trace.get("xaxis") == "x2" else 1
+            assert (trace.get("legend") == "legend2") == (panel == 2), trace["name"]
+        assert "target density" in names[1] and "target density" in names[2]
+        assert len(names[2]) >= 3, names  # more than the backdrop: what the right panel draws
+    trajectories = explorers[1]
+    legend = {(t["name"], t.get("legend", "legend")) for t in trajectories.view.data if t["x"] == [None]}
+    for label in ("straight", "very curved / noisy"):  # every bend colour, even when no path has it
+        assert (label, "legend") in legend and (label, "legend2") in legend
+
+
+def test_frame_moves_the_plot_below_readouts_and_fits_only_stretchable_plots():
+    e = ScheduleExplorer(n_points=500)
+    frame = e._frame(e.message, e.view, e.readout)  # a plot given before a readout still ends up last
+    assert frame.children[-1] is e.view and frame.children[-2] is e.readout
+    fixed = PlotlyView(go.Figure(layout=dict(height=300)))
+    assert "course-fit" not in e._frame(fixed)._dom_classes  # a plot of fixed height keeps it
+    assert "course-fit" not in e._frame(e.message)._dom_classes
+    row = controls_row(w.IntSlider(), w.Dropdown(options=["a"]))
+    assert "course-controls" in row._dom_classes
+    with pytest.raises(TypeError, match="each control must be a Widget object"):
+        controls_row(w.IntSlider(), "steps")
+    fig = two_panels(("a", "b"))
+    add_legend_entry(fig, "target density", dict(color="grey"), col=2)
+    side_by_side_squares(fig, 8.0)
+    assert fig.data[0].legend == "legend2" and fig.data[0].x == (None,)
+    with pytest.raises(ValueError, match="exactly one of marker or line"):
+        add_legend_entry(fig, "both", dict(color="grey"), line=dict(color="grey"))
+    with pytest.raises(ValueError, match="exactly one of marker or line"):
+        add_legend_entry(fig, "neither")
+    with pytest.raises(ValueError, match="col must be a whole number from 1 to 2"):
+        add_legend_entry(fig, "third", dict(color="grey"), col=3)
+
+
+class _TinyGuidedFlow(torch.nn.Module):
+    """A class-conditional 'flow' whose velocity is a constant per class: its guided samples are known exactly."""
+
+    def __init__(self):
+        super().__init__()
+        self.num_classes = 10  # class 10 is 'no class', as label dropout trains it
+        self.level = torch.nn.Parameter(torch.linspace(-0.5, 0.5, 11))
+
+    def forward(self, x, t, cond=None):
+        level = self.level[cond if cond is not None else torch.full((x.shape[0],), 10)]
+        return level.view(-1, 1, 1, 1).expand_as(x) - 0 * x
+
+
+def test_guidance_explorer_adds_scales_in_the_background_with_the_same_noise():
+    model = _TinyGuidedFlow()
+    e = guidance_explorer(model, [2.0, 0.0, 1.0], per_class=3, nfe=2, seed=5)
+    assert e.scale.options[0] == 0.0 and e.scale.value == 0.0  # the lowest scale is ready at once
+    e.filling.join(timeout=60)
+    assert not e.filling.is_alive() and e.pending == () and not e.message.value
+    assert list(e.scale.options) == [0.0, 1.0, 2.0]
+    reference = precompute_guided_samples(model, [0.0, 1.0, 2.0], per_class=3, nfe=2, seed=5)
+    for key, images in reference.items():  # the same noise for every scale, as in one precompute call
+        torch.testing.assert_close(e.samples[key], images)
+    e.scale.value = 2.0
+    assert "w = <b>2</b>" in e.readout.value and "still making" not in e.readout.value
+    e.add_samples(precompute_guided_samples(model, [0.5], per_class=3, nfe=2, seed=5))
+    assert list(e.scale.options) == [0.0, 0.5, 1.0, 2.0] and e.scale.value == 2.0  # the shown scale stays
+    with pytest.raises(ValueError, match=r"has 2 images; the explorer shows 3 per digit"):
+        e.add_samples(_fake_guided_samples(scales=(3.0,), per_class=2))
+    with pytest.raises(ValueError, match="samples is empty"):
+        e.add_samples({})
+    with pytest.raises(TypeError, match="samples must be the dict .* got list"):
+        e.add_samples([torch.zeros(3, 1, 28, 28)])
+    with pytest.raises(ValueError, match=r"no samples of digit\(s\) \[1, 2"):
+        e.add_samples({(0, 3.0): torch.zeros(3, 1, 28, 28)})
+    with pytest.raises(TypeError, match="classifier must be a DigitClassifier object"):
+        guidance_explorer(model, [0.0], classifier="clf")  # refused before any sample is made
+    with pytest.raises(ValueError, match="scales is empty"):
+        guidance_explorer(model, [])
+    with pytest.raises(ValueError, match="zoom must be a whole number from 1 to 10"):
+        guidance_explorer(model, [0.0], zoom=11)

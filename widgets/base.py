@@ -1,7 +1,8 @@
 """What every explorer shares: a look that reads well on a projector, and errors shown as messages.
 
 An explorer owns one figure (a widgets.plotly_view.PlotlyView, redrawn in place by one message per
-move), its controls, and a message line.
+move), its controls, and a message line. Its frame fits one screen (1280x720 as well as 1920x1080): title,
+controls and readouts on top, the plot last, stretched to what they leave, so nothing is below the fold.
 Control callbacks run through ``Explorer.guard``: a ValueError or TypeError from the library (an impossible
 schedule, zero steps, an object of the wrong kind) becomes a sentence in the message line, never a traceback.
 """
@@ -18,6 +19,7 @@ from plotly.subplots import make_subplots
 from lessons.checks import check_instance, check_memory, check_number, check_seed
 from lessons.data2d import sample_target, target_density
 from widgets.checks import check_array, check_callable, check_text, check_whole
+from widgets.plotly_view import PlotlyView
 
 FONT = "Inter, 'Helvetica Neue', Helvetica, Arial, sans-serif"
 INK, MUTED, GRID = "#1f2933", "#7b8794", "#e4e7eb"
@@ -62,6 +64,13 @@ CSS = """<style>
                   padding: 6px 12px; border-radius: 4px; }
 .course-readout { font-size: 16px; padding: 2px 4px; }
 .course-readout b { font-weight: 600; }
+.course-controls { flex-wrap: wrap; column-gap: 12px; row-gap: 2px; }
+/* an explorer with a plot fills one screen and no more: in Voila the whole window, in Lab what its toolbars
+   leave; the plot takes the height that title, controls and readouts leave (plotly sizes itself to its box) */
+.course-fit { height: min(calc(100vh - 150px), 900px); min-height: 460px; }
+body[data-voila] .course-fit { height: calc(100vh - 24px); max-height: 1000px; }
+.course-fit > * { flex: 0 0 auto; }
+.course-fit > .course-plot { flex: 1 1 0; min-height: 240px; overflow: hidden; }
 </style>""".replace("FONT", FONT).replace("INK", INK)
 
 
@@ -100,6 +109,30 @@ def add_markers(fig: go.Figure, name: str | None, marker: dict, row: int = 1, co
     )
 
 
+def add_legend_entry(
+    fig: go.Figure, name: str, marker: dict | None = None, line: dict | None = None, col: int = 1, **kwargs
+) -> None:
+    """A legend entry without points for panel col (a marker or a line): it names a colour even while empty."""
+    if (marker is None) == (line is None):
+        raise ValueError(
+            "give add_legend_entry exactly one of marker or line (a dict of plotly properties), such as "
+            "marker=dict(color='grey')."
+        )
+    style, style_name = (marker, "marker") if line is None else (line, "line")
+    _check_trace_args(fig, name, style, style_name, 1, col)
+    fig.add_scatter(
+        x=[None],
+        y=[None],
+        mode="markers" if line is None else "lines",
+        name=name,
+        hoverinfo="skip",
+        row=1,
+        col=col,
+        **{style_name: style},
+        **kwargs,
+    )
+
+
 def _check_trace_args(fig, name, style, style_name: str, row, col) -> None:
     check_instance(fig, go.Figure, "fig", "two_panels(('left', 'right'))")
     check_text(name, "the trace name", optional=True)
@@ -126,18 +159,36 @@ def _check_cell(fig: go.Figure, row, col) -> tuple[int, int]:
     return row, col
 
 
+# two square panels in the middle, each panel's legend on its outer side (a wide screen has room there)
+PANEL_DOMAINS = ((0.17, 0.495), (0.505, 0.83))
+
+
 def side_by_side_squares(fig: go.Figure, view: float) -> go.Figure:
-    """Lay out two square 2D panels, [-view, view]^2 each, with the legend below them; returns fig."""
+    """Lay out two square 2D panels, [-view, view]^2 each, each with its own legend beside it; returns fig.
+
+    The figure has no fixed height: it fills the box it is drawn in (an explorer's frame, see Explorer._frame).
+    """
     check_instance(fig, go.Figure, "fig", "two_panels(('left', 'right'))")
     check_number(view, "view (half the width of each panel)", low=0, low_open=True)
-    fig.update_layout(**LAYOUT, height=600)
+    fig.update_layout(**LAYOUT)
+    side = dict(font=dict(size=14), bgcolor="rgba(255,255,255,0)", yanchor="top", y=1.0, tracegroupgap=4)
     fig.update_layout(
-        legend=dict(orientation="h", x=0.5, xanchor="center", y=-0.08, yanchor="top"),
-        margin=dict(l=40, r=20, t=60, b=40),
+        autosize=True,
+        legend=dict(side, x=PANEL_DOMAINS[0][0] - 0.01, xanchor="right"),
+        legend2=dict(side, x=PANEL_DOMAINS[1][1] + 0.01, xanchor="left"),
+        margin=dict(l=10, r=10, t=40, b=10),
     )
+    for trace in fig.data:  # the right panel's traces are explained by the right panel's legend
+        if trace.xaxis == "x2":
+            trace.legend = "legend2"
+    for annotation, (low, high) in zip(fig.layout.annotations, PANEL_DOMAINS):
+        annotation.x = (low + high) / 2  # the panel titles stay centred over the moved panels
     style_axes(fig)
+    fig.update_xaxes(domain=PANEL_DOMAINS[0], row=1, col=1)
+    fig.update_xaxes(domain=PANEL_DOMAINS[1], row=1, col=2)
     fig.update_xaxes(range=[-view, view], constrain="domain", showticklabels=False)
-    fig.update_yaxes(range=[-view, view], constrain="domain", showticklabels=False)
+    # squares hug the top, under their titles, when the box is taller than wide
+    fig.update_yaxes(range=[-view, view], constrain="domain", constraintoward="top", showticklabels=False)
     fig.update_yaxes(scaleanchor="x", scaleratio=1, row=1, col=1)
     fig.update_yaxes(scaleanchor="x2", scaleratio=1, row=1, col=2)
     return fig
@@ -147,6 +198,15 @@ def control_style(width: str = "auto") -> dict:
     """Keyword arguments that give a control a readable label width."""
     check_text(width, "width (a CSS width such as '300px' or 'auto')")
     return dict(style={"description_width": "initial"}, layout=w.Layout(width=width))
+
+
+def controls_row(*controls) -> w.HBox:
+    """Controls side by side, wrapping onto a second line where the screen is too narrow for them."""
+    for control in controls:
+        check_instance(control, w.Widget, "each control", "w.IntSlider()")
+    row = w.HBox(list(controls))
+    row.add_class("course-controls")
+    return row
 
 
 def readout(value: str = "", width: str | None = None) -> w.HTML:
@@ -180,11 +240,20 @@ class Explorer:
         self.updates = 0
 
     def _frame(self, *children) -> w.VBox:
+        """The explorer's box: title and help, then children, with any plot (PlotlyView) moved last.
+
+        Readouts given after the plot thus stay above it, in view on a projector. A plot without a fixed
+        height stretches to fill one screen (the frame's .course-fit class).
+        """
         head = w.HTML(
             f"{CSS}<div class='course-title'>{self.title}</div><div class='course-help'>{self.help}</div>"
         )
-        box = w.VBox([head, *children])
+        plots = [child for child in children if isinstance(child, PlotlyView)]
+        rest = [child for child in children if not isinstance(child, PlotlyView)]
+        box = w.VBox([head, *rest, *plots])
         box.add_class("course-explorer")
+        if plots and all("height" not in plot.layout for plot in plots):
+            box.add_class("course-fit")
         return box
 
     def show_message(self, text: str | None) -> None:

@@ -1,10 +1,12 @@
 """Guidance explorer: pick a digit and a classifier-free guidance scale, see samples made with it.
 
 Samples are precomputed once (same noise for every scale) so that moving the slider is instant,
-even on a CPU in front of a class.
+even on a CPU in front of a class. guidance_explorer makes the first scale at once and the others in a
+background thread, so that an app starts in seconds; each scale joins the slider when it is ready.
 """
 
 import io
+import threading
 
 import ipywidgets as w
 import matplotlib.pyplot as plt
@@ -14,7 +16,7 @@ from lessons.checks import check_finite, check_instance, check_memory, check_num
 from lessons.image_metrics import DigitClassifier, classify
 from lessons.image_training import generate
 from lessons.mnist import tile
-from widgets.base import Explorer, control_style
+from widgets.base import MUTED, Explorer, control_style, controls_row, readout
 from widgets.checks import check_whole
 
 MAX_ZOOM = 10  # pixels per image pixel: 10 already makes a row of 8 digits 2,320 pixels wide
@@ -106,14 +108,39 @@ class GuidanceExplorer(Explorer):
             continuous_update=True,
             **control_style("480px"),
         )
-        per_class = next(iter(samples.values())).shape[0]
-        self.nrow = min(per_class, 8)
+        self.per_class, self.pending = next(iter(samples.values())).shape[0], ()
+        self.filling = None  # guidance_explorer's background thread, when it makes the samples
+        self.nrow = min(self.per_class, 8)
         self.image = w.Image(format="png", width=zoom * 29 * self.nrow)
-        self.readout = w.HTML()
-        self.readout.add_class("course-readout")
+        self.readout = readout()
         self.observe([self.digit, self.scale], self.update)
-        self.widget = self._frame(w.HBox([self.digit]), self.scale, self.message, self.image, self.readout)
+        controls = controls_row(self.digit, self.scale)
+        self.widget = self._frame(controls, self.message, self.readout, self.image)
         self.update()
+
+    def add_samples(self, samples: dict) -> None:
+        """Add samples at more scales ({(digit, scale): images}, as many per digit as before); the slider gains them."""
+        if not isinstance(samples, dict):
+            raise TypeError(
+                "samples must be the dict {(digit, scale): images} made by precompute_guided_samples(model, "
+                f"scales), got {type(samples).__name__}."
+            )
+        if not samples:
+            raise ValueError("samples is empty: give the samples of at least one more scale.")
+        self._check_samples(samples)
+        for key, images in samples.items():
+            if images.shape[0] != self.per_class:
+                raise ValueError(
+                    f"samples[{key!r}] has {images.shape[0]} images; the explorer shows {self.per_class} per "
+                    "digit: make them with the same per_class."
+                )
+        merged = {**self.samples, **samples}
+        added = {scale for _, scale in samples}
+        self.samples, self.pending = merged, tuple(s for s in self.pending if s not in added)
+        value = self.scale.value
+        self.scale.options = sorted({scale for _, scale in merged})
+        self.scale.value = value  # a new option may move the slider's index: keep the scale shown
+        self.guard(self.update)
 
     @staticmethod
     def _check_samples(samples: dict) -> None:
@@ -140,8 +167,45 @@ class GuidanceExplorer(Explorer):
             raise ValueError(f"no samples were precomputed for digit {key[0]} at scale {key[1]}.")
         images = self.samples[key]
         self.image.value = png(images, self.nrow)
+        text = f"digit <b>{key[0]}</b>, guidance scale w = <b>{key[1]:g}</b>"
         if self.classifier is not None:
             agree = int((classify(self.classifier, images)[1] == key[0]).sum())
-            self.readout.value = (
-                f"the classifier reads <b>{agree} of {images.shape[0]}</b> samples as a {key[0]}"
-            )
+            text += f" &nbsp; the classifier reads <b>{agree} of {images.shape[0]}</b> samples as a {key[0]}"
+        if self.pending:
+            still = ", ".join(f"{scale:g}" for scale in self.pending)
+            text += f" &nbsp; <span style='color:{MUTED}'>(still making w = {still})</span>"
+        self.readout.value = text
+
+
+def guidance_explorer(
+    model, scales, classifier=None, per_class: int = 8, nfe: int = 8, seed: int = 0, zoom: int = 4
+) -> GuidanceExplorer:
+    """A GuidanceExplorer over model's samples: the lowest scale made now, the others in a background thread.
+
+    Each scale joins the slider when it is ready (the same noise for every scale); ``explorer.filling`` is the
+    thread (join it to wait for all of them).
+    """
+    scales = sorted(set(check_scales(scales)))
+    check_memory(
+        len(scales) * 10 * check_whole(per_class, "per_class (samples per digit)") * 28 * 28 * 4,
+        f"keeping {per_class} samples per digit at {len(scales)} scales",
+    )
+    if classifier is not None:  # refused before the first samples are made, not after
+        check_instance(classifier, DigitClassifier, "classifier", "load_classifier()")
+    check_whole(zoom, "zoom", high=MAX_ZOOM, why=" (screen pixels per image pixel)")
+    settings = dict(per_class=per_class, nfe=nfe, seed=seed)
+    explorer = GuidanceExplorer(precompute_guided_samples(model, scales[:1], **settings), classifier, zoom)
+    explorer.pending = tuple(scales[1:])
+    explorer.guard(explorer.update)
+
+    def add_scale(scale: float) -> None:
+        explorer.add_samples(precompute_guided_samples(model, [scale], **settings))
+
+    def fill():  # guarded: a failure becomes the explorer's message, not a traceback lost in a thread
+        for scale in explorer.pending:
+            if not explorer.guard(add_scale, scale):
+                return
+
+    explorer.filling = threading.Thread(target=fill, daemon=True)
+    explorer.filling.start()
+    return explorer

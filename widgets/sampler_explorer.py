@@ -14,9 +14,11 @@ from widgets.base import (
     METHOD_COLORS,
     MUTED,
     Explorer,
+    add_legend_entry,
     add_lines,
     add_markers,
     control_style,
+    controls_row,
     noise_and_reference,
     paths_xy,
     readout,
@@ -31,6 +33,7 @@ from widgets.plotly_view import PlotlyView
 VIEW = 8.0
 MAX_STEPS = 40  # the steps slider's range is 1 to MAX_STEPS
 MODES = ("eta", "churn")  # the dial: DDIM's eta or the churn of churn_sampler
+LOWEST_STRENGTH = -0.9  # c(t) = 1 + s 4t(1 - t) > 0 needs s > -1: the slider stops one notch short
 
 
 def bump(strength: float):
@@ -85,7 +88,7 @@ class SamplerExplorer(Explorer):
         )
         self.strength = w.FloatSlider(
             value=0.0,
-            min=-1.0,
+            min=LOWEST_STRENGTH,
             max=3.0,
             step=0.1,
             description="rescaling s",
@@ -101,18 +104,20 @@ class SamplerExplorer(Explorer):
         self.observe([self.mode, self.amount], self._update_dial)
         self.observe([self.strength], self._update_rescaling)
         self.observe([self.steps], self._update_all)
-        controls = w.HBox([self.mode, self.amount, self.strength, self.steps])
-        self.widget = self._frame(controls, self.message, self.view, w.HBox(self.readouts))
+        controls = controls_row(self.mode, self.amount, self.strength, self.steps)
+        self.widget = self._frame(controls, self.message, w.HBox(self.readouts), self.view)
 
     def _make_figure(self) -> go.Figure:
         fig = two_panels(("eta = 0: DDIM", "rescaled schedule"))
         target_backdrop(fig, (1, 2), VIEW)
         add_lines(fig, "paths", dict(width=1.2, color="#7b8794"), opacity=0.6, hoverinfo="skip")
         dot = dict(size=6, line=dict(width=0.5, color="white"))
-        add_markers(fig, "samples (eta / churn)", dict(dot, color=METHOD_COLORS["DDPM"]))
+        add_markers(fig, "samples", dict(dot, color=METHOD_COLORS["DDPM"]))
         ring = dict(size=9, color=METHOD_COLORS["DDIM"], symbol="circle-open", line=dict(width=2))
-        add_markers(fig, "DDIM on c(t)(alpha, sigma)", ring, col=2)
-        add_markers(fig, "flow Euler on c(t)(alpha, sigma)", dict(dot, color=METHOD_COLORS["I-CFM"]), col=2)
+        add_markers(fig, "DDIM, rescaled", ring, col=2)
+        add_markers(fig, "flow Euler, rescaled", dict(dot, color=METHOD_COLORS["I-CFM"]), col=2)
+        for col in (1, 2):  # after the updated traces, so that their indices stay put
+            add_legend_entry(fig, "target density", dict(size=12, symbol="square", color="#b5bec8"), col=col)
         return side_by_side_squares(fig, VIEW)
 
     def dial_result(self, mode: str, amount: float, steps: int) -> dict:
@@ -131,6 +136,7 @@ class SamplerExplorer(Explorer):
                 "paths": paths_xy(traj.xs[:, : self.n_lines].numpy()),
                 "w2": w2(traj.final, self.reference, solver="emd"),
                 "moved": float((traj.final - deterministic).norm(dim=1).mean()),
+                "nfe": traj.nfe,
             }
         return self._cache[key]
 
@@ -148,8 +154,9 @@ class SamplerExplorer(Explorer):
                 # a pure rescaling keeps the log-SNR: the network is evaluated at (x / c(t), t)
                 data_model = change_schedule(model, base, scaled, prediction="velocity", output="data")
                 field = change_schedule(model, base, scaled, prediction="velocity", output="velocity")
-                ddim_final = ddim(data_model, self.noise, scaled, ts, prediction="data").final
-                euler_final = solve_ode(field, self.noise, method="euler", ts=ts).final
+                ddim_traj = ddim(data_model, self.noise, scaled, ts, prediction="data")
+                euler_traj = solve_ode(field, self.noise, method="euler", ts=ts)
+            ddim_final, euler_final = ddim_traj.final, euler_traj.final
             if strength:  # DDIM's samples do not move, so its W2 is the one of s = 0
                 same = self.rescaling_result(0.0, steps)
                 w2_ddim = same["w2_ddim"]
@@ -165,6 +172,7 @@ class SamplerExplorer(Explorer):
                 "ddim_moved": float((ddim_final - same["ddim"]).norm(dim=1).max()),
                 "euler_moved": float((euler_final - same["euler"]).norm(dim=1).mean()),
                 "w2_euler": w2(euler_final, self.reference, solver="emd"),
+                "nfe": (ddim_traj.nfe, euler_traj.nfe),
             }
         return self._cache[key]
 
@@ -186,7 +194,7 @@ class SamplerExplorer(Explorer):
         x, y = res["paths"]
         traces = {2: {"x": x, "y": y}, 3: {"x": res["final"][:, 0], "y": res["final"][:, 1]}}
         which = {0.0: " (DDIM)", 1.0: " (DDPM)"}.get(self.amount.value, "")
-        titles = {0: f"<b>{self.mode.value} = {self.amount.value:.2f}</b>{which} · {self.steps.value} steps"}
+        titles = {0: f"<b>{self.mode.value} = {self.amount.value:.2f}</b>{which} · NFE {res['nfe']}"}
         self.readouts[0].value = (
             f"W2 to data <b>{res['w2']:.2f}</b> &nbsp; mean move from DDIM's samples "
             f"<b>{res['moved']:.2f}</b> <span style='color:{MUTED}'>(same noise, same network)</span>"
@@ -199,12 +207,13 @@ class SamplerExplorer(Explorer):
             4: {"x": res["ddim"][:, 0], "y": res["ddim"][:, 1]},
             5: {"x": res["euler"][:, 0], "y": res["euler"][:, 1]},
         }
-        titles = {
-            1: f"<b>c(t) = 1 + {self.strength.value:.1f}·4t(1−t)</b> · I-CFM net · {self.steps.value} steps"
-        }
+        ddim_nfe, euler_nfe = res["nfe"]
+        nfe = f"NFE {ddim_nfe}" if ddim_nfe == euler_nfe else f"NFE {ddim_nfe} (DDIM), {euler_nfe} (Euler)"
+        sign = "+" if self.strength.value >= 0 else "−"
+        c_of_t = f"c(t) = 1 {sign} {abs(self.strength.value):.1f}·4t(1−t)"
+        titles = {1: f"<b>{c_of_t}</b> · I-CFM net · {nfe}"}
         self.readouts[1].value = (
-            f"DDIM moved <b>{res['ddim_moved']:.1e}</b> (max) &nbsp; flow Euler moved "
-            f"<b>{res['euler_moved']:.2f}</b> (mean) &nbsp; W2 Euler <b>{res['w2_euler']:.2f}</b>, "
-            f"DDIM <b>{res['w2_ddim']:.2f}</b>"
+            f"moved: DDIM <b>{res['ddim_moved']:.0e}</b> (max), Euler <b>{res['euler_moved']:.2f}</b> "
+            f"(mean) &nbsp; W2: DDIM <b>{res['w2_ddim']:.2f}</b>, Euler <b>{res['w2_euler']:.2f}</b>"
         )
         return traces, titles

@@ -20,6 +20,7 @@ from widgets.base import (
     add_lines,
     add_markers,
     control_style,
+    controls_row,
     density_image,
     readout,
     style_axes,
@@ -74,7 +75,8 @@ class ScheduleExplorer(Explorer):
     title = "Noise schedules"
     help = (
         "x<sub>t</sub> = &alpha;(t) data + &sigma;(t) noise, t = 0 noise, t = 1 data. "
-        "Move t to watch the target dissolve into noise; try an impossible schedule (beta_min > beta_max)."
+        "The white dot on each curve is the chosen t: move it to watch the target dissolve into noise; "
+        "try an impossible schedule (beta_min > beta_max)."
     )
 
     def __init__(
@@ -118,7 +120,7 @@ class ScheduleExplorer(Explorer):
         self.observe(self.params, self._update_all)
         self.observe([self.target], self._update_marginal)
         self.observe([self.t], self._update_marginal)
-        controls = w.VBox([w.HBox([self.family, *self.params]), w.HBox([self.t, self.target])])
+        controls = w.VBox([controls_row(self.family, *self.params), controls_row(self.t, self.target)])
         self.widget = self._frame(controls, self.message, self.readout, self.view)
 
     def _make_figure(self) -> go.Figure:
@@ -156,7 +158,7 @@ class ScheduleExplorer(Explorer):
             row=1,
             col=3,
         )
-        fig.update_layout(**LAYOUT, height=560)
+        fig.update_layout(**LAYOUT, autosize=True)  # no height: it fills the explorer's frame
         fig.update_layout(legend=dict(x=0.01, y=0.99, xanchor="left", yanchor="top"))
         style_axes(fig)
         for row, col in [(1, 1), (1, 2), (2, 1), (2, 2)]:
@@ -170,7 +172,7 @@ class ScheduleExplorer(Explorer):
         fig.update_yaxes(range=[0, 1.6], row=2, col=2)
         fig.update_yaxes(scaleanchor="x3", scaleratio=1, row=1, col=3)
         fig.update_xaxes(constrain="domain", row=1, col=3)
-        fig.update_yaxes(constrain="domain", row=1, col=3)
+        fig.update_yaxes(constrain="domain", constraintoward="top", row=1, col=3)
         return fig
 
     def _set_param_boxes(self, family: str) -> None:

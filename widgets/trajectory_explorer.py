@@ -17,9 +17,11 @@ from widgets.base import (
     METHOD_COLORS,
     MUTED,
     Explorer,
+    add_legend_entry,
     add_lines,
     add_markers,
     control_style,
+    controls_row,
     noise_and_reference,
     paths_xy,
     readout,
@@ -35,7 +37,7 @@ from widgets.plotly_view import PlotlyView
 BEND_EDGES = (0.003, 0.02, 0.08, 0.3)
 BEND_LABELS = ("straight", "slightly bent", "bent", "curved", "very curved / noisy")
 VIEW = 8.0  # the 8-gaussians target sits on a circle of radius 5
-MAX_STEPS = 64  # the steps slider's range is 0 (shown as a message) to MAX_STEPS
+MAX_STEPS = 64  # the steps slider's range is 1 to MAX_STEPS (dopri5: the states it records)
 
 
 def bend_bins(xs: np.ndarray, relative_bend: np.ndarray):
@@ -102,7 +104,7 @@ class TrajectoryExplorer(Explorer):
         )
         self.steps = w.IntSlider(
             value=steps,
-            min=0,
+            min=1,
             max=MAX_STEPS,
             description="steps",
             continuous_update=True,
@@ -112,21 +114,28 @@ class TrajectoryExplorer(Explorer):
         self.view = PlotlyView(self._make_figure())
         self.guard(self._update)
         self.observe([self.left, self.right, self.solver, self.steps], self._update)
-        controls = w.HBox([self.left, self.right, self.solver, self.steps])
-        self.widget = self._frame(controls, self.message, self.view, w.HBox(self.readouts))
+        controls = controls_row(self.left, self.right, self.solver, self.steps)
+        self.widget = self._frame(controls, self.message, w.HBox(self.readouts), self.view)
 
     def _make_figure(self) -> go.Figure:
         fig = two_panels(("left", "right"))
         for col in (1, 2):
             target_backdrop(fig, [col], VIEW)
-            legend = dict(col=col, showlegend=col == 1)
             for label, color in zip(BEND_LABELS, BEND_COLORS):
                 line = dict(width=1.6, color=color)
-                add_lines(fig, label, line, legendgroup=label, opacity=0.75, hoverinfo="skip", **legend)
-            add_markers(fig, "noise", dict(size=5, color="#1f2933"), **legend)
+                group = dict(legendgroup=f"{label} {col}", showlegend=False)
+                add_lines(fig, label, line, col=col, opacity=0.75, hoverinfo="skip", **group)
+            add_markers(fig, "noise", dict(size=5, color="#1f2933"), col=col)
             add_markers(
-                fig, "samples", dict(size=6, color="#e4572e", line=dict(width=0.5, color="white")), **legend
+                fig, "samples", dict(size=6, color="#e4572e", line=dict(width=0.5, color="white")), col=col
             )
+        # after the updated traces: every bend colour stays in each panel's legend, even when no path has it
+        for col in (1, 2):
+            for label, color in zip(BEND_LABELS, BEND_COLORS):
+                add_legend_entry(
+                    fig, label, line=dict(width=3, color=color), col=col, legendgroup=f"{label} {col}"
+                )
+            add_legend_entry(fig, "target density", dict(size=12, symbol="square", color="#b5bec8"), col=col)
         return side_by_side_squares(fig, VIEW)
 
     def result(self, method: str, solver: str, steps: int) -> dict:
@@ -172,6 +181,13 @@ class TrajectoryExplorer(Explorer):
 
         threading.Thread(target=work, daemon=True).start()
 
+    def _describe(self, method: str, res: dict) -> str:
+        """The steps of a result as its panel title says them, with the network evaluations really made."""
+        if res["solver"] == "dopri5":  # adaptive: the slider only sets how many states are recorded
+            return f"dopri5, adaptive · NFE {res['nfe']}"
+        how = f"{method} sampler" if res["solver"] == "sampler" else res["solver"]
+        return f"{self.steps.value} steps of {how} · NFE {res['nfe']}"
+
     def _update(self) -> None:
         results = [self.result(m.value, self.solver.value, self.steps.value) for m in (self.left, self.right)]
         traces, titles = {}, {}
@@ -187,8 +203,7 @@ class TrajectoryExplorer(Explorer):
                 "y": res["end"][: self.n_shown, 1],
                 "marker": marker,
             }
-            how = "DDPM / DDIM sampler" if res["solver"] == "sampler" else res["solver"]
-            titles[side] = f"<b>{control.value}</b> · {self.steps.value} steps · {how}"
+            titles[side] = f"<b>{control.value}</b> · {self._describe(control.value, res)}"
         self.view.update(traces, annotations=titles)
         for res, control, line in zip(results, (self.left, self.right), self.readouts):
             color = METHOD_COLORS[control.value]
