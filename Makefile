@@ -1,7 +1,7 @@
 # From diffusion to flow matching, interactively.
 #   make lab    set up .venv if needed and open the course in JupyterLab
 #   make test   set up .venv if needed and run every test (fast budget)
-# Other targets: lint, format, claims, app, book, lesson N=01, checkpoints, benchmarks, bench-quick, sync, clean.
+# Other targets: lint, format, claims, app, book, handout, lesson N=01, checkpoints, benchmarks, bench-quick, sync, clean.
 
 VENV       ?= .venv
 PY         := $(VENV)/bin/python
@@ -12,8 +12,10 @@ CELL_TIMEOUT ?= 600
 TEST_TIMEOUT ?= 2400
 STAMP      := $(VENV)/.course-installed
 REFERENCE_LIBS := diffusers==0.42.1 torchcfm==1.0.7 flow-matching==1.0.10
+# checked exercises: the tests run each unfilled one with its shipped solution; a handout (no solutions/) as a learner would
+EXERCISES_MODE := $(if $(wildcard solutions/*.py),solutions,learner)
 
-.PHONY: setup lab test lint format claims test-lib test-notebooks app book lesson lesson-name checkpoints benchmarks bench-quick wheel sync clean
+.PHONY: setup lab test lint format claims test-lib test-notebooks app book handout lesson lesson-name checkpoints benchmarks bench-quick wheel sync clean
 
 setup: $(STAMP)
 
@@ -36,7 +38,7 @@ lab: setup
 # claim of a lesson has no proof or no rejected control.
 test: setup lint
 	rm -rf build/claims
-	COURSE_BUDGET=fast timeout $(TEST_TIMEOUT) $(PY) -m pytest tests \
+	COURSE_BUDGET=fast COURSE_EXERCISES=$(EXERCISES_MODE) timeout $(TEST_TIMEOUT) $(PY) -m pytest tests \
 		--nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) \
 		--timeout=$(CELL_TIMEOUT) notebooks/
 	$(PY) scripts/claims_ledger.py --check
@@ -58,7 +60,7 @@ test-lib: setup
 	COURSE_BUDGET=fast $(PY) -m pytest tests
 
 test-notebooks: setup
-	COURSE_BUDGET=fast timeout $(TEST_TIMEOUT) $(PY) -m pytest \
+	COURSE_BUDGET=fast COURSE_EXERCISES=$(EXERCISES_MODE) timeout $(TEST_TIMEOUT) $(PY) -m pytest \
 		--nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) notebooks/
 
 # Run one lesson headless, e.g. `make lesson N=01` or N=02b (COURSE_BUDGET=full by default); without a
@@ -73,6 +75,11 @@ lesson-name:
 		for f in notebooks/[0-9]*_*.ipynb; do b=$${f#notebooks/}; echo "  N=$${b%%_*}	$${b%.ipynb}"; done; \
 		exit 2; \
 	fi
+
+# The course without the exercises' solutions, for handing out to learners, in build/handout.
+handout: setup
+	rm -rf build/handout
+	$(PY) scripts/make_handout.py build/handout
 
 # The lecture app (Voila), bound to this machine only; the course's page template (share/jupyter/voila/templates/course)
 # is Voila's own without its CDN links, so nothing is fetched from the network.

@@ -22,7 +22,7 @@ Where each concept lives (one owner each):
   classifier-free guidance (train, sample) . guidance        energy distance, straightness, NPE ..... metrics
   classifier FD, accuracy, bits per dim .... image_metrics   data-vs-data band, NFE to a target ..... evaluation
   checkpoints: checksums, paths, load_model  checkpoints     autograd memory measured ............... autograd_memory
-  shipped files in a checkout or a wheel ... course_files
+  shipped files in a checkout or a wheel ... course_files    checked exercises (check, COURSE_EXERCISES) exercises
   the claims ledger (prove / control) ...... claims          DDPM's ELBO (bound, reweighting) ....... elbo
   Euler-Maruyama, Brownian motion, OU ...... euler_maruyama  denoising score matching (DSM) ......... score_matching
   Langevin, annealed Langevin, PC sampler .. langevin        SDE sampling of a flow (score from u) .. flow_sde

@@ -930,18 +930,91 @@ for churn in (0.0, 0.5, 2.0):
 # %% [markdown]
 # ## Exercises
 #
+# **Checked exercises.** Each is a function to write. Replace the line `raise NotImplementedError(...)` by your
+# code and run the cell: `check` runs your function on random inputs against the library and says what is
+# right, what is off and by how much, and which common slip your answer matches. Until you fill it in, it
+# says "not done yet" and the rest of the notebook runs as before. The solutions are in
+# `solutions/02_ddim_and_sdes.py` (a handout for learners leaves that folder out).
+#
+# **Checked 1: one DDIM step.** Write the deterministic step ($\eta = 0$) from $x_t$ to the less noisy time $s$,
+# from the network's $\hat\epsilon$ at $x_t$ and the four numbers $\alpha_t, \sigma_t, \alpha_s, \sigma_s$ (section 1
+# writes it inside a loop). The check compares it with `lessons.ddim.ddim` on four random steps of a VP schedule.
+
+# %%
+from lessons.exercises import check
+
+
+def ddim_step(x, eps_hat, alpha_t, sigma_t, alpha_s, sigma_s):
+    """x_s (B, D) from x = x_t (B, D) and eps_hat (B, D); alpha_t, sigma_t, alpha_s and sigma_s are floats."""
+    raise NotImplementedError("hint: the data guess from x and eps_hat first, then renoise it to time s")
+
+
+check("ddim_step", ddim_step)
+
+# %% [markdown]
+# **Checked 2: how much noise DDPM adds.** Write $c_\text{DDPM}$, the standard deviation of the fresh noise in a
+# DDPM step from $t$ to $s$ (section 1). The check does not use that formula: it takes DDPM's own chain, where
+# $x_k$ given $x_j$ ($j < k$) is $\mathcal N\big(\sqrt{\bar\alpha_k/\bar\alpha_j}\,x_j,\;(1 - \bar\alpha_k/\bar\alpha_j) I\big)$, and
+# the Gaussian posterior of $x_j$ given $x_k$ and the data, on five pairs of steps.
+
+
+# %%
+def ddpm_posterior_std(alpha_t, sigma_t, alpha_s, sigma_s):
+    """c_DDPM for the step from t to the later time s (all four arguments floats); a float."""
+    raise NotImplementedError("hint: c^2 is the part of sigma_s^2 that the step draws afresh")
+
+
+check("ddpm_posterior_std", ddpm_posterior_std)
+
+# %% [markdown]
+# **Checked 3: the SDE of a schedule.** Write the drift rate $f_t$ and the diffusion $g_t$ of the noising SDE
+# (section 3) from $\alpha_t, \sigma_t$ and their time derivatives, each a tensor `(B,)` with one value per time;
+# return the pair `(f, g)`. The check compares with `lessons.sde.sde_coefficients` on the VP, VE and cosine
+# schedules: a formula that holds for VP only is caught.
+
+
+# %%
+def sde_drift_and_diffusion(alpha, sigma, d_alpha, d_sigma):
+    """(f, g), each (B,), from alpha, sigma, d_alpha = d alpha / dt and d_sigma = d sigma / dt, each (B,)."""
+    raise NotImplementedError("hint: f is the rate of change of log alpha; g^2 keeps sigma^2 on schedule")
+
+
+check("sde_drift_and_diffusion", sde_drift_and_diffusion)
+
+# %% [markdown]
+# **Open questions** (no automatic check: each asks for an experiment or a derivation; what a good answer
+# contains is said under it).
+#
 # 1. **DDIM inversion.** With $\eta = 0$, run `ddim` *backwards* (a decreasing grid is refused, so write
 #    the step from $s$ to $t$ by hand) from data to noise, then forward again. How close do you come
 #    back to the data with 10, 50, 200 steps? Why is this impossible for $\eta > 0$?
+#    *A good answer* shows the backward step (the same formula with the roles of $t$ and $s$ swapped, with
+#    $\hat\epsilon$ evaluated at the current point: an approximation, since the exact inverse would need it at the
+#    point it lands on), a table of the reconstruction error for the three step counts that falls as the steps
+#    grow, and the reason: with $\eta > 0$ each step adds fresh noise, so many noises lead to the same output and
+#    the map has no inverse.
 # 2. **Grids.** Replace the evenly spaced sub-sequence by one spaced evenly in log-SNR (use
 #    `schedule.time_at_log_snr`). Which sampler profits more at $K = 5$ and $K = 10$?
+#    *A good answer* gives the energy distance to data for DDPM and DDIM on both grids at both $K$, next to the
+#    data-vs-data tolerance, names the winner for each, and says where each grid puts its steps (where the
+#    log-SNR changes fast).
 # 3. **An SDE with intermediate noise.** The family $dx = (f x + \frac{1+\eta^2}{2} g^2\,\text{score})\,dt + \eta g\,dW$
 #    has the same marginals for every $\eta \ge 0$. Show it with the Fokker-Planck equation, then
 #    check it numerically at $\eta = 0.5$ with Euler-Maruyama and the exact score.
+#    *A good answer* writes the Fokker-Planck equation of the family, shows that the extra drift
+#    $\frac{\eta^2}{2} g^2 \nabla\log p_t$ and the extra diffusion $\frac{\eta^2}{2} g^2 \Delta p_t$ cancel (because
+#    $p_t \nabla \log p_t = \nabla p_t$), and reports the energy distance of the $\eta = 0.5$ samples to data
+#    within the data-vs-data tolerance, with a deliberately wrong factor (say $1 + \eta^2$ without the $/2$) rejected.
 # 4. **Churn as error correction.** Extend the churn table to the exact model: does more churn still
 #    help when the score has no error? What happens at churn 4 with 10 steps, and why?
+#    *A good answer* gives the table for both models side by side, separates model error (which noise can wash
+#    out) from discretisation error (which every sampler has, even with the exact score), and explains churn 4
+#    through the size of the deterministic overshoot: the DDIM step then travels five times the log-SNR gap.
 # 5. **VE by DDIM.** `ddim` works on any schedule. Run it on the VE schedule with the exact model and
 #    compare with the VE probability-flow ODE at equal NFE.
+#    *A good answer* reports the energy distance to data of both at several NFE (with `solve_ode` on
+#    `lessons.sde.probability_flow`), against the data band, and says which one needs fewer steps and why (DDIM
+#    is Euler's method in $\sigma_t/\alpha_t$ instead of in $t$, a variable in which the ODE is much straighter).
 
 # %% [markdown]
 # ## What to remember

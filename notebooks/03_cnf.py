@@ -604,7 +604,7 @@ control("C9", growth[True], 8**0.5, sense=">=", what="the growth check on the ad
 # $H = -\mathbb E\log p$, by Monte Carlo) is known. No model can reach a test NLL below $H$: the
 # NLL is $H + \mathrm{KL}(p\,\|\,p_\theta)$.
 #
-# We train the course's `MLP` with a smooth time embedding (`time_scale=1`, see exercise 1), exact
+# We train the course's `MLP` with a smooth time embedding (`time_scale=1`, see open question 1), exact
 # divergence and a fixed RK4 solver with 8 steps, with `train_max_likelihood`, a thin layer over
 # `lessons.training.train`. The test NLL is then measured with the adaptive dopri5 solver, so that
 # it is the likelihood of the continuous model, not of its 8-step discretisation.
@@ -731,17 +731,85 @@ print(
 # network on the same target by flow matching, without any ODE solve, and compares the time.
 #
 # ## Exercises
+#
+# **Checked exercises.** Each is a function to write. Replace the line `raise NotImplementedError(...)` by your
+# code and run the cell: `check` runs your function on random inputs against the library and says what is
+# right, what is off and by how much, and which common slip your answer matches. Until you fill it in, it
+# says "not done yet" and the rest of the notebook runs as before. The solutions are in `solutions/03_cnf.py`
+# (a handout for learners leaves that folder out).
+#
+# **Checked 1: Hutchinson with P probes.** Write the estimator of section 2 with `probes` Rademacher probes,
+# averaged. The check calls it at two points repeated 4000 times, with 1 and with 4 probes: the mean must be
+# within 4.5 standard errors of `lessons.divergence.divergence_exact`, and the variance must fall 4-fold.
+
+# %%
+from lessons.exercises import check
+
+
+def hutchinson_divergence(field, x, t, probes):
+    """An unbiased estimate of div v at x (B, D), t (B,), averaged over `probes` random probes; (B,)."""
+    raise NotImplementedError("hint: one vector-Jacobian product eps^T J per probe, as in hutchinson_by_hand")
+
+
+check("hutchinson_divergence", hutchinson_divergence)
+
+# %% [markdown]
+# **Checked 2: the variance of one probe.** Write $\operatorname{Var}[\varepsilon^\top J\varepsilon]$ for one Rademacher
+# probe, as a number from the matrix $J$ `(D, D)`. The check does not use the formula of section 2: it lists
+# all $2^D$ sign vectors, which are equally likely, and takes the variance of $\varepsilon^\top J \varepsilon$ over them.
+
+
+# %%
+def rademacher_variance(jacobian):
+    """Var[eps^T J eps] for one Rademacher probe eps and a matrix J = jacobian (D, D); a number."""
+    raise NotImplementedError("hint: only the symmetric part of J matters, and eps_i^2 = 1")
+
+
+check("rademacher_variance", rademacher_variance)
+
+# %% [markdown]
+# **Checked 3: an affine flow's density by hand.** For the constant field $v(x, t) = Ax + b$ of section 1, write
+# $\log p_1(x)$ with the change of variables: pull $x$ back to its noise $\psi_1^{-1}(x)$, evaluate
+# $\log\mathcal N(0, I)$ there, and subtract $\int_0^1 \nabla\cdot v\,\mathrm dt$. The check compares it with the numerical
+# CNF, `lessons.cnf.log_likelihood`, on three random flows.
+
+
+# %%
+def affine_log_density(x, A, b):
+    """log p_1(x), (B,), at x (B, D) for the flow of v = A x + b from N(0, I); A (D, D), b (D,)."""
+    raise NotImplementedError("hint: psi_1(noise) = e^A noise + A^-1 (e^A - I) b; the divergence is tr A")
+
+
+check("affine_log_density", affine_log_density)
+
+# %% [markdown]
+# **Open questions** (no automatic check: each asks for an experiment or a derivation; what a good answer
+# contains is said under it).
+#
 # 1. Build the CNF with `MLP(..., time_scale=1000.0)` (the default embedding, which oscillates quickly
 #    in $t$) and train it with the same 8-step RK4 solver. Compare its test NLL under `rk4` with 8
 #    steps and under `dopri5`. Which one can drop below the entropy, and why is that impossible for
 #    a true density?
+#    *A good answer* gives both test NLLs next to the entropy, finds that the 8-step number can go below it,
+#    and explains why: the 8-step solve is not the flow of the field, so its "density" need not integrate to 1,
+#    while for a true density the expected NLL is a cross-entropy, at least the entropy (Gibbs' inequality).
 # 2. Train with `exact=False` (Hutchinson, one Rademacher probe). How noisy is the loss curve, and
 #    how does the final test NLL compare?
+#    *A good answer* measures the noise (the spread of the loss over the last few hundred steps, for both
+#    trainings), compares the test NLLs with a standard error, and the time per step.
 # 3. Derive the variance of $\varepsilon^\top J\varepsilon$ for Rademacher probes, and check that only
 #    the symmetric part of $J$ matters.
+#    *A good answer* expands $\varepsilon^\top J\varepsilon = \sum_i J_{ii} + \sum_{i \ne j} J_{ij}\varepsilon_i\varepsilon_j$,
+#    uses that the products $\varepsilon_i\varepsilon_j$ ($i < j$) are uncorrelated signs, pairs $J_{ij}$ with $J_{ji}$
+#    into $2S_{ij}$, and shows numerically that an antisymmetric part added to $J$ leaves the estimates unchanged.
 # 4. In the adjoint table, loosen the dopri5 tolerance to $10^{-4}$. How far do the adjoint gradients
 #    drift from backpropagation's?
+#    *A good answer* gives the relative gradient gap at both tolerances with the NFE of each, and says how the
+#    gap scales with the tolerance.
 # 5. Train on `target_density("8gaussians")`. How many steps until the NLL approaches the entropy?
+#    *A good answer* estimates the target's entropy (Monte Carlo of $-\log q$ with a standard error), plots the
+#    test NLL against steps, states the step count at which the gap falls below a margin chosen beforehand, and
+#    compares with the lesson's target.
 #
 # ## What to remember
 # - A velocity field defines a density: $\log p_1(x_1) = \log p_0(x_0) - \int_0^1 \nabla\cdot v\,\mathrm{d}t$,

@@ -4946,7 +4946,81 @@ def cases_widgets_guidance_background(b) -> None:  # b: Book, module "widgets.gu
     )
 
 
+def cases_exercises(b: Book) -> None:
+    from lessons.exercises import check, exercise_mode, review, solution
+
+    def stub(*args):
+        raise NotImplementedError("hint: a stub")
+
+    def under(value, fn):
+        with Env(COURSE_EXERCISES=value):
+            return fn()
+
+    b.good("exercise_mode", "COURSE_EXERCISES=learner", lambda f: under("learner", exercise_mode))
+    b.good("exercise_mode", "COURSE_EXERCISES=solutions", lambda f: under("solutions", exercise_mode))
+    b.bad(
+        "exercise_mode",
+        "COURSE_EXERCISES=solution (a typo)",
+        lambda f: under("solution", exercise_mode),
+        ("COURSE_EXERCISES", "learner", "solutions"),
+    )
+    b.good("solution", "ddim_step", lambda f: solution("ddim_step"))
+    b.bad("solution", "an unknown exercise", lambda f: solution("ddim"), ("no exercise", "ddim_step"))
+    b.bad("solution", "a number for the name", lambda f: solution(3), ("exercise", "ddim_step"))
+    b.good(
+        "review", "the shipped solution", lambda f: review("ddim_step", solution("ddim_step")).passed or 1 / 0
+    )
+    b.good(
+        "review",
+        "a stub: not done yet",
+        lambda f: review("ddim_step", stub).status == "not done yet" or 1 / 0,
+    )
+    b.good("review", "a stub raising ValueError: feedback", lambda f: review("ddim_step", lambda *a: 1 / 0))
+    b.bad("review", "an unknown exercise", lambda f: review("dim_step", stub), ("no exercise", "ddim_step"))
+    b.bad("review", "None for the name", lambda f: review(None, stub), ("exercise", "ddim_step"))
+    b.bad("review", "a number for the answer", lambda f: review("ddim_step", INF), ("function", "ddim_step"))
+    b.bad("review", "the answer's result, not the function", lambda f: review("ddim_step", "x_s"), "function")
+    b.bad(
+        "review",
+        "a class for the answer",
+        lambda f: review("ddim_step", torch_linear()),
+        ("function", CLASSW),
+    )
+    b.good("check", "a stub in learner mode", lambda f: under("learner", lambda: check("ddim_step", stub)))
+    b.good(
+        "check", "a stub in solutions mode", lambda f: under("solutions", lambda: check("ddim_step", stub))
+    )
+    b.bad("check", "an unknown exercise", lambda f: check("ddim", stub), ("no exercise", "ddim_step"))
+    b.bad("check", "a number for the answer", lambda f: check("ddim_step", 1.0), ("function", "ddim_step"))
+    b.bad(
+        "check",
+        "COURSE_EXERCISES=yes",
+        lambda f: under("yes", lambda: check("ddim_step", stub)),
+        ("COURSE_EXERCISES", "learner"),
+    )
+
+
+def torch_linear():
+    import torch
+
+    return torch.nn.Linear  # the class itself, not a function
+
+
+def cases_exercise_checks(b: Book) -> None:
+    from lessons.exercise_checks import Feedback
+
+    b.good(
+        "Feedback",
+        "status passed",
+        lambda f: Feedback("ddim_step", "passed", "ddim_step: right.").passed or 1 / 0,
+    )
+    b.bad("Feedback", "status 'done'", lambda f: Feedback("ddim_step", "done", "..."), ("status", "passed"))
+    b.bad("Feedback", "status None", lambda f: Feedback("ddim_step", None, "..."), ("status", "not done yet"))
+
+
 BUILDERS = {
+    "lessons.exercises": cases_exercises,
+    "lessons.exercise_checks": cases_exercise_checks,
     "widgets.langevin_explorer": cases_widgets_langevin_explorer,
     "lessons.elbo": cases_elbo,
     "lessons.dpm_solver": cases_dpm_solver,

@@ -1,0 +1,102 @@
+"""lessons.exercises_04: each check passes lesson 04's solution and names the slip of a typical wrong answer."""
+
+import pytest
+import torch
+
+from lessons.exercises import review, solution
+from lessons.mixture import ExactMixtureModel
+
+
+def velocity_control(x, data, alpha, sigma, d_alpha, d_sigma):  # the lesson's control for C12
+    return d_alpha * data + d_alpha / alpha * (x - alpha * data)
+
+
+def velocity_ot_only(x, data, alpha, sigma, d_alpha, d_sigma):
+    return data - (x - alpha * data) / sigma
+
+
+def velocity_no_sigma(x, data, alpha, sigma, d_alpha, d_sigma):
+    return d_alpha * data + d_sigma * (x - alpha * data)
+
+
+def cfm_reversed_target(model, data, noise, t):
+    x_t = t[:, None] * data + (1 - t[:, None]) * noise
+    return ((model(x=x_t, t=t) - (noise - data)) ** 2).mean()
+
+
+def cfm_summed(model, data, noise, t):
+    x_t = t[:, None] * data + (1 - t[:, None]) * noise
+    return ((model(x=x_t, t=t) - (data - noise)) ** 2).sum(1).mean()
+
+
+def cfm_as_number(model, data, noise, t):
+    return solution("ot_cfm_loss")(model, data, noise, t).item()
+
+
+def _constant(mixture, path, t, n, reduce):
+    tt = torch.full((n,), t)
+    sample = path.sample(torch.randn(n, 2), mixture.sample(n), tt)
+    marginal = ExactMixtureModel(mixture, path.schedule, prediction="velocity")(x=sample.x_t, t=tt)
+    return reduce(sample.velocity, marginal).mean().item()
+
+
+def constant_mean_over_coordinates(mixture, path, t, n):
+    return _constant(mixture, path, t, n, lambda u, m: ((u - m) ** 2).mean(1))
+
+
+def constant_without_marginal(mixture, path, t, n):
+    return _constant(mixture, path, t, n, lambda u, m: (u**2).sum(1))
+
+
+def constant_not_squared(mixture, path, t, n):
+    return _constant(mixture, path, t, n, lambda u, m: (u - m).norm(dim=1))
+
+
+WRONG = [
+    (
+        "gaussian_path_velocity",
+        velocity_control,
+        "d_alpha / alpha where d_sigma / sigma belongs",
+        "d_sigma / sigma",
+    ),
+    ("gaussian_path_velocity", velocity_ot_only, "OT's data - noise on every path", "OT only"),
+    ("gaussian_path_velocity", velocity_no_sigma, "(x - alpha data) not divided by sigma", "is the noise"),
+    ("ot_cfm_loss", cfm_reversed_target, "noise - data as the target", "t = 0 is noise and t = 1 is data"),
+    ("ot_cfm_loss", cfm_summed, "a sum over the 2 coordinates, not a mean", "mean over the batch and the"),
+    ("ot_cfm_loss", cfm_as_number, None, "without a graph"),
+    ("cfm_fm_constant", constant_mean_over_coordinates, "a mean over the coordinates, not a sum", "sums the"),
+    (
+        "cfm_fm_constant",
+        constant_without_marginal,
+        "E||u_t(x_t | data)||^2, without the marginal field",
+        "subtract",
+    ),
+    (
+        "cfm_fm_constant",
+        constant_not_squared,
+        "E||u_t(x_t | data) - u_t(x_t)|| without the square",
+        "squared",
+    ),
+]
+
+
+@pytest.mark.parametrize("name", ["gaussian_path_velocity", "ot_cfm_loss", "cfm_fm_constant"])
+def test_the_solution_passes(name):
+    assert review(name, solution(name)).passed
+
+
+@pytest.mark.parametrize("name, answer, slip, hint", WRONG, ids=[w[1].__name__ for w in WRONG])
+def test_a_typical_wrong_answer_is_rejected_with_its_hint(name, answer, slip, hint):
+    feedback = review(name, answer)
+    assert feedback.status == "not right yet"
+    assert (
+        (f"It matches a common slip, {slip}." in feedback.text)
+        if slip
+        else "common slip" not in feedback.text
+    )
+    assert hint in feedback.text, feedback.text
+
+
+def test_the_tolerance_of_a_random_answer_comes_from_standard_errors():
+    text = review("cfm_fm_constant", solution("cfm_fm_constant")).text
+    assert "standard errors (allowed 4.5)" in text and "n = 10000" in text
