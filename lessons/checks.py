@@ -155,7 +155,9 @@ def check_tensor(x, name: str = "x", *, ndim: int | None = None, min_batch: int 
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch tensor, got {type(x).__name__}.")
     if ndim is not None and x.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(x.shape)}.")
+        raise ValueError(
+            f"{name} must have {ndim} dimension{'' if ndim == 1 else 's'}, got shape {tuple(x.shape)}."
+        )
     if x.ndim == 0:
         raise ValueError(f"{name} must have a batch dimension (B, ...), got a scalar.")
     if not torch.is_floating_point(x):

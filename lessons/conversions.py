@@ -76,8 +76,9 @@ def to_data_and_noise(pred: torch.Tensor, kind: str, x_t: torch.Tensor, coef: Sc
     if kind in ("eps", "score"):
         _refuse_where(
             c.alpha == 0,
-            f"a {kind} prediction says nothing about the data where alpha(t) = 0 (pure noise, t = 0 on "
-            "this schedule): start the time grid a little after 0, or use a 'data' or 'velocity' prediction.",
+            f"{'an' if kind == 'eps' else 'a'} {kind} prediction says nothing about the data where alpha(t) = 0 "
+            "(pure noise, t = 0 on this schedule): start the time grid a little after 0, or use a 'data' or "
+            "'velocity' prediction.",
         )
         noise = pred if kind == "eps" else -c.sigma * pred
         return (x_t - c.sigma * noise) / c.alpha, noise
