@@ -63,8 +63,9 @@ def _gap(got: torch.Tensor, want: torch.Tensor) -> float:
     return math.inf if math.isnan(err) else err / max(want.abs().max().item(), 1e-12)
 
 
-def _judge(name: str, against: str, cases: dict, tol: float, slips: dict, hint: str) -> Feedback:
-    """cases: case -> (got, want); slips: description -> (hint, case -> wrong value). Passed when every gap <= tol."""
+def _judge(name: str, against: str, cases: dict, tol: float, hints: dict, wrong: dict, hint: str) -> Feedback:
+    """Passed when every gap <= tol. cases: case -> (got, want); hints: slip -> its hint, in the order tried;
+    wrong: case -> slip -> what that slip returns; hint: the general hint, when the answer matches no slip."""
     gaps = {case: _gap(got, want) for case, (got, want) in cases.items()}
     worst = max(gaps.values())
     if worst <= tol:
@@ -79,23 +80,26 @@ def _judge(name: str, against: str, cases: dict, tol: float, slips: dict, hint: 
         text = f"{name}: not right yet. {against}: right on {', '.join(right)}; off on {off}."
     else:
         text = f"{name}: not right yet. {against}: off on every case, by up to {worst:.2g} (relative error)."
-    for slip, (slip_hint, values) in slips.items():
-        if all(_gap(cases[case][0], values[case]) <= tol for case in cases if gaps[case] > tol):
+    for slip, slip_hint in hints.items():
+        if all(_gap(cases[case][0], wrong[case][slip]) <= tol for case in cases if gaps[case] > tol):
             return Feedback(
                 name, "not right yet", f"{text} It matches a common slip, {slip}. Hint: {slip_hint}"
             )
     return Feedback(name, "not right yet", f"{text} Hint: {hint}")
 
 
-def _z_judge(name: str, against: str, z: float, limit: float, slips: dict, hint: str) -> Feedback:
-    """A random answer: z = |answer - reference| in standard errors; slips: description -> (hint, z against it)."""
+def _z_judge(
+    name: str, against: str, z: float, limit: float, hints: dict, slip_z: dict, hint: str
+) -> Feedback:
+    """A random answer: z = |answer - reference| in standard errors; hints: slip -> its hint, in the order tried;
+    slip_z: slip -> the answer's z against what that slip returns; hint: the general hint."""
     if z <= limit:
         return Feedback(
             name, "passed", f"{name}: right. {against}: within {z:.2f} standard errors (allowed {limit})."
         )
     text = f"{name}: not right yet. {against}: {z:.1f} standard errors away (allowed {limit})."
-    for slip, (slip_hint, slip_z) in slips.items():
-        if slip_z <= limit:
+    for slip, slip_hint in hints.items():
+        if slip_z[slip] <= limit:
             return Feedback(
                 name, "not right yet", f"{text} It matches a common slip, {slip}. Hint: {slip_hint}"
             )

@@ -47,13 +47,13 @@ def _check_ddim_step(answer) -> Feedback:
         "a data guess not divided by alpha_t": "solve x_t = alpha_t data + sigma_t eps for the data: divide by alpha_t.",
         "the data guess itself returned": "a step goes to x_s, not to the data: re-noise the guess, alpha_s x_hat + sigma_s eps_hat.",
     }
-    slips = {slip: (hints[slip], {case: wrong[case][slip] for case in cases}) for slip in hints}
     return _judge(
         "ddim_step",
         "On 4 random steps of a VP schedule, against lessons.ddim.ddim (eta = 0)",
         cases,
         1e-5,
-        slips,
+        hints,
+        wrong,
         "x_s = alpha_s x_hat + sigma_s eps_hat with x_hat = (x - sigma_t eps_hat) / alpha_t.",
     )
 
@@ -88,13 +88,13 @@ def _check_ddpm_posterior_std(answer) -> Feedback:
         "the factor sigma_s^2 / sigma_t^2 missing": "c^2 = (sigma_s^2 / sigma_t^2) (sigma_t^2 - (alpha_t / alpha_s)^2 sigma_s^2): keep the first factor.",
         "alpha_s / alpha_t where alpha_t / alpha_s belongs": "the noise added from s to t has variance sigma_t^2 - (alpha_t / alpha_s)^2 sigma_s^2.",
     }
-    slips = {slip: (hints[slip], {case: wrong[case][slip] for case in cases}) for slip in hints}
     return _judge(
         "ddpm_posterior_std",
         "On 5 pairs of DDPM steps, against the posterior of DDPM's own chain (from its betas)",
         cases,
         1e-6,
-        slips,
+        hints,
+        wrong,
         "DDPM's posterior keeps the marginal of x_s: c^2 = (sigma_s^2 / sigma_t^2)(sigma_t^2 - (alpha_t / alpha_s)^2 sigma_s^2).",
     )
 
@@ -131,13 +131,13 @@ def _check_sde_drift_and_diffusion(answer) -> Feedback:
         "the factor 2 in g^2 missing": "g^2 = -2 alpha sigma d(sigma / alpha)/dt = 2 sigma^2 f - 2 sigma d_sigma: both terms carry 2.",
         "g^2 = 2 f, VP's beta": "g^2 = beta = 2 f holds only where alpha^2 + sigma^2 = 1; write it with sigma and d_sigma.",
     }
-    slips = {slip: (hints[slip], {case: wrong[case][slip] for case in cases}) for slip in hints}
     return _judge(
         "sde_drift_and_diffusion",
         "At 19 times on the VP, VE and cosine schedules, against lessons.sde.sde_coefficients",
         cases,
         1e-6,
-        slips,
+        hints,
+        wrong,
         "keep x_t = alpha data + sigma noise at every t: f = d_alpha / alpha, g^2 = 2 sigma^2 f - 2 sigma d_sigma.",
     )
 

@@ -61,10 +61,16 @@ def _check_hutchinson_divergence(answer) -> Feedback:
         "uniform probes in [0, 1) (torch.rand)": "probes need mean 0 and E[eps eps^T] = I: torch.randint(0, 2, shape) * 2 - 1, or torch.randn.",
     }
     z_max = max(worst[p][None] for p in worst)
-    slips = {slip: (hints[slip], max(worst[p][slip] for p in worst)) for slip in hints}
+    slip_z = {slip: max(worst[p][slip] for p in worst) for slip in hints}
     against = f"Against lessons.divergence.divergence_exact at 2 points, each repeated {n} times, with 1 and 4 probes"
     feedback = _z_judge(
-        "hutchinson_divergence", against, z_max, 4.5, slips, "average eps^T (dv/dx) eps over P random probes."
+        "hutchinson_divergence",
+        against,
+        z_max,
+        4.5,
+        hints,
+        slip_z,
+        "average eps^T (dv/dx) eps over P random probes.",
     )
     # averaging 4 probes divides the variance by 4: the ratio's standard error by the delta method
     (var_1, se_1), (var_4, se_4) = spread[1], spread[4]
@@ -105,13 +111,13 @@ def _check_rademacher_variance(answer) -> Feedback:
         "the factor 2 missing": "each off-diagonal pair appears twice in eps^T S eps (S_ij and S_ji): Var = 2 (||S||^2 - sum S_ii^2).",
         "the standard deviation instead of the variance": "return the variance, not its square root.",
     }
-    slips = {slip: (hints[slip], {case: wrong[case][slip] for case in cases}) for slip in hints}
     return _judge(
         "rademacher_variance",
         "On 4 random matrices, against the variance over all 2^D sign vectors",
         cases,
         1e-9,
-        slips,
+        hints,
+        wrong,
         "expand eps^T S eps = sum_i S_ii + sum_{i != j} S_ij eps_i eps_j; the products eps_i eps_j are uncorrelated signs.",
     )
 
@@ -148,13 +154,13 @@ def _check_affine_log_density(answer) -> Feedback:
         "log N evaluated at x itself": "evaluate N(0, I) at the noise that flows to x, psi_1^{-1}(x), not at x.",
         "the shift b left out of the noise": "psi_1(noise) = e^A noise + A^{-1}(e^A - I) b: undo the shift before e^{-A}.",
     }
-    slips = {slip: (hints[slip], {case: wrong[case][slip] for case in cases}) for slip in hints}
     return _judge(
         "affine_log_density",
         "On 3 random affine flows, against lessons.cnf.log_likelihood (rk4, 64 steps)",
         cases,
         1e-5,
-        slips,
+        hints,
+        wrong,
         "noise = e^{-A}(x - A^{-1}(e^A - I) b), then log p_1(x) = log N(noise; 0, I) - tr A.",
     )
 

@@ -40,13 +40,13 @@ def _check_gaussian_path_velocity(answer) -> Feedback:
         "the d_alpha data term left out": "the mean alpha data moves too: add d_alpha data.",
         "OT's data - noise on every path": "data - noise holds for OT only (d_alpha = 1, d_sigma = -1): use the derivatives.",
     }
-    slips = {slip: (hints[slip], {case: wrong[case][slip] for case in cases}) for slip in hints}
     return _judge(
         "gaussian_path_velocity",
         "At 100 times on the OT, VP and VE paths, against lessons.paths.GaussianPath's velocity",
         cases,
         1e-6,
-        slips,
+        hints,
+        wrong,
         "write noise = (x - alpha data) / sigma, then u = d_alpha data + d_sigma noise.",
     )
 
@@ -84,13 +84,13 @@ def _check_ot_cfm_loss(answer) -> Feedback:
         "a sum over the 2 coordinates, not a mean": "cfm_loss is a mean over the batch and the coordinates (F.mse_loss).",
         "the data as the target": "the network predicts the velocity d x_t / dt = data - noise, not the data.",
     }
-    slips = {slip: (hints[slip], {case: wrong[case][slip].double() for case in cases}) for slip in hints}
     return _judge(
         "ot_cfm_loss",
         "On 2 random batches with a fixed network, against lessons.flow_matching.cfm_loss",
         cases,
         1e-5,
-        slips,
+        hints,
+        wrong,
         "x_t = t data + (1 - t) noise; the loss is the mean of (model(x=x_t, t=t) - (data - noise))^2.",
     )
 
@@ -98,7 +98,7 @@ def _check_ot_cfm_loss(answer) -> Feedback:
 def _check_cfm_fm_constant(answer) -> Feedback:
     mixture, path, n, n_ref = target_density("mixture"), GaussianPath(LinearSchedule()), 10_000, 100_000
     exact = ExactMixtureModel(mixture, path.schedule, prediction="velocity")
-    worst, slips_z = 0.0, {}
+    worst, slip_z = 0.0, {}
     hints = {
         "a mean over the coordinates, not a sum": "||u||^2 sums the squares of the coordinates (F.mse_loss would average them).",
         "E||u_t(x_t | data)||^2, without the marginal field": "subtract the marginal field at the same x_t: u_t(x_t | data) - u_t(x_t).",
@@ -127,15 +127,15 @@ def _check_cfm_fm_constant(answer) -> Feedback:
             if slip is None:
                 worst = max(worst, z)
             else:
-                slips_z[slip] = max(slips_z.get(slip, 0.0), z)
+                slip_z[slip] = max(slip_z.get(slip, 0.0), z)
     against = f"At t = 0.3 and 0.8 with n = {n}, against the check's own estimate from {n_ref} samples"
-    slips = {slip: (hints[slip], slips_z[slip]) for slip in hints}
     return _z_judge(
         "cfm_fm_constant",
         against,
         worst,
         4.5,
-        slips,
+        hints,
+        slip_z,
         "average ||path.sample(...).velocity - exact(x=x_t, t=t)||^2 over n samples.",
     )
 

@@ -565,7 +565,6 @@ mixture_run = train(
     lr=2e-3,
     seed=0,
     device="cpu",
-    progress=False,
 )
 held_out = sample_target("mixture", by_budget(fast=1_000, full=4_000), seed=13)
 exact_nll = -mixture.log_prob(held_out).double()  # (N,), nats
@@ -574,9 +573,7 @@ bounds, gaps = {}, {}
 print("model        reverse variance   bound (nats)   exact NLL   gap +- s.e.   points with bound < NLL")
 for name, m in (("trained", mixture_model), ("exact eps", ideal)):
     for variance in ("posterior", "beta"):
-        b = ddpm_bound(
-            m, ddpm, held_out, variance, generator=torch.Generator().manual_seed(14), progress=False
-        )
+        b = ddpm_bound(m, ddpm, held_out, variance, generator=torch.Generator().manual_seed(14))
         gap = b.total - exact_nll  # (N,): one bound per point, each from one forward chain
         if name == "trained":  # kept for the reweighting below: (N, T) eps errors and KLs
             bounds[name, variance] = b

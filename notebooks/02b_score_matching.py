@@ -471,7 +471,6 @@ result = train(
     lr=2e-3,
     seed=0,
     device="cpu",
-    progress=False,
 )
 net.eval()
 print(
@@ -1060,7 +1059,6 @@ cfm_run = train(
     lr=2e-3,
     seed=0,
     device="cpu",
-    progress=False,
 )
 vnet.eval()
 print(

@@ -35,23 +35,24 @@ def test_the_gap_is_relative_and_nan_is_infinitely_off():
 
 def test_judge_passes_within_the_tolerance_and_names_the_slip_an_answer_matches():
     want = torch.ones(3)
-    slips = {"twice the answer": ("halve it.", {"a": 2 * want, "b": 2 * want})}
-    right = _judge("f", "On 2 cases", {"a": (want, want), "b": (want, want)}, 1e-6, slips, "general")
+    hints = {"twice the answer": "halve it."}
+    wrong = {case: {"twice the answer": 2 * want} for case in "ab"}
+    right = _judge("f", "On 2 cases", {"a": (want, want), "b": (want, want)}, 1e-6, hints, wrong, "general")
     assert right.passed and "largest relative error 0.0e+00 (allowed 1e-06)" in right.text
     doubled = _judge(
-        "f", "On 2 cases", {"a": (2 * want, want), "b": (2 * want, want)}, 1e-6, slips, "general"
+        "f", "On 2 cases", {"a": (2 * want, want), "b": (2 * want, want)}, 1e-6, hints, wrong, "general"
     )
     assert not doubled.passed and "off on every case, by up to 1 (relative error)" in doubled.text
     assert doubled.text.endswith("It matches a common slip, twice the answer. Hint: halve it.")
-    half = _judge("f", "On 2 cases", {"a": (want, want), "b": (3 * want, want)}, 1e-6, slips, "general")
+    half = _judge(
+        "f", "On 2 cases", {"a": (want, want), "b": (3 * want, want)}, 1e-6, hints, wrong, "general"
+    )
     assert "right on a; off on b: relative error 2." in half.text and half.text.endswith("Hint: general")
 
 
 def test_z_judge_uses_the_limit_in_standard_errors():
-    slips = {"a slip": ("fix it.", 0.5)}
-    assert _z_judge("f", "Against x", 1.0, 4.5, slips, "general").passed
-    off = _z_judge("f", "Against x", 9.0, 4.5, slips, "general")
+    hints = {"a slip": "fix it."}
+    assert _z_judge("f", "Against x", 1.0, 4.5, hints, {"a slip": 0.5}, "general").passed
+    off = _z_judge("f", "Against x", 9.0, 4.5, hints, {"a slip": 0.5}, "general")
     assert "9.0 standard errors away (allowed 4.5)" in off.text and off.text.endswith("Hint: fix it.")
-    assert _z_judge("f", "Against x", 9.0, 4.5, {"a slip": ("fix it.", 6.0)}, "general").text.endswith(
-        "general"
-    )
+    assert _z_judge("f", "Against x", 9.0, 4.5, hints, {"a slip": 6.0}, "general").text.endswith("general")

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from exercise_helpers import assert_rejected_with_hint, assert_solution_passes, wrong_answer_ids
 
 from lessons.exercises import review, solution
 
@@ -72,23 +73,16 @@ WRONG = [
 
 @pytest.mark.parametrize("name", ["hutchinson_divergence", "rademacher_variance", "affine_log_density"])
 def test_the_solution_passes(name):
-    assert review(name, solution(name)).passed
+    assert_solution_passes(name)
 
 
 def test_gaussian_probes_pass_too():
     assert review("hutchinson_divergence", hutchinson_gaussian).passed
 
 
-@pytest.mark.parametrize("name, answer, slip, hint", WRONG, ids=[w[1].__name__ for w in WRONG])
+@pytest.mark.parametrize("name, answer, slip, hint", WRONG, ids=wrong_answer_ids(WRONG))
 def test_a_typical_wrong_answer_is_rejected_with_its_hint(name, answer, slip, hint):
-    feedback = review(name, answer)
-    assert feedback.status == "not right yet"
-    assert (
-        (f"It matches a common slip, {slip}." in feedback.text)
-        if slip
-        else "common slip" not in feedback.text
-    )
-    assert hint in feedback.text, feedback.text
+    assert_rejected_with_hint(name, answer, slip, hint)
 
 
 def test_an_estimator_that_is_not_random_is_told_so():

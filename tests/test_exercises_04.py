@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from exercise_helpers import assert_rejected_with_hint, assert_solution_passes, wrong_answer_ids
 
 from lessons.exercises import review, solution
 from lessons.mixture import ExactMixtureModel
@@ -82,19 +83,12 @@ WRONG = [
 
 @pytest.mark.parametrize("name", ["gaussian_path_velocity", "ot_cfm_loss", "cfm_fm_constant"])
 def test_the_solution_passes(name):
-    assert review(name, solution(name)).passed
+    assert_solution_passes(name)
 
 
-@pytest.mark.parametrize("name, answer, slip, hint", WRONG, ids=[w[1].__name__ for w in WRONG])
+@pytest.mark.parametrize("name, answer, slip, hint", WRONG, ids=wrong_answer_ids(WRONG))
 def test_a_typical_wrong_answer_is_rejected_with_its_hint(name, answer, slip, hint):
-    feedback = review(name, answer)
-    assert feedback.status == "not right yet"
-    assert (
-        (f"It matches a common slip, {slip}." in feedback.text)
-        if slip
-        else "common slip" not in feedback.text
-    )
-    assert hint in feedback.text, feedback.text
+    assert_rejected_with_hint(name, answer, slip, hint)
 
 
 def test_the_tolerance_of_a_random_answer_comes_from_standard_errors():

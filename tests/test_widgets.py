@@ -661,13 +661,18 @@ def test_check_callable_refuses_a_class():
         e.guard(ScheduleExplorer)
 
 
-def test_every_slider_is_valid_at_both_ends(models):
-    explorers = [
+@pytest.fixture
+def small_explorers(models):
+    """A small one of each explorer that the screen tests below look at: the schedule, trajectory and sampler."""
+    return [
         ScheduleExplorer(n_points=500),
         TrajectoryExplorer(models=models, n_samples=64, n_lines=16, precompute=False),
         SamplerExplorer(models=models, n_samples=64, n_lines=8),
     ]
-    for e in explorers:
+
+
+def test_every_slider_is_valid_at_both_ends(small_explorers):
+    for e in small_explorers:
         sliders = [c for c in vars(e).values() if isinstance(c, (w.IntSlider, w.FloatSlider))]
         assert sliders, type(e).__name__
         for slider in sliders:
@@ -678,13 +683,8 @@ def test_every_slider_is_valid_at_both_ends(models):
             slider.value = start
 
 
-def test_explorers_fit_a_screen_with_readouts_above_the_plot_and_a_legend_per_panel(models):
-    explorers = [
-        ScheduleExplorer(n_points=500),
-        TrajectoryExplorer(models=models, n_samples=64, n_lines=16, precompute=False),
-        SamplerExplorer(models=models, n_samples=64, n_lines=8),
-    ]
-    for e in explorers:
+def test_explorers_fit_a_screen_with_readouts_above_the_plot_and_a_legend_per_panel(small_explorers):
+    for e in small_explorers:
         kinds = [type(child).__name__ for child in e.widget.children]
         assert kinds[-1] == "PlotlyView" and "course-fit" in e.widget._dom_classes  # the plot last, stretched
         assert "height" not in e.view.layout  # plotly fills the frame's height
@@ -696,7 +696,9 @@ def test_explorers_fit_a_screen_with_readouts_above_the_plot_and_a_legend_per_pa
             if "course-readout" in c._dom_classes
         ]
         assert readouts, type(e).__name__
-    for e in explorers[1:]:  # the two-panel explorers: each panel's traces are named in that panel's legend
+    for e in small_explorers[
+        1:
+    ]:  # the two-panel explorers: each panel's traces are named in that panel's legend
         names = {1: set(), 2: set()}
         for trace in e.view.data:
             if trace.get("showlegend", True) and trace["type"] == "scatter":
@@ -705,7 +707,7 @@ def test_explorers_fit_a_screen_with_readouts_above_the_plot_and_a_legend_per_pa
             assert (trace.get("legend") == "legend2") == (panel == 2), trace["name"]
         assert "target density" in names[1] and "target density" in names[2]
         assert len(names[2]) >= 3, names  # more than the backdrop: what the right panel draws
-    trajectories = explorers[1]
+    trajectories = small_explorers[1]
     legend = {(t["name"], t.get("legend", "legend")) for t in trajectories.view.data if t["x"] == [None]}
     for label in ("straight", "very curved / noisy"):  # every bend colour, even when no path has it
         assert (label, "legend") in legend and (label, "legend2") in legend

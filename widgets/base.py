@@ -304,6 +304,15 @@ class Explorer:
         for control in controls:
             control.observe(lambda _change: self.guard(action), names="value")
 
+    def _redraw(self, *panels) -> None:
+        """Redraw the given panels in one update of self.view: each is a method returning (traces, titles)."""
+        traces, titles = {}, {}
+        for panel in panels:
+            panel_traces, panel_titles = panel()
+            traces.update(panel_traces)
+            titles.update(panel_titles)
+        self.view.update(traces, annotations=titles)
+
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
 

@@ -7,6 +7,7 @@ velocity field on the straight path. No network anywhere: the exact mixture mode
 """
 
 import math
+from functools import partial
 
 import ipywidgets as w
 import numpy as np
@@ -183,11 +184,12 @@ class LangevinExplorer(Explorer):
         )
         self.readouts = [readout(width="50%") for _ in range(2)]
         self.view = PlotlyView(self._make_figure())
-        self.guard(self._update_all)
+        self.guard(self._redraw, self._langevin_updates, self._flow_updates)
         self.observe(
-            [self.mode, self.start, self.step_size, self.snr, self.evaluations], self._update_langevin
+            [self.mode, self.start, self.step_size, self.snr, self.evaluations],
+            partial(self._redraw, self._langevin_updates),
         )
-        self.observe([self.noise_level, self.flow_steps], self._update_flow)
+        self.observe([self.noise_level, self.flow_steps], partial(self._redraw, self._flow_updates))
         wrap = {"flex_flow": "row wrap"}
         left = w.VBox(
             [
@@ -300,19 +302,6 @@ class LangevinExplorer(Explorer):
 
     def _scale(self) -> str:
         return f"<span style='color:{MUTED}'>(data vs data: up to {self.band.abs().max():.3f})</span>"
-
-    def _update_all(self) -> None:
-        traces, titles = self._langevin_updates()
-        more_traces, more_titles = self._flow_updates()
-        self.view.update({**traces, **more_traces}, annotations={**titles, **more_titles})
-
-    def _update_langevin(self) -> None:
-        traces, titles = self._langevin_updates()
-        self.view.update(traces, annotations=titles)
-
-    def _update_flow(self) -> None:
-        traces, titles = self._flow_updates()
-        self.view.update(traces, annotations=titles)
 
     def _langevin_updates(self):
         plain = self.mode.value == "plain"

@@ -1,5 +1,7 @@
 """Sampler explorer: the eta / churn dial from DDIM to DDPM, and a rescaling that DDIM ignores but Euler does not."""
 
+from functools import partial
+
 import ipywidgets as w
 import plotly.graph_objects as go
 import torch
@@ -100,10 +102,10 @@ class SamplerExplorer(Explorer):
         )
         self.readouts = [readout(width="50%") for _ in range(2)]
         self.view = PlotlyView(self._make_figure())
-        self.guard(self._update_all)
-        self.observe([self.mode, self.amount], self._update_dial)
-        self.observe([self.strength], self._update_rescaling)
-        self.observe([self.steps], self._update_all)
+        self.guard(self._redraw, self._dial_updates, self._rescaling_updates)
+        self.observe([self.mode, self.amount], partial(self._redraw, self._dial_updates))
+        self.observe([self.strength], partial(self._redraw, self._rescaling_updates))
+        self.observe([self.steps], partial(self._redraw, self._dial_updates, self._rescaling_updates))
         controls = controls_row(self.mode, self.amount, self.strength, self.steps)
         self.widget = self._frame(controls, self.message, w.HBox(self.readouts), self.view)
 
@@ -175,19 +177,6 @@ class SamplerExplorer(Explorer):
                 "nfe": (ddim_traj.nfe, euler_traj.nfe),
             }
         return self._cache[key]
-
-    def _update_all(self) -> None:
-        traces, titles = self._dial_updates()
-        more_traces, more_titles = self._rescaling_updates()
-        self.view.update({**traces, **more_traces}, annotations={**titles, **more_titles})
-
-    def _update_dial(self) -> None:
-        traces, titles = self._dial_updates()
-        self.view.update(traces, annotations=titles)
-
-    def _update_rescaling(self) -> None:
-        traces, titles = self._rescaling_updates()
-        self.view.update(traces, annotations=titles)
 
     def _dial_updates(self):
         res = self.dial_result(self.mode.value, self.amount.value, self.steps.value)
