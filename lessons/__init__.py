@@ -28,4 +28,5 @@ Where each concept lives (one owner each):
   Langevin, annealed Langevin, PC sampler .. langevin        SDE sampling of a flow (score from u) .. flow_sde
   DPM-Solver++(2M), multistep in log-SNR .. dpm_solver      time grid even in log-SNR ............... dpm_solver
   EDM's Heun sampler, churn (Alg. 1, 2) ... edm_sampler     Karras (rho = 7) noise levels as t ...... edm_sampler
+  MeanFlow: average-velocity MLP, loss .... mean_flow       one-step (few-step) MeanFlow sampling ... mean_flow
 """

@@ -5018,12 +5018,280 @@ def cases_exercise_checks(b: Book) -> None:
     b.bad("Feedback", "status None", lambda f: Feedback("ddim_step", None, "..."), ("status", "not done yet"))
 
 
+def cases_mean_flow(b: Book) -> None:
+    import torch
+
+    from lessons.mean_flow import (
+        AverageVelocityMLP,
+        mean_flow_batch_loss,
+        mean_flow_jvp,
+        mean_flow_loss,
+        mean_flow_sample,
+    )
+    from lessons.models import MLP
+    from lessons.paths import GaussianPath
+    from lessons.schedules import LinearSchedule
+
+    def student():
+        return randomized(AverageVelocityMLP(hidden=16, depth=2, time_dim=8))
+
+    def narrow_average(x, s, t):
+        return x[:, :1]
+
+    def nan_average(x, s, t):
+        return torch.full_like(x, NAN)
+
+    def forward(f, x=None, s=None, t=None):
+        t = times() if t is None else t
+        return student()(x=pts() if x is None else x, s=0.5 * t if s is None else s, t=t)
+
+    b.good("AverageVelocityMLP", "forward", lambda f: forward(f))
+    b.good("AverageVelocityMLP", "s = t (the instantaneous velocity)", lambda f: forward(f, s=times()))
+    for name, kw in (
+        ("dim 0", {"dim": 0}),
+        ("depth 0", {"depth": 0}),
+        ("hidden -1", {"hidden": -1}),
+        ("hidden 2.5", {"hidden": 2.5}),
+        ("time_dim 3", {"time_dim": 3}),
+    ):
+        b.bad(
+            "AverageVelocityMLP",
+            name,
+            lambda f, kw=kw: AverageVelocityMLP(**kw),
+            name.split()[0] + ("|time embedding" if "time" in name else ""),
+        )
+    b.bad(
+        "AverageVelocityMLP",
+        "activation 'tanh'",
+        lambda f: AverageVelocityMLP(activation="tanh"),
+        ("tanh", CHOICEW),
+    )
+    b.bad(
+        "AverageVelocityMLP",
+        "time_scale 0",
+        lambda f: AverageVelocityMLP(time_scale=0.0),
+        "time_scale|time scale",
+    )
+    b.bad("AverageVelocityMLP", "x (4, 3)", lambda f: forward(f, x=pts(4, 3)), ("x", SHAPEW))
+    b.bad(
+        "AverageVelocityMLP",
+        "x a list",
+        lambda f: student()(x=[[0.0, 1.0]], s=times(1, 0.2), t=times(1)),
+        "x",
+    )
+    b.bad("AverageVelocityMLP", "x float64", lambda f: forward(f, x=pts().double()), DTYPEW)
+    b.bad(
+        "AverageVelocityMLP",
+        "x int64",
+        lambda f: forward(f, x=torch.zeros(4, 2, dtype=torch.long)),
+        ("x", "float"),
+    )
+    b.bad(
+        "AverageVelocityMLP",
+        "t outside [0, 1]",
+        lambda f: forward(f, s=times(), t=times(4, 1.5)),
+        ("t", "[0, 1]"),
+    )
+    b.bad("AverageVelocityMLP", "t of 3 for 4 samples", lambda f: forward(f, t=times(3)), ("t", "4|sample"))
+    b.bad("AverageVelocityMLP", "s of 3 for 4 samples", lambda f: forward(f, s=times(3, 0.2)), ("s", SHAPEW))
+    b.bad("AverageVelocityMLP", "s a float", lambda f: forward(f, s=0.2), ("s", "tensor"))
+    b.bad(
+        "AverageVelocityMLP",
+        "s int64",
+        lambda f: forward(f, s=torch.zeros(4, dtype=torch.long)),
+        ("s", "float"),
+    )
+    b.bad(
+        "AverageVelocityMLP",
+        "s > t",
+        lambda f: forward(f, s=times(4, 0.8), t=times(4, 0.5)),
+        ("start time", "[0, t]"),
+    )
+    b.bad("AverageVelocityMLP", "s < 0", lambda f: forward(f, s=times(4, -0.1)), ("start time", "[0, t]"))
+    b.bad("AverageVelocityMLP", "s NaN", lambda f: forward(f, s=poke(times(4, 0.2))), ("s", NANW))
+
+    def jvp(f, model=None, x=None, s=None, t=None, velocity=None):
+        x = pts() if x is None else x
+        t = times() if t is None else t
+        return mean_flow_jvp(
+            student() if model is None else model,
+            x,
+            0.5 * t if s is None else s,
+            t,
+            torch.ones_like(x) if velocity is None else velocity,
+        )
+
+    b.good("mean_flow_jvp", "AverageVelocityMLP", lambda f: jvp(f))
+    b.good(
+        "mean_flow_jvp", "a function u(x, s, t)", lambda f: jvp(f, model=lambda x, s, t: x * (t - s)[:, None])
+    )
+    b.bad("mean_flow_jvp", "velocity (4, 3)", lambda f: jvp(f, velocity=pts(4, 3)), ("velocity", SHAPEW))
+    b.bad("mean_flow_jvp", "velocity NaN", lambda f: jvp(f, velocity=poke(pts())), ("velocity", NANW))
+    b.bad("mean_flow_jvp", "velocity a list", lambda f: jvp(f, velocity=[[1.0, 0.0]]), ("velocity", "tensor"))
+    b.bad("mean_flow_jvp", "x NaN", lambda f: jvp(f, x=poke(pts())), ("x", NANW))
+    b.bad("mean_flow_jvp", "x 1-D", lambda f: jvp(f, x=torch.zeros(4)), ("x", SHAPEW))
+    b.bad("mean_flow_jvp", "x B = 0", lambda f: jvp(f, x=torch.zeros(0, 2), t=times(0)), ("x", EMPTYW))
+    b.bad("mean_flow_jvp", "x float64", lambda f: jvp(f, x=pts().double()), DTYPEW)
+    b.bad("mean_flow_jvp", "s > t", lambda f: jvp(f, s=times(4, 0.9)), ("start time", "[0, t]"))
+    b.bad("mean_flow_jvp", "t outside [0, 1]", lambda f: jvp(f, s=times(), t=times(4, 2.0)), ("t", "[0, 1]"))
+    b.bad("mean_flow_jvp", "the class", lambda f: jvp(f, model=AverageVelocityMLP), ("model", CLASSW))
+    b.bad("mean_flow_jvp", "model a string", lambda f: jvp(f, model="mlp"), MODELW)
+    b.bad("mean_flow_jvp", "model returns (B, 1)", lambda f: jvp(f, model=narrow_average), (MODELW, SHAPEW))
+    b.bad(
+        "mean_flow_jvp",
+        "a velocity MLP v(x, t) as the model",
+        lambda f: jvp(f, model=f.mlp),
+        ("s", "AverageVelocityMLP|average"),
+    )
+
+    def loss(f, **kw):
+        x = kw.pop("x", pts())
+        t = kw.pop("t", times())
+        s = kw.pop("s", 0.5 * t)
+        return mean_flow_loss(kw.pop("model", student()), x, s, t, kw.pop("velocity", torch.ones_like(x)))
+
+    b.good("mean_flow_loss", "AverageVelocityMLP", lambda f: loss(f).backward())
+    b.bad("mean_flow_loss", "velocity (4, 3)", lambda f: loss(f, velocity=pts(4, 3)), ("velocity", SHAPEW))
+    b.bad("mean_flow_loss", "s > t", lambda f: loss(f, s=times(4, 0.9)), ("start time", "[0, t]"))
+    b.bad("mean_flow_loss", "t of 3 for 4 samples", lambda f: loss(f, t=times(3)), ("t", "4|sample"))
+    b.bad("mean_flow_loss", "x NaN", lambda f: loss(f, x=poke(pts())), ("x", NANW))
+    b.bad("mean_flow_loss", "the class", lambda f: loss(f, model=AverageVelocityMLP), ("model", CLASSW))
+    b.bad("mean_flow_loss", "model returns (B, 1)", lambda f: loss(f, model=narrow_average), (MODELW, SHAPEW))
+    b.bad(
+        "mean_flow_loss",
+        "a velocity MLP as the model",
+        lambda f: loss(f, model=f.mlp),
+        ("s", "AverageVelocityMLP|average"),
+    )
+
+    pair = (pts(8), pts(8) + 3)
+    b.good(
+        "mean_flow_batch_loss", "from scratch", lambda f: mean_flow_batch_loss()(student(), pair).backward()
+    )
+    b.good("mean_flow_batch_loss", "an MLP teacher", lambda f: mean_flow_batch_loss(f.mlp)(student(), pair))
+    b.good(
+        "mean_flow_batch_loss",
+        "equal_fraction 1 on a linear GaussianPath",
+        lambda f: mean_flow_batch_loss(path=GaussianPath(LinearSchedule()), equal_fraction=1.0)(
+            student(), pair
+        ),
+    )
+    b.bad(
+        "mean_flow_batch_loss",
+        "equal_fraction 1.5",
+        lambda f: mean_flow_batch_loss(equal_fraction=1.5),
+        "equal_fraction",
+    )
+    b.bad(
+        "mean_flow_batch_loss",
+        "equal_fraction -0.1",
+        lambda f: mean_flow_batch_loss(equal_fraction=-0.1),
+        "equal_fraction",
+    )
+    b.bad(
+        "mean_flow_batch_loss",
+        "equal_fraction NaN",
+        lambda f: mean_flow_batch_loss(equal_fraction=NAN),
+        ("equal_fraction", "finite"),
+    )
+    b.bad(
+        "mean_flow_batch_loss",
+        "equal_fraction a string",
+        lambda f: mean_flow_batch_loss(equal_fraction="half"),
+        ("equal_fraction", "number"),
+    )
+    b.bad("mean_flow_batch_loss", "teacher a string", lambda f: mean_flow_batch_loss("mlp"), "teacher")
+    b.bad(
+        "mean_flow_batch_loss",
+        "teacher the class MLP",
+        lambda f: mean_flow_batch_loss(MLP),
+        ("teacher", CLASSW),
+    )
+    b.bad(
+        "mean_flow_batch_loss",
+        "the student as the teacher",
+        lambda f: mean_flow_batch_loss(student()),
+        ("teacher", "velocity", "student"),
+    )
+    b.bad(
+        "mean_flow_batch_loss",
+        "a schedule as the path",
+        lambda f: mean_flow_batch_loss(path=LinearSchedule()),
+        ("path", "GaussianPath"),
+    )
+    b.bad(
+        "mean_flow_batch_loss",
+        "the class GaussianPath",
+        lambda f: mean_flow_batch_loss(path=GaussianPath),
+        ("path", CLASSW),
+    )
+    b.bad(
+        "mean_flow_batch_loss",
+        "batch a tensor",
+        lambda f: mean_flow_batch_loss()(student(), pts()),
+        ("batch", "noise"),
+    )
+    b.bad(
+        "mean_flow_batch_loss",
+        "batch shapes differ",
+        lambda f: mean_flow_batch_loss()(student(), (pts(8), pts(5))),
+        ("noise", "data"),
+    )
+    b.bad(
+        "mean_flow_batch_loss",
+        "data NaN",
+        lambda f: mean_flow_batch_loss()(student(), (pts(8), poke(pts(8)))),
+        ("data", NANW),
+    )
+    b.bad(
+        "mean_flow_batch_loss",
+        "teacher returns (B, 1)",
+        lambda f: mean_flow_batch_loss(narrow_model)(student(), pair),
+        ("teacher", SHAPEW),
+    )
+    b.bad(
+        "mean_flow_batch_loss",
+        "a float64 teacher",
+        lambda f: mean_flow_batch_loss(new_mlp().double())(student(), pair),
+        ("teacher", *DTYPEW),
+    )
+
+    def sample(f, **kw):
+        return mean_flow_sample(kw.pop("model", student()), kw.pop("noise", pts()), **kw)
+
+    b.good("mean_flow_sample", "1 step", lambda f: sample(f))
+    b.good("mean_flow_sample", "4 steps", lambda f: sample(f, steps=4))
+    b.bad("mean_flow_sample", "steps 0", lambda f: sample(f, steps=0), "steps")
+    b.bad("mean_flow_sample", "steps 2.5", lambda f: sample(f, steps=2.5), "steps")
+    b.bad("mean_flow_sample", "steps True", lambda f: sample(f, steps=True), "steps")
+    b.bad("mean_flow_sample", f"steps {HUGE}", lambda f: sample(f, steps=HUGE), ("steps|states", MEMW))
+    b.bad("mean_flow_sample", "noise NaN", lambda f: sample(f, noise=poke(pts())), ("noise", NANW))
+    b.bad("mean_flow_sample", "noise float64", lambda f: sample(f, noise=pts().double()), DTYPEW)
+    b.bad("mean_flow_sample", "noise 1-D", lambda f: sample(f, noise=torch.zeros(4)), ("noise", SHAPEW))
+    b.bad("mean_flow_sample", "noise (4, 3)", lambda f: sample(f, noise=pts(4, 3)), ("x", SHAPEW))
+    b.bad("mean_flow_sample", "the class", lambda f: sample(f, model=AverageVelocityMLP), ("model", CLASSW))
+    b.bad("mean_flow_sample", "model returns NaN", lambda f: sample(f, model=nan_average), STEPW)
+    b.bad(
+        "mean_flow_sample",
+        "model returns (B, 1)",
+        lambda f: sample(f, model=narrow_average),
+        (MODELW, SHAPEW),
+    )
+    b.bad(
+        "mean_flow_sample",
+        "a velocity MLP v(x, t) as the model",
+        lambda f: sample(f, model=f.mlp),
+        ("s", "AverageVelocityMLP|average"),
+    )
+
+
 BUILDERS = {
     "lessons.exercises": cases_exercises,
     "lessons.exercise_checks": cases_exercise_checks,
     "widgets.langevin_explorer": cases_widgets_langevin_explorer,
     "lessons.elbo": cases_elbo,
     "lessons.dpm_solver": cases_dpm_solver,
+    "lessons.mean_flow": cases_mean_flow,
     "lessons.edm_sampler": cases_edm_sampler,
     "lessons.euler_maruyama": cases_euler_maruyama,
     "lessons.langevin": cases_langevin,
