@@ -27,6 +27,7 @@ KERNEL_CODE = r"""
 import json, time, resource, torch
 torch.set_num_threads(1)
 from lessons.data2d import sample_target
+from widgets.few_steps_explorer import FewStepsExplorer
 from widgets.models2d import PretrainedModels
 from widgets.sampler_explorer import SamplerExplorer
 from widgets.schedule_explorer import ScheduleExplorer
@@ -59,6 +60,10 @@ rows["samplers: eta dial, warm"] = timed(p.amount, dial)
 scale = [round(-0.5 + 0.1 * (i % 20), 1) for i in range(MOVES)]
 rows["samplers: rescaling, cold"] = timed(p.strength, [v for v in scale[:20] if v != 0.0])
 rows["samplers: rescaling, warm"] = timed(p.strength, scale)
+f = FewStepsExplorer(models=models, left="EDM Heun", right="MeanFlow")
+nfes = [1 + i % 20 for i in range(MOVES)]
+rows["few steps: NFE, cold"] = timed(f.nfe, [n for n in nfes[:20] if n != f.nfe.value])
+rows["few steps: NFE, warm"] = timed(f.nfe, nfes)
 points = sample_target("moons", 300, seed=0)
 m = TrainingMonitor(sample=lambda model: points, target=points)
 net = torch.nn.Linear(2, 2)
@@ -96,7 +101,7 @@ def browser_benchmark(moves: int) -> dict:
     rows = {}
     with voila_app() as url, chromium_page() as (page, errors, _):
         start = time.perf_counter()
-        open_app(page, url, plots=3)
+        open_app(page, url, plots=4)
         rows["app: page load to plots drawn (s)"] = [time.perf_counter() - start]
         handles = slider_handles(page)
         page.wait_for_timeout(3000)  # let the trajectory explorer precompute its step counts
@@ -104,6 +109,7 @@ def browser_benchmark(moves: int) -> dict:
             ("schedule: t slider", 0, 0, 5),
             ("trajectories: steps", 1, 1, 7),
             ("samplers: eta dial", 2, 2, 3),
+            ("few steps: NFE", 5, 3, 5),
         ]:
             times = []
             for i in range(moves):

@@ -26,7 +26,7 @@ FORMAT = "course-checkpoint-v1"
 REMAKE = {
     **{
         f"2d/{m}.pt": f"python scripts/train_2d_checkpoints.py --methods {m}"
-        for m in ("ddpm", "icfm", "otcfm", "reflow")
+        for m in ("ddpm", "icfm", "otcfm", "reflow", "meanflow")
     },
     "mnist/classifier.pt": "python scripts/train_mnist_classifier.py --steps 600 --out checkpoints/mnist/classifier.pt",
     **{

@@ -167,8 +167,6 @@ PENDING = {
     "C35": "issue 16 (lesson 09)",
     "C36": "issue 16 (lesson 09)",
     "C37": "issue 16 (lesson 09)",
-    "C38": "issue 18 (lesson 10)",
-    "C39": "issue 18 (lesson 10)",
 }
 
 SENSES = ("<=", ">=")

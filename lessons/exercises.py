@@ -15,7 +15,7 @@ import os
 
 import torch
 
-from lessons import exercises_02, exercises_03, exercises_04
+from lessons import exercises_02, exercises_03, exercises_04, exercises_10
 from lessons.course_files import CHECKOUT_DIR
 from lessons.exercise_checks import Feedback, _WrongKind
 
@@ -23,7 +23,8 @@ SWITCH = "COURSE_EXERCISES"
 MODES = ("learner", "solutions")
 # one file per lesson, one function per exercise; a handout (scripts/make_handout.py) has none
 SOLUTIONS_DIR = CHECKOUT_DIR / "solutions"
-LESSON_CHECKS = (exercises_02, exercises_03, exercises_04)  # a lesson with exercises adds its module here
+# a lesson with exercises adds its module here
+LESSON_CHECKS = (exercises_02, exercises_03, exercises_04, exercises_10)
 # exercise name -> (its lesson, which names its solutions file, and its check)
 EXERCISES = {name: (module.LESSON, fn) for module in LESSON_CHECKS for name, fn in module.CHECKS.items()}
 

@@ -25,10 +25,9 @@ from lessons.checks import (
     check_same_shape,
     check_start,
     check_tensor,
-    choose,
 )
 from lessons.flow_matching import sample_times
-from lessons.models import ACTIVATIONS, SinusoidalTimeEmbedding, _check_input
+from lessons.models import SinusoidalTimeEmbedding, _check_input, _check_points, _mlp_layers
 from lessons.paths import GaussianPath
 from lessons.schedules import LinearSchedule
 from lessons.solvers import trajectory_bytes, walk_grid
@@ -84,21 +83,12 @@ class AverageVelocityMLP(nn.Module):
         check_positive_int(hidden, "hidden (the width of each hidden layer)")
         check_positive_int(depth, "depth")
         check_positive_int(time_dim, "time_dim (the size of the time embedding)")
-        act = ACTIVATIONS[choose(activation, ACTIVATIONS, "activation")]
+        self.net = _mlp_layers(dim + 2 * time_dim, hidden, depth, activation, dim)
         self.dim = dim
         self.time_embedding = SinusoidalTimeEmbedding(time_dim, scale=time_scale)
-        layers, width = [], dim + 2 * time_dim
-        for _ in range(depth):
-            layers += [nn.Linear(width, hidden), act()]
-            width = hidden
-        self.net = nn.Sequential(*layers, nn.Linear(width, dim))
 
     def forward(self, x: torch.Tensor, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"x must be a torch tensor of shape (B, {self.dim}), got {type(x).__name__}.")
-        if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"x must have shape (B, {self.dim}), got {tuple(x.shape)}.")
-        _check_input(x, t, self)
+        _check_points(x, t, self)
         _check_interval(s, t)
         emb = torch.cat([self.time_embedding(s), self.time_embedding(t - s)], dim=1).to(x.dtype)
         return self.net(torch.cat([x, emb], dim=1))

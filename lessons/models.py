@@ -27,6 +27,25 @@ def _check_input(x: torch.Tensor, t: torch.Tensor, model: nn.Module) -> None:
         raise ValueError(f"t is on {t.device} but x is on {x.device}; move t, e.g. t.to(x.device).")
 
 
+def _check_points(x: torch.Tensor, t: torch.Tensor, model: nn.Module) -> None:
+    """The input of a network of points: x a tensor (B, model.dim), then _check_input's checks of x and t."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch tensor of shape (B, {model.dim}), got {type(x).__name__}.")
+    if x.ndim != 2 or x.shape[1] != model.dim:
+        raise ValueError(f"x must have shape (B, {model.dim}), got {tuple(x.shape)}.")
+    _check_input(x, t, model)
+
+
+def _mlp_layers(width: int, hidden: int, depth: int, activation: str, out: int) -> nn.Sequential:
+    """depth layers of (Linear to hidden units, activation) from width inputs, then a Linear to out outputs."""
+    act = ACTIVATIONS[choose(activation, ACTIVATIONS, "activation")]
+    layers = []
+    for _ in range(depth):
+        layers += [nn.Linear(width, hidden), act()]
+        width = hidden
+    return nn.Sequential(*layers, nn.Linear(width, out))
+
+
 class SinusoidalTimeEmbedding(nn.Module):
     """t (B,) in [0, 1] -> (B, dim): sin and cos of scale * t at geometrically spaced frequencies.
 
@@ -72,22 +91,13 @@ class MLP(nn.Module):
         check_positive_int(depth, "depth")
         check_positive_int(time_dim, "time_dim (the size of the time embedding)")
         _check_num_classes(num_classes)
-        act = ACTIVATIONS[choose(activation, ACTIVATIONS, "activation")]
+        self.net = _mlp_layers(dim + time_dim, hidden, depth, activation, dim)
         self.dim, self.num_classes = dim, num_classes
         self.time_embedding = SinusoidalTimeEmbedding(time_dim, scale=time_scale)
         self.class_embedding = nn.Embedding(num_classes + 1, time_dim) if num_classes else None
-        layers, width = [], dim + time_dim
-        for _ in range(depth):
-            layers += [nn.Linear(width, hidden), act()]
-            width = hidden
-        self.net = nn.Sequential(*layers, nn.Linear(width, dim))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"x must be a torch tensor of shape (B, {self.dim}), got {type(x).__name__}.")
-        if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"x must have shape (B, {self.dim}), got {tuple(x.shape)}.")
-        _check_input(x, t, self)
+        _check_points(x, t, self)
         emb = self.time_embedding(t).to(x.dtype)  # float64 times for a float32 model: the model's precision
         if self.class_embedding is not None:
             emb = emb + self.class_embedding(labels_or_null(cond, self.num_classes, x.shape[0], x.device))

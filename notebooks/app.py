@@ -11,7 +11,7 @@
 # %% [markdown]
 # # From diffusion to flow matching: the lecture app
 #
-# Four explorers over the course library, with models pretrained by the course's own scripts: they load in
+# Five explorers over the course library, with models pretrained by the course's own scripts: they load in
 # a second and nothing trains here. Each explorer fits one screen; scroll to the next.
 
 # %%
@@ -23,6 +23,7 @@ from IPython.display import display
 from lessons.checkpoints import checkpoint_path
 from lessons.image_metrics import load_classifier
 from lessons.image_training import load_image_model
+from widgets.few_steps_explorer import FewStepsExplorer
 from widgets.guidance import guidance_explorer
 from widgets.models2d import PretrainedModels
 from widgets.sampler_explorer import SamplerExplorer
@@ -59,7 +60,17 @@ samplers = SamplerExplorer(models=models)
 display(samplers)
 
 # %% [markdown]
-# ## 4. Guidance
+# ## 4. Few steps
+# The same budget of network calls, two samplers side by side: DDIM against DPM-Solver++(2M) and EDM's Heun
+# sampler on one diffusion network, Euler steps of a flow and of its rectified flow, and MeanFlow's one-step jumps
+# (lesson 10).
+
+# %%
+few_steps = FewStepsExplorer(models=models)
+display(few_steps)
+
+# %% [markdown]
+# ## 5. Guidance
 # Classifier-free guidance of the MNIST flow of lesson 08: asking harder for a digit makes samples the
 # classifier recognises more surely, and that look more alike. The first scale is ready at once; the
 # others are made in the background (a few seconds each) and join the slider.

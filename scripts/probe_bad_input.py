@@ -3856,6 +3856,173 @@ def cases_widgets_models2d(b: Book) -> None:
         ("models", CLASSW),
     )
     b.bad("sample_method", "seed a string", lambda f: sm(f, seed="a"), "seed")
+    cases_widgets_models2d_architectures(b)  # the MeanFlow checkpoint and build_network (issue 18)
+
+
+def cases_widgets_few_steps_explorer(b: Book) -> None:
+    from widgets.few_steps_explorer import FewStepsExplorer, edm_levels, few_step_sample
+
+    b.good("edm_levels", "budget 5", lambda f: edm_levels(5))
+    b.bad("edm_levels", "budget 0", lambda f: edm_levels(0), "budget|nfe|calls")
+    b.bad("edm_levels", "budget 2.5", lambda f: edm_levels(2.5), "budget|nfe|calls")
+    b.bad("edm_levels", "budget a string", lambda f: edm_levels("4"), "budget|nfe|calls")
+
+    def fs(f, sampler="MeanFlow", noise=None, budget=2, models=None):
+        return few_step_sample(models or f.models2d, sampler, pts() if noise is None else noise, budget)
+
+    for sampler in ("DDIM", "DPM-Solver++(2M)", "EDM Heun", "I-CFM (Euler)", "reflow (Euler)", "MeanFlow"):
+        b.good("few_step_sample", sampler, lambda f, s=sampler: fs(f, s))
+    b.bad("few_step_sample", "'DDPM'", lambda f: fs(f, "DDPM"), ("DDPM", CHOICEW))
+    b.bad("few_step_sample", "sampler a number", lambda f: fs(f, 3), ("sampler|3", CHOICEW))
+    b.bad("few_step_sample", "budget 0", lambda f: fs(f, budget=0), "budget|nfe|calls")
+    b.bad("few_step_sample", f"budget {HUGE}", lambda f: fs(f, budget=HUGE), ("budget|nfe", "20"))
+    b.bad("few_step_sample", "noise (4, 3)", lambda f: fs(f, noise=pts(4, 3)), ("noise", SHAPEW))
+    b.bad("few_step_sample", "noise a list", lambda f: fs(f, noise=[[0.0, 0.0]]), ("noise", "tensor"))
+    b.bad("few_step_sample", "noise NaN", lambda f: fs(f, noise=poke(pts())), ("noise", NANW))
+    b.bad("few_step_sample", "noise float64", lambda f: fs(f, noise=pts().double()), DTYPEW)
+    b.bad(
+        "few_step_sample", "models a string", lambda f: fs(f, models="models"), ("models", "PretrainedModels")
+    )
+    b.bad(
+        "few_step_sample",
+        "a folder without meanflow.pt",
+        lambda f: fs(f, models=_folder_without_meanflow(f)),
+        ("meanflow", "train_2d_checkpoints"),
+    )
+
+    def fe(f, **kw):
+        return FewStepsExplorer(
+            **{
+                "models": f.models2d,
+                "left": "I-CFM (Euler)",
+                "right": "MeanFlow",
+                "nfe": 2,
+                "n_samples": 20,
+                "n_lines": 3,
+                **kw,
+            }
+        )
+
+    b.good("FewStepsExplorer", "I-CFM and MeanFlow, 20 samples", lambda f: shown(fe(f)))
+    b.bad("FewStepsExplorer", "nfe 0", lambda f: shown(fe(f, nfe=0)), "nfe")
+    b.bad("FewStepsExplorer", "nfe 100 (slider max 20)", lambda f: shown(fe(f, nfe=100)), ("nfe", "20"))
+    b.bad("FewStepsExplorer", "nfe NaN", lambda f: shown(fe(f, nfe=NAN)), "nfe")
+    b.bad("FewStepsExplorer", "left 'Euler'", lambda f: shown(fe(f, left="Euler")), ("Euler", CHOICEW))
+    b.bad("FewStepsExplorer", "right None", lambda f: shown(fe(f, right=None)), ("right|None", CHOICEW))
+    b.bad("FewStepsExplorer", "n_samples 0", lambda f: shown(fe(f, n_samples=0)), "n_samples|samples")
+    b.bad(
+        "FewStepsExplorer", f"n_samples {HUGE}", lambda f: shown(fe(f, n_samples=HUGE)), ("n_samples", MEMW)
+    )
+    b.bad("FewStepsExplorer", "n_lines -1", lambda f: shown(fe(f, n_lines=-1)), "n_lines|lines")
+    b.bad("FewStepsExplorer", "seed a string", lambda f: shown(fe(f, seed="a")), "seed")
+    b.bad(
+        "FewStepsExplorer",
+        "models a string",
+        lambda f: shown(fe(f, models="models")),
+        ("models", "PretrainedModels"),
+    )
+    b.bad(
+        "FewStepsExplorer",
+        "the class PretrainedModels",
+        lambda f: shown(fe(f, models=__import__("widgets.models2d", fromlist=["x"]).PretrainedModels)),
+        ("models", CLASSW),
+    )
+    b.bad(
+        "FewStepsExplorer",
+        "MeanFlow from a folder without meanflow.pt",
+        lambda f: shown(fe(f, models=_folder_without_meanflow(f))),
+        ("meanflow", "train_2d_checkpoints"),
+    )
+    b.good(
+        "FewStepsExplorer.sampler_result",
+        "reflow, 3 calls",
+        lambda f: fe(f).sampler_result("reflow (Euler)", 3),
+    )
+    b.bad(
+        "FewStepsExplorer.sampler_result",
+        "'DDPM'",
+        lambda f: fe(f).sampler_result("DDPM", 3),
+        ("DDPM", CHOICEW),
+    )
+    b.bad(
+        "FewStepsExplorer.sampler_result",
+        "budget 0",
+        lambda f: fe(f).sampler_result("MeanFlow", 0),
+        "budget|nfe",
+    )
+    b.bad(
+        "FewStepsExplorer.sampler_result",
+        "budget 21",
+        lambda f: fe(f).sampler_result("MeanFlow", 21),
+        ("budget|nfe", "20"),
+    )
+    b.bad(
+        "FewStepsExplorer.sampler_result",
+        "budget a string",
+        lambda f: fe(f).sampler_result("MeanFlow", "2"),
+        "budget|nfe",
+    )
+    b.good("FewStepsExplorer.exact_solution", "icfm", lambda f: fe(f).exact_solution("icfm"))
+    b.bad(
+        "FewStepsExplorer.exact_solution",
+        "'meanflow' (no ODE of its own)",
+        lambda f: fe(f).exact_solution("meanflow"),
+        ("meanflow", CHOICEW),
+    )
+    b.bad(
+        "FewStepsExplorer.exact_solution",
+        "a number",
+        lambda f: fe(f).exact_solution(3),
+        ("3|network", CHOICEW),
+    )
+
+
+def _folder_without_meanflow(f):
+    """A 2D checkpoint folder from before MeanFlow: icfm.pt only."""
+    import shutil
+
+    from widgets.models2d import CHECKPOINT_DIR
+
+    folder = f.tmp / "without_meanflow"
+    folder.mkdir(exist_ok=True)
+    shutil.copy(CHECKPOINT_DIR / "icfm.pt", folder / "icfm.pt")
+    return __import__("widgets.models2d", fromlist=["x"]).PretrainedModels(folder)
+
+
+def cases_widgets_models2d_architectures(b) -> None:  # b: Book, module "widgets.models2d"
+    from widgets.models2d import build_network
+
+    small = {"dim": 2, "hidden": 8, "depth": 1}
+    b.good("build_network", "an MLP's settings", lambda f: build_network({"model": small}))
+    b.good(
+        "build_network",
+        "MeanFlow's settings",
+        lambda f: build_network({"architecture": "average_velocity", "model": small}),
+    )
+    b.good("PretrainedModels.get", "meanflow", lambda f: f.models2d.get("meanflow"))
+    b.bad("build_network", "a string", lambda f: build_network("icfm"), ("settings", "dict"))
+    b.bad("build_network", "no 'model'", lambda f: build_network({"method": "icfm"}), ("settings", "model"))
+    b.bad(
+        "build_network", "'model' a list", lambda f: build_network({"model": [2, 8]}), ("settings", "model")
+    )
+    b.bad(
+        "build_network",
+        "architecture 'unet'",
+        lambda f: build_network({"architecture": "unet", "model": small}),
+        ("unet", CHOICEW),
+    )
+    b.bad(
+        "build_network",
+        "architecture a number",
+        lambda f: build_network({"architecture": 3, "model": small}),
+        ("architecture", "string"),
+    )
+    b.bad(
+        "build_network",
+        "a keyword the network does not take",
+        lambda f: build_network({"model": {**small, "colour": 1}}),
+        "colour|keyword|argument",
+    )
 
 
 def cases_widgets_plotly_view(b: Book) -> None:
@@ -5338,6 +5505,7 @@ BUILDERS = {
     "widgets.models2d": cases_widgets_models2d,
     "widgets.plotly_view": cases_widgets_plotly_view,
     "widgets.sampler_explorer": cases_widgets_sampler_explorer,
+    "widgets.few_steps_explorer": cases_widgets_few_steps_explorer,
     "widgets.schedule_explorer": cases_widgets_schedule_explorer,
     "widgets.training_monitor": cases_widgets_training_monitor,
     "widgets.trajectory_explorer": cases_widgets_trajectory_explorer,

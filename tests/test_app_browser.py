@@ -17,7 +17,7 @@ from app_harness import (
 
 pytestmark = pytest.mark.timeout(400)
 PROJECTORS = [(1280, 720), (1920, 1080)]
-EXPLORERS = 4  # schedules, trajectories, samplers, guidance
+EXPLORERS = 5  # schedules, trajectories, samplers, few steps, guidance
 # COURSE_SCREENSHOTS=folder keeps a screenshot of each explorer at each size there
 SHOTS = os.environ.get("COURSE_SCREENSHOTS")
 
@@ -30,16 +30,17 @@ def app_url():
 
 def test_app_loads_and_sliders_redraw_the_plots(app_url):
     with chromium_page() as (page, errors, outside):
-        open_app(page, app_url, plots=3)
-        # t (schedules), steps (trajectories), dial, rescaling, steps (samplers), guidance scale
+        open_app(page, app_url, plots=4)
+        # t (schedules), steps (trajectories), dial, rescaling, steps (samplers), NFE (few steps), guidance scale
         handles = slider_handles(page)
-        assert handles.count() == 6
+        assert handles.count() == 7
         t_marker = signature(page, 0, 5)
         move_and_wait(page, handles.nth(0), plot=0, trace=5)  # the dot on alpha(t) moves to the new t
         assert signature(page, 0, 5) != t_marker
         assert page.locator(".widget-readout").first.inner_text().strip() == "0.51"
         move_and_wait(page, handles.nth(1), plot=1, trace=7)  # new samples for another step count
         move_and_wait(page, handles.nth(2), plot=2, trace=3)  # the DDIM -> DDPM dial
+        move_and_wait(page, handles.nth(5), plot=3, trace=5)  # both few-step samplers at one more call
         assert page.locator(".course-message:visible").count() == 0
         text = page.locator("body").inner_text()
         for command in ("voila ", ".venv/bin", "--port", "--Voila"):  # no command line shown to the audience
@@ -52,7 +53,7 @@ def test_app_loads_and_sliders_redraw_the_plots(app_url):
 @pytest.mark.parametrize(("width", "height"), PROJECTORS, ids=[f"{w}x{h}" for w, h in PROJECTORS])
 def test_every_explorer_fits_the_screen_with_readouts_above_its_plot(app_url, width, height):
     with chromium_page(width, height) as (page, errors, outside):
-        open_app(page, app_url, plots=3)
+        open_app(page, app_url, plots=4)
         page.wait_for_timeout(1000)  # plotly's resize to the frame
         explorers = page.locator(".course-explorer")
         assert explorers.count() == EXPLORERS

@@ -60,6 +60,7 @@ def test_time_limits_by_lesson_and_budget(bench):
     assert bench.time_limit_s("04", "fast") is None and bench.time_limit_s("07", "fast") is None
     assert bench.time_limit_s("00", "full") == bench.time_limit_s("06", "full") == 300
     assert bench.time_limit_s("07", "full") == bench.time_limit_s("08", "full") == 600
+    assert bench.time_limit_s("10", "full") == 900 and bench.time_limit_s("10", "fast") == 240  # issue 18
 
 
 @pytest.mark.parametrize(

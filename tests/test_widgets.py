@@ -378,7 +378,7 @@ def test_pretrained_models_refuse_missing_folders_and_names(tmp_path, models):
     with pytest.raises(ValueError, match="holds no checkpoints"):
         PretrainedModels(tmp_path).get("icfm")
     with pytest.raises(
-        ValueError, match=r"unknown checkpoint in .*'cfm'; choose one of: ddpm, icfm, otcfm, reflow"
+        ValueError, match=r"unknown checkpoint in .*'cfm'; choose one of: ddpm, icfm, meanflow, otcfm, reflow"
     ):
         models.get("cfm")
 

@@ -2,7 +2,8 @@
 
 Checkpoints come from scripts/train_2d_checkpoints.py (checkpoints/2d/<name>.pt). DDPM, DDIM and
 the probability-flow ODE share the eps-prediction network; I-CFM, OT-CFM and reflow are velocity
-networks on the straight path. Everything here only calls the library.
+networks on the straight path; meanflow is an average-velocity network u(x, s, t) distilled from I-CFM
+(sampled by lessons.mean_flow.mean_flow_sample). Everything here only calls the library.
 """
 
 from pathlib import Path
@@ -23,6 +24,7 @@ from lessons.checks import (
 )
 from lessons.ddim import churn_sampler, ddim
 from lessons.ddpm import DDPM, DiscreteVPSchedule
+from lessons.mean_flow import AverageVelocityMLP
 from lessons.models import MLP
 from lessons.sde import probability_flow
 from lessons.solvers import ODE_METHODS, solve_ode
@@ -42,10 +44,30 @@ METHOD_CHECKPOINTS = {
 SAMPLERS = ("DDPM", "DDIM")  # the samplers that ignore the ODE solver
 PF_ODE_END = 0.999  # the score -eps / sigma is undefined at t = 1 (sigma = 0), stop one DDPM step short
 REMAKE = "python scripts/train_2d_checkpoints.py"
+# a checkpoint's settings["architecture"] -> the network it holds; without that key, the course MLP
+ARCHITECTURES = {"mlp": MLP, "average_velocity": AverageVelocityMLP}
+
+
+def build_network(settings: dict):
+    """The untrained network a 2D checkpoint's settings describe: ARCHITECTURES[architecture](**settings['model'])."""
+    if not isinstance(settings, dict):
+        raise TypeError(f"settings must be a checkpoint's settings (a dict), got {type(settings).__name__}.")
+    if not isinstance(settings.get("model"), dict):
+        raise ValueError(
+            "settings must hold the network's keyword arguments under 'model', such as "
+            f"{{'model': {{'dim': 2, 'hidden': 96}}}}; got keys {sorted(map(str, settings))[:8]}."
+        )
+    architecture = settings.get("architecture", "mlp")
+    check_text(architecture, "the settings' architecture")
+    choose(architecture, ARCHITECTURES, "network architecture")
+    return ARCHITECTURES[architecture](**settings["model"])
 
 
 class PretrainedModels:
-    """Loads checkpoints on first use and keeps them: ``models.get('icfm') -> (model, settings)``."""
+    """Loads checkpoints on first use and keeps them: ``models.get('icfm') -> (model, settings)``.
+
+    Each network is built from its settings by build_network (the MLP, or AverageVelocityMLP for meanflow).
+    """
 
     def __init__(self, directory: Path | str = CHECKPOINT_DIR):
         if not isinstance(directory, (str, Path)):
@@ -67,7 +89,7 @@ class PretrainedModels:
                 raise ValueError(f"{self.directory} holds no checkpoints (*.pt); make them with {REMAKE}.")
             choose(name, names, f"checkpoint in {self.directory}")
             path = self.directory / f"{name}.pt"
-            self._loaded[name] = load_model(path, lambda settings: MLP(**settings["model"]))
+            self._loaded[name] = load_model(path, build_network)
         return self._loaded[name]
 
     def ddpm_schedule(self) -> DiscreteVPSchedule:
