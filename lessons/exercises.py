@@ -15,7 +15,16 @@ import os
 
 import torch
 
-from lessons import exercises_02, exercises_03, exercises_04, exercises_10
+from lessons import (
+    exercises_01,
+    exercises_02,
+    exercises_02b,
+    exercises_03,
+    exercises_04,
+    exercises_05,
+    exercises_06,
+    exercises_10,
+)
 from lessons.course_files import CHECKOUT_DIR
 from lessons.exercise_checks import Feedback, _WrongKind
 
@@ -24,7 +33,16 @@ MODES = ("learner", "solutions")
 # one file per lesson, one function per exercise; a handout (scripts/make_handout.py) has none
 SOLUTIONS_DIR = CHECKOUT_DIR / "solutions"
 # a lesson with exercises adds its module here
-LESSON_CHECKS = (exercises_02, exercises_03, exercises_04, exercises_10)
+LESSON_CHECKS = (
+    exercises_01,
+    exercises_02,
+    exercises_02b,
+    exercises_03,
+    exercises_04,
+    exercises_05,
+    exercises_06,
+    exercises_10,
+)
 # exercise name -> (its lesson, which names its solutions file, and its check)
 EXERCISES = {name: (module.LESSON, fn) for module in LESSON_CHECKS for name, fn in module.CHECKS.items()}
 

@@ -691,15 +691,111 @@ print(
 
 # %% [markdown]
 # ## Exercises
-# 1. Replace DDPM's posterior variance $\tilde\beta_k$ by $\beta_k$ (`ddpm.sample(..., variance="beta")`). Does $W_2$ change?
-#    Why do the two choices coincide as $T \to \infty$?
-# 2. Train on `"8gaussians"` or `"checkerboard"` (see `lessons.data2d.TARGETS`). Which is hardest, and why?
-# 3. Train with $T = 100$ instead of 1000 (`DDPM(num_steps=100)`). How many steps does sampling need now, and what
-#    happens to quality?
-# 4. Show that $\mathrm{Var}(x_t)$ along the cosine path stays at 1 only if the data are standardized: what is it
-#    for raw moons?
-# 5. Compute the bound of section 5 with `DDPM(num_steps=100)` and the exact model (retrain nothing: the exact
-#    $\epsilon$ of `ExactMixtureModel` on `DiscreteVPSchedule(DDPM(100))`). Is it looser or tighter than with 1000 steps?
+#
+# **Checked exercises.** Each is a function to write. Replace the line `raise NotImplementedError(...)` by your
+# code and run the cell: `check` runs your function on random inputs against the library and says what is
+# right, what is off and by how much, and which common slip your answer matches. Until you fill it in, it
+# says "not done yet" and the rest of the notebook runs as before. The solutions are in
+# `solutions/01_ddpm.py` (a handout for learners leaves that folder out).
+#
+# **Checked 1: the closed form from the betas.** Write $x_k = \sqrt{\bar\alpha_k}\,x_0 + \sqrt{1-\bar\alpha_k}\,\epsilon$
+# of section 1 from the schedule itself: `betas` `(T,)` holds $\beta_1, \dots, \beta_T$ (so `betas[i - 1]` is
+# $\beta_i$), and `k` `(B,)` holds one integer step in $1, \dots, T$ for each row of `data` and `noise` `(B, D)`.
+# The check compares it with `lessons.ddpm.DDPM.marginal` on three linear-beta schedules, from DDPM's 1000 small
+# steps to 10 large ones, at random steps that include $k = 1$ and $k = T$.
+
+# %%
+from lessons.exercises import check
+
+
+def ddpm_marginal(data, noise, betas, k):
+    """x_k, (B, D), for data and noise (B, D); betas (T,) = beta_1..beta_T; k (B,) integer steps in 1..T."""
+    raise NotImplementedError("hint: abar_k is a product over the steps i <= k; take one per row with k")
+
+
+check("ddpm_marginal", ddpm_marginal)
+
+# %% [markdown]
+# **Checked 2: one step of the ancestral sampler.** Write one reverse step of section 4,
+# $x_{k-1} = \mu_k + \sqrt{\tilde\beta_k}\,z$, from `x` $= x_k$, the predicted noise `eps_hat` and a standard
+# normal draw `z` (all `(B, D)`), and the numbers `beta` $= \beta_k$, `abar` $= \bar\alpha_k$ and `abar_prev`
+# $= \bar\alpha_{k-1}$ (floats). Add $\sqrt{\tilde\beta_k}\,z$ at every step: at $k = 1$, $\bar\alpha_0 = 1$ makes
+# $\tilde\beta_1 = 0$ by itself. The check runs a 50-step sampler, the loop of `ancestral_by_hand` with your
+# step, on a fixed stand-in for the network, and compares its samples with those of `lessons.ddpm.DDPM.sample`
+# from the same draws $z$; then it tries four steps of DDPM's schedule on random inputs.
+
+
+# %%
+def ddpm_ancestral_step(x, eps_hat, z, beta, abar, abar_prev):
+    """x_{k-1}, (B, D), from x = x_k, eps_hat, z (B, D); beta = beta_k, abar = abar_k, abar_prev = abar_{k-1}."""
+    raise NotImplementedError("hint: section 4's mean mu_k, plus the posterior's standard deviation times z")
+
+
+check("ddpm_ancestral_step", ddpm_ancestral_step)
+
+# %% [markdown]
+# **Checked 3: one term of the bound.** Write section 5's
+# $L_{k-1} = \mathrm{KL}\big(q(x_{k-1} \mid x_k, x_0)\,\|\,p_\theta(x_{k-1} \mid x_k)\big)$ for each point, in nats,
+# with DDPM's posterior variance $\tilde\beta_k$ on both sides, from the clean `data`, the noisy `x_k` and the
+# prediction `eps_hat` (all `(B, D)`), and `beta`, `abar`, `abar_prev` as in checked 2 (here $k \ge 2$). Build it
+# from the two Gaussians: the noise that took `data` to `x_k`, the posterior's mean (section 4's $\mu_k$ with that
+# true noise in place of $\hat\epsilon$), the model's $\mu_k$, and the KL of two Gaussians of the same variance.
+# The check does not take your route: it compares with the form section 5 derived,
+# $\tfrac12\big(e^{\lambda_{k-1} - \lambda_k} - 1\big)\,\|\epsilon - \hat\epsilon\|^2$, its weight from
+# `lessons.elbo.elbo_weights`, at four steps of two schedules in 2 and 3 dimensions.
+
+
+# %%
+def ddpm_step_kl(data, x_k, eps_hat, beta, abar, abar_prev):
+    """L_{k-1} = KL(q(x_{k-1} | x_k, data) || p(x_{k-1} | x_k)) per point, (B,), in nats; variances tilde beta_k."""
+    raise NotImplementedError("hint: the noise from data and x_k turns mu_k into the posterior's mean")
+
+
+check("ddpm_step_kl", ddpm_step_kl)
+
+# %% [markdown]
+# **Open questions** (no automatic check: each asks for an experiment or a derivation; what a good answer
+# contains is said under it).
+#
+# 1. **The other reverse variance.** Sample the trained model with $\beta_k$ in place of DDPM's posterior
+#    variance $\tilde\beta_k$ (`ddpm.sample(..., variance="beta")`, the same noise and generator). Does $W_2$
+#    change? Why do the two choices coincide as $T \to \infty$?
+#    *A good answer* puts both $W_2$ next to the data-vs-data band (they differ by far less than the band's
+#    spread), and shows that $\tilde\beta_k / \beta_k = (1 - \bar\alpha_{k-1}) / (1 - \bar\alpha_k)$ tends to 1 at
+#    every fixed $t$ as the steps shrink, because $\bar\alpha_{k-1} - \bar\alpha_k = \bar\alpha_{k-1}\beta_k \to 0$;
+#    only the last few steps, where $1 - \bar\alpha_k$ is itself of the order of $\beta_k$, keep a ratio far from 1.
+#    It may add that the two are Ho et al.'s extremes: the best reverse variance for data that are a single point
+#    ($\tilde\beta_k$) and for standard normal data ($\beta_k$).
+# 2. **Other targets.** Train the same network on `"8gaussians"` and on `"checkerboard"` (see
+#    `lessons.data2d.TARGETS`). Which is hardest, and why?
+#    *A good answer* compares each $W_2$ with its own target's data-vs-data band, not with another target's (the
+#    targets have different scales; after the fast budget's 3,000 steps, 8gaussians lands inside its band and
+#    checkerboard at about 1.7 times its band's mean, moons at about 1.3), shows the samples, and points to the
+#    checkerboard's sharp edges: its density jumps from square to square, so the noise prediction must change
+#    abruptly near the data, and a small network trained briefly rounds the corners off.
+# 3. **Fewer steps.** Train with $T = 100$ instead of 1000 (`DDPM(num_steps=100)`). How many steps does sampling
+#    need now, and what happens to quality?
+#    *A good answer* notes that ancestral sampling runs exactly the $T$ steps the model was trained on (100 network
+#    evaluations), and looks at $\bar\alpha_T$ before judging the samples: with the betas still $10^{-4} \dots 0.02$,
+#    $\bar\alpha_{100} \approx 0.36$, so $x_T$ is far from pure noise and sampling from $\mathcal N(0, I)$ starts
+#    from the wrong distribution ($W_2$ about 1.1, far outside the band); with the betas scaled up to $0.2$
+#    (`DDPM(num_steps=100, beta_end=0.2)`, $\bar\alpha_{100} \approx 2 \cdot 10^{-5}$) the samples are about as
+#    close to the target as with 1000 steps.
+# 4. **Raw data.** Show that $\mathrm{Var}(x_t)$ along the cosine path stays at 1 only if the data are standardized:
+#    what is it for raw moons?
+#    *A good answer* measures the per-coordinate $\mathrm{Var}(x_t)$ of raw moons along the cosine path, with its
+#    standard error, and compares it with $\alpha^2 v + \sigma^2$, $v$ the data's variance (about 7.1 and 2.5 for
+#    the two coordinates): it climbs from 1 at $t = 0$ to $v$ at $t = 1$. A variance-preserving schedule keeps the
+#    variance at 1 only for data of variance 1, which is why data are standardized before training.
+# 5. **The bound with 100 steps.** Compute the bound of section 5 with `DDPM(num_steps=100)` and the exact model
+#    (retrain nothing: the exact $\epsilon$ of `ExactMixtureModel` on `DiscreteVPSchedule(DDPM(100))`). Is it
+#    looser or tighter than with 1000 steps?
+#    *A good answer* reports the gap (bound minus exact NLL, with its standard error) for both reverse variances at
+#    $T = 100$ and $T = 1000$, splits the bound into its terms, and explains what it sees: with the betas unchanged,
+#    $\bar\alpha_{100} \approx 0.36$, so the prior term $L_T$ alone costs about 1.3 nats and the bound is looser
+#    (a gap of about 3 nats with $\tilde\beta_k$ and 0.4 with $\beta_k$, against 0.9 and 0.01 at $T = 1000$); with
+#    the betas rescaled (`beta_end=0.2`), $L_T$ vanishes and the bound with $\beta_k$ is nearly tight again, while
+#    $\tilde\beta_k$, far too small a reverse variance for steps this large, makes it much looser (about 20 nats).
 #
 # ## What to remember
 # - The forward chain has a closed form $x_t = \alpha(t)\,\text{data} + \sigma(t)\,\text{noise}$, with

@@ -231,7 +231,7 @@ control("C32", max(abs(z_short_mean), abs(z_short_var)), 4.0, what="OU at s = 0.
 # %% [markdown]
 # The tolerance is four standard errors, each computed from the chains themselves (for the variance, from their
 # fourth moment). The chain's own bias at $h = 0.01$, $0.0025$, is below what 10 000 chains can resolve; with a
-# coarse step it is not (exercise 1). Keep this picture: a discretised SDE settles near, not at, its continuous
+# coarse step it is not (open question 1). Keep this picture: a discretised SDE settles near, not at, its continuous
 # law, off by an amount of order $h$. Langevin dynamics (section 5) is the same story with a general target.
 
 # %% [markdown]
@@ -909,7 +909,7 @@ plt.show()
 # predictor steps, and from 20 evaluations on the two stayed within the tolerance of each other. Song et al. found
 # PC worth its cost on images with the VE SDE, where the predictor alone is poor; here the predictor is already good,
 # so the measurement says "spend the evaluations on predictor steps". It is a question to measure per model and
-# schedule (exercise 4), not to assume.
+# schedule (open question 4), not to assume.
 #
 # ## 8. Stochastic sampling of a flow model (C34)
 #
@@ -1209,17 +1209,115 @@ display(explorer.widget)
 # %% [markdown]
 # ## Exercises
 #
+# **Checked exercises.** Each is a function to write. Replace the line `raise NotImplementedError(...)` by your
+# code and run the cell: `check` runs your function on random inputs against the library and says what is
+# right, what is off and by how much, and which common slip your answer matches. Until you fill it in, it
+# says "not done yet" and the rest of the notebook runs as before. The solutions are in
+# `solutions/02b_score_matching.py` (a handout for learners leaves that folder out).
+#
+# **Checked 1: the score from a velocity, on any path.** Section 8 read the score from a velocity on the linear
+# path, where $\text{noise} = x - t\,\hat u$. Do it for any Gaussian path $x_t = \alpha_t\,\text{data} +
+# \sigma_t\,\text{noise}$, whose velocity is $u = \dot\alpha_t\,\text{data} + \dot\sigma_t\,\text{noise}$ (lesson 04;
+# the dot is $\mathrm d/\mathrm dt$): solve the two equations for the noise, then use $\nabla\log p_t = -\mathbb
+# E[\text{noise} \mid x]/\sigma_t$ (section 2). `u` and `x` are `(B, D)`; $\alpha_t$, $\sigma_t$, $\dot\alpha_t$ and
+# $\dot\sigma_t$ come as columns `(B, 1)` that broadcast against them. The check gives your function the exact
+# velocity of the 8-Gaussians at 200 points of $p_t$ on the linear, VP and cosine paths, and compares what it
+# returns with the closed-form score of the noised mixture (`GaussianMixture.score`), not with any conversion: a
+# formula that holds on the linear path only is caught.
+
+# %%
+from lessons.exercises import check
+
+
+def score_from_velocity(u, x, alpha, sigma, d_alpha, d_sigma):
+    """grad log p_t(x), (B, D), from the velocity u (B, D) at x (B, D); alpha, sigma, d_alpha, d_sigma are (B, 1)."""
+    raise NotImplementedError("hint: x and u are two equations in the two unknowns data and noise")
+
+
+check("score_from_velocity", score_from_velocity)
+
+# %% [markdown]
+# **Checked 2: one step of annealed Langevin.** Write the inner step of `my_annealed_langevin` (section 6): from the
+# chains `x`, the score at them `score_value` and a standard normal draw `z` (all `(B, D)`), return
+# $x + h\,\nabla\log p_t(x) + \sqrt{2h}\,z$ with Song et al.'s step size $h = 2\,(r\,\overline{\|z\|} /
+# \overline{\|\nabla\log p_t\|})^2$, where `snr` is $r$ and the bars average the per-chain norms over the batch. The
+# check runs the loop of `my_annealed_langevin` with your step (9 levels of 5 steps on the exact score of the
+# 8-Gaussians' $p_t$, VP schedule) and compares the chains with `lessons.langevin.annealed_langevin` from the same
+# seed; then it tries three random steps whose scores differ in size from chain to chain, so that a step size taken
+# per chain shows.
+
+
+# %%
+def snr_langevin_step(x, score_value, z, snr):
+    """x + h score + sqrt(2 h) z, (B, D), h = 2 (snr mean ||z|| / mean ||score||)^2; x, score_value, z (B, D)."""
+    raise NotImplementedError("hint: one h for all chains, from the mean norms of z and of the score")
+
+
+check("snr_langevin_step", snr_langevin_step)
+
+# %% [markdown]
+# **Checked 3: MALA's acceptance ratio.** Langevin's bias (section 5) comes from taking every step. The
+# Metropolis-adjusted Langevin algorithm (MALA) proposes the same move, $x' = x + h\,\nabla\log p(x) + \sqrt{2h}\,z$,
+# and accepts it with probability $\min(1, r)$,
+# $$ r = \frac{p(x')\, q(x \mid x')}{p(x)\, q(x' \mid x)}, \qquad
+# q(b \mid a) = \mathcal N\big(b;\ a + h\,\nabla\log p(a),\ 2h\, I\big), $$
+# $q$ the density of the proposal; otherwise the chain stays at $x$. Then $p$ itself is the chain's stationary law,
+# for every $h$. Write $\log r$, `(B,)`, for chains `x` and proposals `x_new` (`(B, D)`), a function `log_p(x)` that
+# returns $\log p$ up to a constant, `(B,)`, the score `score_fn(x)`, `(B, D)`, and the step size `h` (a float).
+# The check compares your $\log r$ with one written with `torch.distributions.Normal`'s log densities, at 200
+# Langevin proposals in each of four cases: the 8-Gaussians at $h = 0.05$ and $0.6$, the skewed mixture, and a 3D
+# Gaussian.
+
+
+# %%
+def mala_log_acceptance(x, x_new, log_p, score_fn, h):
+    """log [p(x') q(x | x') / (p(x) q(x' | x))], (B,), for x (B, D) and proposals x_new (B, D); h a float."""
+    raise NotImplementedError("hint: q(b | a) is centred at a + h score(a): each direction has its own")
+
+
+check("mala_log_acceptance", mala_log_acceptance)
+
+# %% [markdown]
+# **Open questions** (no automatic check: each asks for an experiment or a derivation; what a good answer
+# contains is said under it).
+#
 # 1. **The OU chain's bias.** Run `ou_process` with $h = 0.5$ and $h = 1$ and compare the variance with
 #    `ou_stationary_variance(theta, sigma, step_size)`. What happens at $h = 2/\theta$, and why?
-# 2. **Metropolis fixes the bias.** Add an accept/reject step to Langevin (MALA): accept $x'$ with probability
-#    $\min(1, p(x') q(x \mid x') / (p(x) q(x' \mid x)))$, $q$ the Gaussian proposal. Redo the bias table. What does
-#    MALA need that Langevin does not?
+#    *A good answer* measures the variance of many chains run long enough to forget their start, with its standard
+#    error (the `z_scores` of section 1), and finds the chain's own $\sigma^2/(\theta(2 - \theta h))$, $2/3$ and $1$
+#    for $\theta = \sigma = 1$, rather than the continuous $1/2$. At $h = 2/\theta$ each step multiplies $x$ by
+#    $1 - \theta h = -1$: the pull no longer shrinks anything, the chain flips sign at every step while the variance
+#    grows by $\sigma^2 h$ per step without bound (geometrically beyond $2/\theta$), so there is no stationary law,
+#    which is why `ou_stationary_variance` refuses such a step.
+# 2. **Metropolis fixes the bias.** Build MALA from your `mala_log_acceptance`: propose a Langevin step, accept it
+#    where $\log u < \log r$ ($u \sim U(0, 1)$), keep $x$ elsewhere. Redo the bias table of section 5 with
+#    `mixture.log_prob` and `mixture.score`. What does MALA need that Langevin does not?
+#    *A good answer* gives MALA's bias of the spread at each step size with its standard error, consistent with 0 at
+#    every $h$ where Langevin's grows with $h$, next to the acceptance rate, which falls as $h$ grows (the price of the
+#    exactness: rejected steps do not move). It names what MALA needs: the log density itself, up to a constant, not
+#    only its gradient. A score network gives no $\log p_t$, which is why diffusion samplers use unadjusted Langevin.
 # 3. **Annealing schedule.** Halve the number of levels and double the steps per level (same NFE), then the reverse.
 #    Which matters more for reaching the modes: the number of levels or the steps on each?
+#    *A good answer* reports, from the same one-mode start and for 25 levels of 20 steps, 50 of 10 and 100 of 5, the
+#    TV distance of the mode occupancy to the weights against the section's TV tolerance, over a few seeds so that
+#    a difference is not one run's luck. It explains the outcome by where a chain chooses its mode: on the noisy
+#    levels where the modes still form one blob, so what counts is that the chains keep up with $p_t$ there (levels
+#    close enough that each starts near its own law, and steps enough on each to relax into it).
 # 4. **More correctors.** Try `corrector_steps=2` and `snr` in 0.05, 0.16, 0.3 at equal NFE. Does any setting beat the
 #    predictor alone here? Try the VE schedule (`lessons.schedules.VESchedule`) too.
+#    *A good answer* tabulates the energy distance to data of the reverse SDE alone and of each PC setting at the
+#    same NFE (PC with 2 correctors takes a third as many predictor steps), with the exact model and the trained one,
+#    and calls a winner only beyond the data-vs-data tolerance. On VE it compares the predictor alone with PC the same
+#    way, and relates any change to how good the predictor alone is on each schedule: a corrector pays for itself
+#    only where it removes more error than the predictor steps it replaces.
 # 5. **Another noise family.** Replace $g_t = \gamma\sigma_t$ by a constant $g$ in `my_flow_sde`. Why does the score term
 #    become hard to integrate near $t = 1$, and how many steps do you need?
+#    *A good answer* writes the extra drift $\frac{g^2}{2}\nabla\log p_t = -\frac{g^2}{2}\,\frac{x - t\hat u}{1 - t}$: a
+#    pull towards the denoised guess at the rate $g^2/(2(1 - t))$, which grows without bound as $t \to 1$. An Euler
+#    step of size $\Delta t$ overshoots once that rate times $\Delta t$ exceeds about 2, so near the data end the steps
+#    must shrink like $1 - t$ (and the grid must stop short of $t = 1$, where the term is $0/0$); with $g_t = \gamma
+#    \sigma_t$ the rate stays bounded. It measures the energy distance to data against the number of steps for both
+#    families, and finds how many steps the constant $g$ needs to come inside the tolerance.
 
 # %% [markdown]
 # ## What to remember

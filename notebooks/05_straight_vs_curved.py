@@ -813,20 +813,114 @@ print(f"lesson run time: {time.perf_counter() - START:.0f} s wall")
 # 100 Euler steps, W2 to a held-out set and normalized path energy, over several seeds, plus W2 at 1, 2, 4
 # and 8 steps. Run `python benchmarks/flows_2d.py` (or `--quick` for a smoke test); the table is written
 # to `benchmarks/results/`.
-#
+
+# %% [markdown]
 # ## Exercises
-# 1. Shrink the OT batch size in `pair_batches` from 256 to 8, then 2. At which size does OT-CFM's
-#    straightness approach I-CFM's? Why must a batch of 1 give exactly the independent coupling?
-# 2. Reflow a second time (3-rectified flow). Does straightness keep falling? What happens to W2 at
-#    100 steps, and why might errors accumulate over reflows?
-# 3. Redo section 4 with the cosine path (Nichol & Dhariwal's schedule with offset s = 0, `CosineSchedule`).
-#    Where does it fall between OT and VP, on the point-like target and on the 8 gaussians, and why does its
-#    velocity stay bounded at $t = 1$?
-# 4. In section 1, swap the target for `'mixture'` (three unequal Gaussians). Which trajectories curve
-#    the most, and does that match where conditional lines cross?
-# 5. Train the moons-to-8-gaussians flow with the independent coupling. Compare straightness and the
-#    W2 after 2 Euler steps with the OT version.
 #
+# **Checked exercises.** Each is a function to write. Replace the line `raise NotImplementedError(...)` by your
+# code and run the cell: `check` runs your function on random inputs against the library and says what is
+# right, what is off and by how much, and which common slip your answer matches. Until you fill it in, it
+# says "not done yet" and the rest of the notebook runs as before. The solutions are in
+# `solutions/05_straight_vs_curved.py` (a handout for learners leaves that folder out).
+#
+# **Checked 1: the straightness of the cosine path, in closed form.** Section 1 measured the straightness of the
+# cosine path's conditional paths numerically (`s_cosine`, on 100 recorded steps). Derive it instead. The cosine path
+# is $x_t = \sin(\pi t / 2)\,\text{data} + \cos(\pi t / 2)\,\text{noise}$, so $x_1 - x_0 = \text{data} - \text{noise}$;
+# expand $\|(x_1 - x_0) - \dot x_t\|^2$ and integrate each term over $[0, 1]$. Write the mean over the pairs
+# $(\text{noise}_i, \text{data}_i)$, rows of `noise` and `data` `(B, D)`, as a float. The check compares your value with
+# the integral computed by quadrature from `lessons.schedules.CosineSchedule`'s derivatives, on independent pairs in 2D
+# and 3D and on minibatch OT pairs, which are strongly correlated: a formula that is right only on average over
+# independent pairs is caught.
+
+# %%
+from lessons.exercises import check
+
+
+def cosine_path_straightness(noise, data):
+    """The straightness of the cosine path's conditional paths through the pairs (noise_i, data_i); a float."""
+    raise NotImplementedError("hint: dx/dt = (pi/2)(cos(pi t/2) data - sin(pi t/2) noise); expand the square")
+
+
+check("cosine_path_straightness", cosine_path_straightness)
+
+# %% [markdown]
+# **Checked 2: a minibatch OT coupling.** Write the pairing of section 2 as a function: given a batch of `noise` and
+# one of `data` (both `(B, D)`), return the data re-ordered `(B, D)` so that row $i$ is the partner of
+# $\text{noise}_i$ in the permutation that minimises $\sum_i \|\text{noise}_i - \text{data}_{\sigma(i)}\|^2$
+# (`linear_sum_assignment` is imported above). The check compares your pairing with `lessons.couplings.couple(noise,
+# data, "ot")`, which uses another exact solver (POT's network simplex), on three batches in 2D and 3D.
+
+
+# %%
+def minibatch_ot_pairs(noise, data):
+    """data (B, D) re-ordered so that row i is noise[i]'s partner in the optimal pairing (squared distances)."""
+    raise NotImplementedError("hint: a (B, B) cost matrix, the noise on the rows, then an exact assignment")
+
+
+check("minibatch_ot_pairs", minibatch_ot_pairs)
+
+# %% [markdown]
+# **Checked 3: one RK4 step.** Section 4 wrote one Heun step by hand (`heun_step`). Write one step of the classical
+# fourth-order Runge-Kutta method in the same way: from `x` `(B, D)` at the time `t` (a float), a step of size `h` (a
+# float), calling `field(x=..., t=...)` with a `(B,)` tensor of times, four evaluations in all. The check compares your
+# step with `lessons.solvers.step(field, x, t, h, "rk4")` on three steps of the lesson's exact OT field (which
+# depends on $t$, so a slope taken at the wrong time shows), and, on a linear field $\dot x = Ax$, with the Taylor
+# polynomial of $e^{hA}$ of degree 4, which RK4 reproduces exactly there.
+
+
+# %%
+def rk4_step(field, x, t, h):
+    """x at the time t + h, (B, D): one classical RK4 step from x (B, D) at the time t; t and h are floats."""
+    raise NotImplementedError("hint: slopes at t, t + h/2, t + h/2 and t + h; weights 1, 2, 2, 1 over 6")
+
+
+check("rk4_step", rk4_step)
+
+# %% [markdown]
+# **Open questions** (no automatic check: each asks for an experiment or a derivation; what a good answer
+# contains is said under it).
+#
+# 1. **The OT batch size.** Shrink the OT batch size in `pair_batches` from 256 to 8, then 2. At which size does
+#    OT-CFM's straightness approach I-CFM's? Why must a batch of 1 give exactly the independent coupling?
+#    *A good answer* trains OT-CFM at each batch size with everything else as in section 2 (the same steps, seed and
+#    evaluation noise), tabulates straightness, NPE and W2 after 1 and 2 Euler steps next to I-CFM's, and reads the
+#    differences against the run-to-run spread (a second seed) and the data band. It explains the trend by what a
+#    batch can do: the pairs are only re-ordered inside it, so a small batch approximates the global OT plan poorly,
+#    and a batch of 1 has one permutation only, the identity, which keeps the pair as drawn, the independent
+#    coupling, exactly.
+# 2. **A second reflow.** Reflow a second time (3-rectified flow). Does straightness keep falling? What happens to
+#    W2 at 100 steps, and why might errors accumulate over reflows?
+#    *A good answer* makes the pairs of the 2-rectified flow as section 3 does, retrains, and reports straightness and
+#    W2 at 1, 2 and 100 steps for 1-, 2- and 3-RF on the same noise against the data band. It explains that each
+#    reflow learns the previous model's map, not the data: its pairs carry that model's sampling and training
+#    errors, so the samples can drift away from the target while the paths get straighter, and each extra reflow
+#    gains less straightness because little curvature is left to remove.
+# 3. **The cosine path.** Redo section 4 with the cosine path (Nichol & Dhariwal's schedule with offset s = 0,
+#    `CosineSchedule`). Where does it fall between OT and VP, on the point-like target and on the 8 gaussians, and why
+#    does its velocity stay bounded at $t = 1$?
+#    *A good answer* adds the cosine field (`ExactMixtureModel(target, CosineSchedule(), prediction="velocity")`) to
+#    the Euler comparison of both targets, with the same noise, reference solver and target error, and reads its NFE
+#    next to OT's and VP's. For the bound it uses the derivatives: $\dot\alpha_t = \frac\pi2\cos\frac{\pi t}2 =
+#    \frac\pi2\sigma_t$ and $\dot\sigma_t = -\frac\pi2\alpha_t$, so the conditional velocity
+#    $\frac\pi2(\sigma_t\,\text{data} - \alpha_t\,\text{noise})$ is bounded on all of $[0, 1]$ (the solve can end at
+#    $t = 1$), while VP's $\dot\sigma_t = -\alpha_t\dot\alpha_t/\sigma_t$ grows without bound as $\sigma_t \to 0$,
+#    since its $\dot\alpha_t$ does not vanish at the data end.
+# 4. **Another target.** In section 1, swap the target for `'mixture'` (three unequal Gaussians). Which trajectories
+#    curve the most, and does that match where conditional lines cross?
+#    *A good answer* redraws section 1's figure for the new target, colours each marginal trajectory by its own
+#    straightness (`lessons.metrics.straightness_per_sample`) or by how far one Euler step misses its end point, and
+#    compares where the most curved ones run with where conditional lines towards different components cross. The
+#    reason to give: the marginal field averages the conditional velocities towards all components, weighted by the
+#    posterior; a trajectory bends where that posterior shifts from one component to another along the way.
+# 5. **Moons with independent pairs.** Train the moons-to-8-gaussians flow with the independent coupling. Compare
+#    straightness and the W2 after 2 Euler steps with the OT version.
+#    *A good answer* trains both flows with the same seed, steps and source points (`pair_batches(train_data, 256,
+#    "independent", source=moons_train)`), reports straightness, W2 after 2 and after 100 Euler steps against the
+#    data band, and the transport cost of the pairs of one batch under each coupling (`transport_cost`). It explains
+#    the gap as in section 2: independent pairs cross, the field averages them and bends, and 2 Euler steps cut the
+#    bends; the 100-step W2 of both should stay within the band, since both couplings carry the moons to the target.
+
+# %% [markdown]
 # ## What to remember
 # - Conditional OT paths are straight lines at constant speed; the marginal field averages them,
 #   and its trajectories curve where the lines would cross. Curvature is what solvers pay for.

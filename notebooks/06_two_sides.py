@@ -1314,20 +1314,126 @@ control("C26", ends_ctrl, 1.5, sense=">=", what="uniform seed 1 / seed 0 excess 
 # %% [markdown]
 # ## Exercises
 #
-# 1. **DDIM on another grid.** Run DDIM with the diffusion network on a grid uniform in log-SNR instead of uniform in
-#    $t$. Which flow-matching Euler grid $\tau_i$ does it correspond to? Check your answer numerically.
+# **Checked exercises.** Each is a function to write. Replace the line `raise NotImplementedError(...)` by your code
+# and run the cell: `check` runs your function on random inputs against the library and says what is right, what is
+# off and by how much, and which common slip your answer matches. Until you fill it in, it says "not done yet" and
+# the rest of the notebook runs as before. The solutions are in `solutions/06_two_sides.py` (a handout for learners
+# leaves that folder out).
+#
+# **Checked 1: any diffusion network as a flow on the linear path.** Section 1 turned the cosine $v$-network into a
+# velocity field of the linear path by hand. Do the same for an $\epsilon$-network made for any schedule, called as
+# `eps_model(x=..., t=...)`: at a point `x` `(B, D)` and time `t` `(B,)` of the linear path, find the source
+# schedule's time $t'$ of the same log-SNR (`schedule.time_at_log_snr`) and the point $x'$ of the source path that
+# corresponds to $x$ (the two differ by the scale $\alpha + \sigma$, which is 1 on the linear path), ask the network
+# there, and return the linear path's velocity $\hat u = \hat x - \hat\epsilon$ `(B, D)`. The check uses three
+# source schedules, cosine, VP and the VP-rescaled linear: with the exact $\epsilon$-model of the mixture your field
+# must be the linear path's own exact marginal field (`ExactMixtureModel(target, lin, "velocity")`), and with a
+# fixed network what `lessons.conversions.change_schedule` gives.
+
+# %%
+from lessons.exercises import check
+
+
+def linear_velocity_from_eps(eps_model, schedule, x, t):
+    """The linear path's velocity (B, D) at x (B, D), t (B,), from an eps_model made for schedule."""
+    raise NotImplementedError("hint: the network has its own clock and scale: t' of the same log-SNR, and x'")
+
+
+check("linear_velocity_from_eps", linear_velocity_from_eps)
+
+# %% [markdown]
+# **Checked 2: the weighting of the velocity loss, on any schedule.** Section 4 writes every loss as an
+# $\epsilon$-MSE with the weighting $w(\lambda_t) = p(t)\,\text{factor}(t) / (\mathrm d\lambda/\mathrm dt)$. For the
+# velocity MSE with $t \sim \mathcal U[0, 1]$, write $w$ from $\alpha_t$, $\sigma_t$ and their time derivatives
+# (each `(B,)`): first the factor in $\|\hat u - u\|^2 = \text{factor}\,\|\hat\epsilon - \epsilon\|^2$ at a fixed
+# $x_t$ (use $\hat x - x = -\frac{\sigma}{\alpha}(\hat\epsilon - \epsilon)$), then $\mathrm d\lambda/\mathrm dt$.
+# The check compares your $w$ with `lessons.weighting.implied_weighting("velocity", ...)` on the linear, cosine and
+# VP schedules and on a rescaled linear schedule that is not variance preserving, so flow matching's $\tfrac12
+# e^{-\lambda/2}$ is right on one of the four only. (On the cosine schedule you should find $\tfrac\pi4
+# e^{-\lambda/2}$: why is it proportional to the $v$-MSE's weighting of section 5?)
+
+
+# %%
+def velocity_loss_weighting(alpha, sigma, d_alpha, d_sigma):
+    """w(lambda_t), (B,), of the velocity MSE with t ~ U[0, 1]; alpha, sigma, d_alpha and d_sigma are (B,)."""
+    raise NotImplementedError("hint: u_hat - u = factor (eps_hat - eps) at a fixed x_t; then dt -> d lambda")
+
+
+check("velocity_loss_weighting", velocity_loss_weighting)
+
+# %% [markdown]
+# **Checked 3: from the SDE back to the flow.** Section 7's dictionary the other way: given the noising SDE's drift
+# rate `f` and diffusion `g` (each `(N,)`) on an increasing grid `ts` `(N,)` that ends at $t = 1$, return the pair
+# `(alpha, sigma)` on that grid, each `(N,)`, from $\alpha_t = \exp(-\int_t^1 f)$ and $\sigma_t^2 = \alpha_t^2
+# \int_t^1 g^2/\alpha^2$, both integrals by the trapezoid rule (what `lessons.sde.SDESchedule` tabulates). The check
+# gives you the $(f, g)$ of the VP, cosine and VP-rescaled linear schedules (`sde_coefficients`) on 1001 times and
+# compares your table with each schedule's own closed-form $\alpha$ and $\sigma$: the trapezoid rule errs by about
+# $2\cdot10^{-5}$ there, and $10^{-4}$ is allowed.
+
+
+# %%
+def schedule_from_sde(ts, f, g):
+    """(alpha, sigma), each (N,), on the grid ts (N,) that ends at t = 1, from the noising SDE's f and g (N,)."""
+    raise NotImplementedError("hint: integrate from each grid point to t = 1, where alpha = 1 and sigma = 0")
+
+
+check("schedule_from_sde", schedule_from_sde)
+
+# %% [markdown]
+# **Open questions** (no automatic check: each asks for an experiment or a derivation; what a good answer contains
+# is said under it).
+#
+# 1. **DDIM on another grid.** Run DDIM with the diffusion network on a grid uniform in log-SNR instead of uniform
+#    in $t$. Which flow-matching Euler grid $\tau_i$ does it correspond to? Check your answer numerically.
+#    *A good answer* derives $\tau_i = \alpha/(\alpha+\sigma) = 1/(1 + e^{-\lambda_i/2})$, the linear path's own
+#    time of the log-SNR $\lambda_i$, so the Euler grid is uniform in $\operatorname{logit}\tau = \lambda/2$ too
+#    (with finite end points, since $\lambda = \pm\infty$ at the ends cannot be spaced evenly); it then runs `ddim`
+#    on the cosine grid and `solve_ode` with Euler on `v_as_velocity` over $\tau_i$ from the same noise, and finds
+#    the paths equal after dividing by $\alpha + \sigma$ within the rounding tolerance of section 1, while the same
+#    check with the uniform $\tau$ grid fails.
 # 2. **Scaling by a constant.** Use `RescaledSchedule(lin, scale=lambda t: (2 + 0 * t, 0 * t))`. What happens to the
 #    noise you must start from, and to DDIM's and Euler's samples?
+#    *A good answer* says that $x_0 = 2\,\text{noise}$ (start from noise of std 2) and $\alpha_1 = 2$, so the flow
+#    ends at twice the data; it runs both samplers with the exact model of the rescaled schedule and finds each
+#    one's samples equal to twice its samples on `lin` from the same noise, to rounding, at every step count. The
+#    reason: with $\dot c = 0$ the term $\tfrac{\dot c}{c}x'$ that breaks Euler's invariance in section 2 vanishes,
+#    and $x'_t + h\,2\hat u(x'_t/2) = 2(x_t + h\,\hat u(x_t))$; a constant scale only changes the units.
 # 3. **Straightness and time.** Re-run the straightness comparison of section 3 with `RescaledSchedule(lin)`, a
 #    variance-preserving path with exactly the linear schedule's log-SNR (so, by section 2, the same flow up to the
-#    scale $c_t$). How does its straightness compare with the cosine path's and the linear path's, and what does that
-#    say about the metric: a property of the *curve*, or of the curve *and* its scale and timing?
-# 4. **Your own weighting.** Write the EDM weighting (Karras et al.) as $w(\lambda)$ and add it to the plot of section 4.
-#    Which recipe does it resemble?
-# 5. **Variance, not mean.** In section 6, find a schedule with the same end points whose Monte Carlo estimator has a
-#    clearly larger standard error. What does that predict for training speed?
-# 6. **Shifted logit-normal.** Train with $m = 1$ (in the course's time: more data-side samples). How does the loss per
-#    time change? Where do the samples of the two networks differ most?
+#    scale $c_t$). How does its straightness compare with the cosine path's and the linear path's, and what does
+#    that say about the metric: a property of the *curve*, or of the curve *and* its scale and timing?
+#    *A good answer* tabulates $S$ for the three targets on the three paths and explains two entries: for $\mathcal
+#    N(0, I)$ the rescaled path, being variance preserving, leaves the cloud in place ($S = 0$, as on the cosine
+#    path, while the linear path's $S > 0.5$); for the point, scaling the straight line by $c_t$ (from 1 up to
+#    $\sqrt2$ at $t = \tfrac12$ and back) bends it, so $S$ is far above the linear path's 0.008. One flow, several
+#    straightnesses: the metric measures the curve together with its scale and its clock, which is also what Euler's
+#    error depends on.
+# 4. **Your own weighting.** Write the EDM weighting (Karras et al.) as $w(\lambda)$ and add it to the plot of
+#    section 4. Which recipe does it resemble?
+#    *A good answer* derives $w(\lambda) = \mathcal N(\lambda; 2.4, 2.4^2)\,(e^{-\lambda} +
+#    \sigma_\text{data}^2)/\sigma_\text{data}^2$ with $\sigma_\text{data} = 0.5$: EDM weights the data-prediction
+#    error by $(\sigma^2 + \sigma_\text{data}^2)/(\sigma\, \sigma_\text{data})^2$, that error is $\sigma^2 =
+#    e^{-\lambda}$ times the $\epsilon$ error, and its noise levels $\ln\sigma \sim \mathcal N(-1.2, 1.2^2)$ give
+#    $\lambda = -2\ln\sigma \sim \mathcal N(2.4, 2.4^2)$. On the plot (normalised at $\lambda = 0$) it is a bell
+#    peaked near $\lambda \approx -3.3$, like flow matching with logit-normal times (SD3, peak near $-3.4$), with a
+#    heavier tail towards the data, and unlike the monotone uniform-$t$ recipes.
+# 5. **Variance, not mean.** In section 6, find a schedule with the same end points whose Monte Carlo estimator has
+#    a clearly larger standard error. What does that predict for training speed?
+#    *A good answer* gives a schedule from $\lambda = -\infty$ to $+\infty$ with another clock, for instance a small
+#    `Schedule` subclass with $\alpha = t^{1/3}$, $\sigma = 1 - t^{1/3}$ (and their derivatives), reports its mean
+#    and standard error next to the linear schedule's with the same $n$ (means within 4 standard errors, as C24
+#    says; a standard error several times larger), and explains it as importance sampling: the estimator draws
+#    $\lambda$ with density $1/(\mathrm d\lambda/\mathrm dt)$, and its variance is smallest when that density
+#    follows $w(\lambda)\,E\|\hat\epsilon-\epsilon\|^2$. Prediction: the same optimum, but noisier gradients at a
+#    given batch size, so slower training (or a larger batch for the same progress).
+# 6. **Shifted logit-normal.** Train with $m = 1$ (in the course's time: more data-side samples). How does the loss
+#    per time change? Where do the samples of the two networks differ most?
+#    *A good answer* trains with `logit_normal_times(b, mean=1.0)` beside the $m = 0$ run, with a second seed as the
+#    control as in C26, and shows the excess loss per tenth of $t$: lower on the data side and higher on the noise
+#    side for $m = 1$. It compares the samples with the target (energy distance against a data band) and measures
+#    two things separately, each with its standard error: the share of samples in each mixture component, which is
+#    decided near the noise end, and the spread within each component, decided near the data end; the noise-side
+#    undertraining of $m = 1$ predicts that the shares move first.
 
 # %% [markdown]
 # ## What to remember

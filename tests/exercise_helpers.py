@@ -1,11 +1,8 @@
-"""What each test of a lesson's checks (tests/test_exercises_NN.py) asks: the solution passes, and a typical
-wrong answer is rejected with its slip named (or no slip, when the check knows none) and a hint."""
+"""What each test of a lesson's checks (tests/test_exercises_NN.py) asks of a typical wrong answer: it is rejected
+with its slip named (or no slip, when the check knows none) and a hint. That every shipped solution passes is
+tested once for all, in tests/test_exercises.py."""
 
-from lessons.exercises import review, solution
-
-
-def assert_solution_passes(name):
-    assert review(name, solution(name)).passed
+from lessons.exercises import review
 
 
 def assert_rejected_with_hint(name, answer, slip, hint):

@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from exercise_helpers import assert_rejected_with_hint, assert_solution_passes, wrong_answer_ids
+from exercise_helpers import assert_rejected_with_hint, wrong_answer_ids
 
 from lessons.exercises import review, solution
 
@@ -69,11 +69,6 @@ WRONG = [
     ("affine_log_density", density_plus_trace, "+ tr A where - tr A belongs", "log N(noise) - tr A"),
     ("affine_log_density", density_at_x, "log N evaluated at x itself", "psi_1^{-1}(x)"),
 ]
-
-
-@pytest.mark.parametrize("name", ["hutchinson_divergence", "rademacher_variance", "affine_log_density"])
-def test_the_solution_passes(name):
-    assert_solution_passes(name)
 
 
 def test_gaussian_probes_pass_too():

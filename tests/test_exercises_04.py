@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from exercise_helpers import assert_rejected_with_hint, assert_solution_passes, wrong_answer_ids
+from exercise_helpers import assert_rejected_with_hint, wrong_answer_ids
 
 from lessons.exercises import review, solution
 from lessons.mixture import ExactMixtureModel
@@ -79,11 +79,6 @@ WRONG = [
         "squared",
     ),
 ]
-
-
-@pytest.mark.parametrize("name", ["gaussian_path_velocity", "ot_cfm_loss", "cfm_fm_constant"])
-def test_the_solution_passes(name):
-    assert_solution_passes(name)
 
 
 @pytest.mark.parametrize("name, answer, slip, hint", WRONG, ids=wrong_answer_ids(WRONG))

@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from exercise_helpers import assert_rejected_with_hint, assert_solution_passes, wrong_answer_ids
+from exercise_helpers import assert_rejected_with_hint, wrong_answer_ids
 
 from lessons import exercises_10
 from lessons.ddim import ddim
@@ -13,8 +13,6 @@ from lessons.exercises import review, solution
 from lessons.mean_flow import AverageVelocityMLP
 from lessons.mixture import ExactMixtureModel, GaussianMixture
 from lessons.schedules import LinearSchedule
-
-NAMES = ["dpm_solver_2m_update", "mean_flow_target", "gaussian_average_velocity"]
 
 
 def _step_2m(x, d_now, d_prev, alpha_s, sigma_s, sigma_t, h, h_prev, sign=1, r=None, ratio=None, gain=None):
@@ -172,23 +170,9 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_the_solution_passes(name):
-    assert_solution_passes(name)
-
-
 @pytest.mark.parametrize("name, answer, slip, hint", WRONG, ids=wrong_answer_ids(WRONG))
 def test_a_typical_wrong_answer_is_rejected_with_its_hint(name, answer, slip, hint):
     assert_rejected_with_hint(name, answer, slip, hint)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_a_stub_is_not_done_yet(name):
-    def stub(*args):
-        raise NotImplementedError("hint: a stub")
-
-    feedback = review(name, stub)
-    assert feedback.status == "not done yet" and "hint: a stub" in feedback.text
 
 
 def test_an_update_written_with_math_on_the_scalars_passes():
