@@ -99,6 +99,7 @@ checkpoints: setup
 	$(PY) scripts/train_mnist_classifier.py --steps 600 --out checkpoints/mnist/classifier.pt
 	$(PY) scripts/train_mnist.py --method cfm --classes --steps 6000 --batch-size 64 --size small --device cpu --out checkpoints/mnist/cfm_small.pt
 	$(PY) scripts/train_mnist.py --method ddpm --classes --steps 6000 --batch-size 64 --size small --device cpu --out checkpoints/mnist/ddpm_small.pt
+	$(PY) scripts/train_latent.py --models autoencoder unet dit
 
 benchmarks: setup
 	$(PY) benchmarks/flows_2d.py

@@ -29,4 +29,6 @@ Where each concept lives (one owner each):
   DPM-Solver++(2M), multistep in log-SNR .. dpm_solver      time grid even in log-SNR ............... dpm_solver
   EDM's Heun sampler, churn (Alg. 1, 2) ... edm_sampler     Karras (rho = 7) noise levels as t ...... edm_sampler
   MeanFlow: average-velocity MLP, loss .... mean_flow       one-step (few-step) MeanFlow sampling ... mean_flow
+  KL autoencoder (beta-VAE), its loss ..... autoencoder     latent space: scale, encode, decode .... latent
+  latent CFM loss, training, sampling ..... latent          DiT, adaLN-zero, MM-DiT joint block .... dit
 """

@@ -34,6 +34,10 @@ REMAKE = {
         f"--size small --device cpu --out checkpoints/mnist/{m}_small.pt"
         for m in ("cfm", "ddpm")
     },
+    **{
+        f"latent/{m}.pt": f"python scripts/train_latent.py --models {m}"
+        for m in ("autoencoder", "unet", "dit")
+    },
 }
 
 
@@ -64,7 +68,7 @@ def remake_command(path) -> str:
         )
     command = REMAKE[key]
     if p.resolve() != (CHECKPOINTS_DIR / key).resolve():  # a copy elsewhere: write it where it is expected
-        if key.startswith("2d/"):
+        if key.startswith(("2d/", "latent/")):
             command += f" --out {p.parent}"
         else:
             command = command.replace(f"--out checkpoints/{key}", f"--out {p}")

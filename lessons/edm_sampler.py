@@ -8,14 +8,16 @@ then sigma_N = 0; each sigma maps to the course's t through the schedule's log-S
 Heun's step from sigma_i to sigma_(i+1): Euler y' = y + (sigma_(i+1) - sigma_i) d_i, then the trapezoid
 y_(i+1) = y + (sigma_(i+1) - sigma_i) (d_i + d') / 2, except into sigma = 0 (where d' is undefined), which
 stays Euler's: on EDM's grid of N levels and then 0 that is the last step alone, so NFE = 2 N - 1.
+On a DDPM-trained eps-network, ddpm_karras_times spans the network's own range instead of EDM's [0.002, 80].
 """
 
 import math
 
 import torch
 
-from lessons.checks import check_number, check_positive_int, check_tensor, check_time
+from lessons.checks import check_instance, check_number, check_positive_int, check_tensor, check_time
 from lessons.ddim import _check_sampler, _coefs, _predict
+from lessons.ddpm import DDPM, DiscreteVPSchedule
 from lessons.schedules import Schedule, _check_schedule
 from lessons.solvers import walk_grid
 from lessons.tensors import normal_like
@@ -115,6 +117,30 @@ def karras_times(
     """
     sigmas = karras_sigmas(steps, sigma_min, sigma_max, rho)
     return times_at_sigmas(schedule, torch.cat([sigmas, sigmas.new_zeros(1)]), dtype)
+
+
+def ddpm_karras_times(
+    ddpm: DDPM, steps: int, rho: float = 7.0, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """EDM's grid (steps+1,) over a DDPM eps-network's range, on DiscreteVPSchedule(ddpm): karras_times from
+    sigma_max = sigma_t / alpha_t at t = 0 down to sigma_min = sigma_t / alpha_t one DDPM step before the data
+    (k = 1, t = 1 - 1 / T), then sigma = 0 (t = 1).
+
+    Why those ends: at t = 0 the grid starts where DDIM and DPM-Solver start, so every sampler maps the same noise
+    (its top, not EDM's image top of 80: a level above it has no time); k = 1 is the cleanest noise level the network
+    was trained at (k = 0 is sigma = 0, which a Karras grid cannot take as its sigma_min). The ends are read in
+    torch's default dtype, as ddim_times' times are; the times come back as dtype (default: torch's).
+    """
+    check_instance(ddpm, DDPM, "ddpm", "DDPM() or DDPM(num_steps=1000)")
+    if ddpm.num_steps < 2:
+        raise ValueError(
+            f"ddpm_karras_times needs a DDPM of at least 2 steps (its grid runs from k = T down to k = 1, then "
+            f"the data), got T = {ddpm.num_steps}."
+        )
+    check_positive_int(steps, "steps (the number of noise levels before sigma = 0)")
+    schedule = DiscreteVPSchedule(ddpm)
+    sigma_max, sigma_min = edm_sigma(schedule, ddpm.t_of([ddpm.num_steps, 1])).tolist()  # k = T, k = 1
+    return karras_times(schedule, steps, sigma_min=sigma_min, sigma_max=sigma_max, rho=rho, dtype=dtype)
 
 
 @torch.no_grad()

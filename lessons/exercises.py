@@ -16,6 +16,7 @@ import os
 import torch
 
 from lessons import (
+    exercises_00,
     exercises_01,
     exercises_02,
     exercises_02b,
@@ -23,6 +24,9 @@ from lessons import (
     exercises_04,
     exercises_05,
     exercises_06,
+    exercises_07,
+    exercises_08,
+    exercises_09,
     exercises_10,
 )
 from lessons.course_files import CHECKOUT_DIR
@@ -34,6 +38,7 @@ MODES = ("learner", "solutions")
 SOLUTIONS_DIR = CHECKOUT_DIR / "solutions"
 # a lesson with exercises adds its module here
 LESSON_CHECKS = (
+    exercises_00,
     exercises_01,
     exercises_02,
     exercises_02b,
@@ -41,6 +46,9 @@ LESSON_CHECKS = (
     exercises_04,
     exercises_05,
     exercises_06,
+    exercises_07,
+    exercises_08,
+    exercises_09,
     exercises_10,
 )
 # exercise name -> (its lesson, which names its solutions file, and its check)

@@ -8,6 +8,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from lessons.checks import check_instance, check_memory, check_number, check_positive_int, check_seed, choose
 from lessons.device import pick_device
@@ -249,3 +250,18 @@ class EMA:
             avg.lerp_(p.detach(), 1 - d)
         for avg, b in zip(self.model.buffers(), model.buffers()):
             avg.copy_(b)
+
+
+def step_flops(model: torch.nn.Module, loss_fn, batch) -> int:
+    """FLOPs of one training step's loss and backward pass on batch (torch.utils.flop_counter), the optimizer left out.
+
+    Counts the matrix products and convolutions (what dominates a network's cost); the gradients are
+    cleared afterwards, so the model is as it was.
+    """
+    check_instance(model, torch.nn.Module, "model", "MLP(dim=2)")
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be a function loss_fn(model, batch), got {type(loss_fn).__name__}.")
+    with FlopCounterMode(display=False) as counter:
+        _check_loss(loss_fn(model, batch), 1).backward()
+    model.zero_grad(set_to_none=True)
+    return int(counter.get_total_flops())

@@ -21,7 +21,8 @@
 # - which device your PyTorch sees (CPU is fine for every lesson);
 # - the one time convention and the one equation used everywhere;
 # - the 2D targets, and MNIST, at a glance;
-# - how the interactive widgets work.
+# - how the interactive widgets work;
+# - how a checked exercise works: a first one, on the straight path and its velocity.
 
 # %% [markdown]
 # ## How to use the course
@@ -38,6 +39,8 @@
 # | 06 | two sides of one coin | diffusion and Gaussian flow matching are the same model |
 # | 07 | MNIST | DDPM vs flow matching on images, quality vs number of steps |
 # | 08 | guidance | class-conditional models and classifier-free guidance |
+# | 09 | latent flow matching and DiT | an autoencoder's latent space, SD3's recipe, a tiny diffusion transformer |
+# | 10 | few steps | higher-order solvers, MeanFlow distillation and reflow, measured on identical work |
 #
 # - Work through the lessons in order; each builds on the previous ones.
 # - The notebooks are paired with plain `.py` files (jupytext); edit either, they stay in sync.
@@ -173,6 +176,56 @@ assert digits.images.shape[1:] == (1, 28, 28) and digits.images.min() >= -1 and 
 
 # %%
 ScheduleExplorer()
+
+# %% [markdown]
+# ## Exercises
+#
+# **Checked exercise.** A function to write. Replace the line `raise NotImplementedError(...)` by your code
+# and run the cell: `check` runs your function on random inputs against the library and says what is right,
+# what is off and by how much, and which common slip your answer matches. Until you fill it in, it says "not
+# done yet" and the rest of the notebook runs as before. Later lessons end with several of these; the
+# solutions are in `solutions/` (here `solutions/00_welcome.py`; a handout for learners leaves that folder
+# out).
+#
+# **Checked 1: a point of the straight path, and its velocity.** The linear schedule above has $\alpha(t) = t$
+# and $\sigma(t) = 1 - t$: $x_t = t\,\text{data} + (1 - t)\,\text{noise}$ runs along a straight line from the
+# noise ($t = 0$) to the data point ($t = 1$). Its velocity $\mathrm d x_t / \mathrm d t$ is what flow
+# matching (lesson 04) trains a network to predict. Write both for a batch: `data` and `noise` `(B, D)`, one
+# time per point `t` `(B,)` (as a column, `t[:, None]`, it multiplies every coordinate of its point),
+# returning the pair `(x_t, velocity)`. The check compares them with
+# `lessons.paths.GaussianPath(LinearSchedule()).sample`, which later lessons train with, at $t = 0$, $t = 1$
+# and random times.
+
+# %%
+from lessons.exercises import check
+
+
+def linear_path(data, noise, t):
+    """(x_t, velocity), each (B, D), on the straight path; data and noise (B, D), times t (B,)."""
+    raise NotImplementedError("hint: alpha(t) = t and sigma(t) = 1 - t; the velocity is d x_t / dt")
+
+
+check("linear_path", linear_path)
+
+# %% [markdown]
+# **Open questions** (no automatic check: each asks for a derivation and a measurement; what a good answer
+# contains is said under it).
+#
+# 1. **How far from the data?** On the straight path, how does the mean squared distance
+#    $\mathbb E\,\|x_t - \text{data}\|^2$ between a noised point and its data point shrink with $t$, for the
+#    `mixture` target? Derive it, then measure it at a few $t$ with `sample_target("mixture", n)` and fresh
+#    noise.
+#    *A good answer* derives $x_t - \text{data} = (1 - t)(\text{noise} - \text{data})$, so the distance is
+#    $(1 - t)^2\,\mathbb E\,\|\text{noise} - \text{data}\|^2 = (1 - t)^2\,(D + \mathbb E\,\|\text{data}\|^2)$
+#    (noise and data independent, noise of mean 0 and variance 1 per coordinate), and compares it with the
+#    measured means, each with its standard error: a parabola in $t$, not a straight line.
+# 2. **Lines that cross.** Draw 20 straight paths, from 20 noise points to 20 points of `8gaussians`. Each has
+#    the constant velocity data - noise, but some of them cross. At a crossing point, what velocity could one
+#    network, which sees only $x_t$ and $t$, predict?
+#    *A good answer* plots the lines, finds a crossing (two paths at the same point at the same $t$), and says
+#    that the network can give only one velocity there: trained by least squares, the average of the
+#    velocities of all the paths through that point, $\mathbb E[\text{data} - \text{noise} \mid x_t]$, the
+#    marginal field of lesson 04. Its paths therefore do not cross, and are not the straight lines drawn.
 
 # %% [markdown]
 # ## What to remember

@@ -670,17 +670,108 @@ print(f"lesson CPU time so far: {time.process_time() - lesson_start:.0f} s")
 
 # %% [markdown]
 # ## Exercises
-# 1. Sample the DDPM model with DDIM $\eta = 1$ (`generate(..., eta=1.0, clip=True)`, ancestral-like noise).
-#    How does its FD curve compare with $\eta = 0$ at 8 and at 32 steps?
-# 2. Replace Euler by the midpoint method for the flow model (`solve_ode(..., method="midpoint")`, two
-#    evaluations per step). At equal NFE, is it better?
-# 3. Continue the bits/dim table to 512 steps, and try `method="dopri5"` with a tolerance of 1e-3.
-#    Where does the estimate settle? Our model never saw dequantized digits in training: retrain it on
+#
+# **Checked exercises.** Each is a function to write. Replace the line `raise NotImplementedError(...)` by your
+# code and run the cell: `check` runs your function on random inputs against the library and says what is
+# right, what is off and by how much, and which common slip your answer matches. Until you fill it in, it
+# says "not done yet" and the rest of the notebook runs as before. The solutions are in
+# `solutions/07_mnist.py` (a handout for learners leaves that folder out).
+#
+# **Checked 1: one clipped DDIM step.** Write one step of section 4's DDPM sampler with `clip=True`. From the state
+# `x` $= x_t$ and the network's noise guess `eps_hat` $= \hat\epsilon$ (both `(B, 1, 28, 28)`), and the numbers
+# $\alpha_t$, $\sigma_t$ of the current time and $\alpha_s$, $\sigma_s$ of the next, less noisy one (floats): form the
+# data guess $\hat{\text{data}} = (x_t - \sigma_t\hat\epsilon)/\alpha_t$, clip it to the pixel range $[-1, 1]$, and take
+# DDIM's step ($\eta = 0$, lesson 02) with the clipped guess. The check runs the lesson's DDPM network from noise for
+# 4 steps, as `generate(..., nfe=4, clip=True)` does, and at each of the 4 states compares your step with
+# `lessons.ddim.ddim` on the network wrapped by `lessons.image_training.clip_data_prediction`. The first step starts
+# at $\alpha_t \approx 0.006$, where most of the data guess lies outside $[-1, 1]$.
+
+# %%
+from lessons.exercises import check
+
+
+def clipped_ddim_step(x, eps_hat, alpha_t, sigma_t, alpha_s, sigma_s):
+    """x_s (B, 1, 28, 28): one DDIM step from x = x_t, its data guess clipped to [-1, 1]; the numbers are floats."""
+    raise NotImplementedError("hint: after clipping, x_t = alpha_t data_hat + sigma_t eps must still hold")
+
+
+check("clipped_ddim_step", clipped_ddim_step)
+
+# %% [markdown]
+# **Checked 2: the Fréchet distance of two feature sets.** Write section 5's FD for two sets of classifier features,
+# `features_a` `(N, D)` and `features_b` `(M, D)` (float64, one row per image): fit a Gaussian to each, its mean and
+# its unbiased covariance, and return the Fréchet distance between the two Gaussians as a float. The check compares
+# it with `lessons.image_metrics.frechet_distance` on three pairs of sets: two correlated Gaussian clouds, ReLU
+# features with dead units like the classifier's (scipy may warn there that $\Sigma_a\Sigma_b$ is singular, as in
+# section 5; its square root is still fine), and a cloud with a shifted copy of itself.
+
+
+# %%
+def feature_frechet_distance(features_a, features_b):
+    """The Frechet distance (a float) between Gaussians fitted to the features (N, D) and (M, D)."""
+    raise NotImplementedError("hint: a mean and a (D, D) covariance per set, then section 5's formula")
+
+
+check("feature_frechet_distance", feature_frechet_distance)
+
+# %% [markdown]
+# **Checked 3: bits per dimension of dequantized digits.** Write section 7's measurement for any density. You get
+# `log_density`, a function from images `x` `(B, 1, 28, 28)` in $[-1, 1]$ to their log-density in nats `(B,)` (it
+# stands in for `log_likelihood(cfm_model, x, ...).log_prob`), and pixels $k / 255$ in $[0, 1]$ `(B, 1, 28, 28)`, as
+# `to_display` gives them. Dequantize the pixels, move them to the models' coordinates $[-1, 1]$, and return the bits
+# per dimension of each image `(B,)`. Your answer is random (it depends on the dequantization noise), so the check
+# compares it with the exact mean over that noise, which it computes in closed form for two Gaussian densities, in
+# standard deviations of that noise.
+
+
+# %%
+def dequantized_bits_per_dim(log_density, pixels):
+    """Bits per dimension (B,) of the pixels k / 255 (B, 1, 28, 28) under log_density, a density on [-1, 1]^D."""
+    raise NotImplementedError("hint: dequantize, map to [-1, 1], then mind the width of each level's bin")
+
+
+check("dequantized_bits_per_dim", dequantized_bits_per_dim)
+
+# %% [markdown]
+# **Open questions** (no automatic check: each asks for an experiment; what a good answer contains is said under
+# it).
+#
+# 1. **Stochastic DDIM.** Sample the DDPM model with DDIM $\eta = 1$ (`generate(..., eta=1.0, clip=True)`, the
+#    ancestral-like noise of lesson 02). How does its FD curve compare with $\eta = 0$ at 8 and at 32 steps?
+#    *A good answer* draws both curves on the same noise seeds with their 95% intervals (calling
+#    `torch.manual_seed` before each run, since $\eta > 0$ draws fresh noise at every step), reads the two at 8 and
+#    32 NFE, and explains the difference: each stochastic step adds noise that only the later steps can remove, so
+#    with few steps $\eta = 1$ leaves it in the samples, and the gap narrows as the steps grow (DDIM's paper finds
+#    the same).
+# 2. **Midpoint instead of Euler.** Replace Euler by the midpoint method for the flow model
+#    (`solve_ode(..., method="midpoint")`, two evaluations per step). At equal NFE, is it better?
+#    *A good answer* compares the two at equal NFE (midpoint with half the steps) on the same noise seeds, with
+#    intervals, both in FD and in the distance to a fine solve of the same network from the same noise (which
+#    separates the solver's error from the network's), and explains where each wins: a second-order method with
+#    half the steps pays off once the steps are small enough, and not at all once FD sits on the real-vs-real floor.
+# 3. **Where bits/dim settle.** Continue the bits/dim table to 512 steps, and try `method="dopri5"` with a tolerance
+#    of 1e-3. Where does the estimate settle? Our model never saw dequantized digits in training: retrain it on
 #    `dequantize`d pixels and compare (likelihood papers do so).
-# 4. With a GPU, train both models at `--size full` for 20k steps and redo the table. Does the gap at 8 NFE shrink?
-# 5. The network factor of C27 mixes three things. Train (with `lessons.flow_matching.cfm_loss` on another
-#    `GaussianPath`, or a loss of your own) an eps-prediction model on the straight path and a velocity model
-#    on DDPM's schedule, and add them to the factor table: which of output, path and weighting matters?
+#    *A good answer* tabulates the estimate with its standard error over the digits (same digits, same probes)
+#    against the steps and for dopri5 with its NFE, calls it settled where the changes fall below that error, and
+#    compares the retrained model on the same held-out digits: a model trained on the 256 exact levels may put its
+#    density in spikes at them, which the uniform noise inside each bin misses; trained on dequantized pixels it
+#    learns the smooth density that the bound of section 7 integrates.
+# 4. **Full size.** With a GPU, train both models at `--size full` for 20k steps and redo the table. Does the gap at
+#    8 NFE shrink?
+#    *A good answer* redraws the FD curves of both full-size models with intervals over seeds, reruns the C27 ratio
+#    of evaluations to the target, reports the training seconds of each, and ties the answer to the factor table:
+#    rows D and E (the two networks with the flow's sampler) rerun with the new models show whether the DDPM
+#    network's few-step error is what shrank.
+# 5. **Which part of the network?** The network factor of C27 mixes three things. Train (with
+#    `lessons.flow_matching.cfm_loss` on another `GaussianPath`, or a loss of your own) an eps-prediction model on
+#    the straight path and a velocity model on DDPM's schedule, and add them to the factor table: which of output,
+#    path and weighting matters?
+#    *A good answer* trains the two models with the same U-Net, data, steps, batch size and seed as the shipped
+#    ones, adds them as rows of the factor table on the same noise batches with intervals, states the loss
+#    weighting over log-SNR each one implies (lesson 06, `lessons.weighting.implied_weighting`), and compares
+#    models that differ in one of output and path only, noting that each such change moves the weighting too
+#    unless the loss is reweighted to keep it.
 #
 # ## What to remember
 # - Images change the network, not the method: the DDPM and CFM losses and the DDIM and Euler samplers

@@ -474,11 +474,105 @@ explorer
 
 # %% [markdown]
 # ## Exercises
-# 1. Guide the DDPM model of lesson 07 (`checkpoints/mnist/ddpm_small.pt`, also trained with label dropout)
-#    with `generate(..., method="ddpm", guidance=w)`. The guided noise prediction uses the same formula: why?
-# 2. Negative guidance ($-1 < w < 0$) interpolates towards the unconditional model. What happens to
-#    accuracy and diversity? (`ClassifierFreeGuidance` refuses it; write the two-line field yourself.)
-# 3. Guide only for $t > 0.5$ (late, detail-setting steps) or only for $t < 0.5$. Which half decides the class?
+#
+# **Checked exercises.** Each is a function to write. Replace the line `raise NotImplementedError(...)` by
+# your code and run the cell: `check` runs your function on random inputs against the library and says what is
+# right, what is off and by how much, and which common slip your answer matches. Until you fill it in, it says
+# "not done yet" and the rest of the notebook runs as before. The solutions are in `solutions/08_guidance.py`
+# (a handout for learners leaves that folder out).
+#
+# **Checked 1: the guided field in one network call.** Write the guided velocity of section 1,
+# $(1 + w)\,v(x, t, c) - w\,v(x, t, \varnothing)$, for a class-conditional network `model` (called as
+# `model(x=..., t=..., cond=...)`; its real classes are `0 .. model.num_classes - 1`, and the extra label
+# `model.num_classes` is $\varnothing$, "no class"), points `x` `(B, D)`, times `t` `(B,)`, labels `cond`
+# `(B,)` and a scale `w` $\ge 0$. Do it the way `lessons.guidance.ClassifierFreeGuidance` does: **one** call
+# of the network on the batch stacked twice, once with the labels and once with $\varnothing$, so that
+# guidance costs one (twice as large) network call per step, not two. The check compares your field with
+# `ClassifierFreeGuidance` on a fixed 3-class network at $w = 0$, $0.5$ and $3$, and counts the calls.
+
+# %%
+from lessons.exercises import check
+
+
+def guided_velocity(model, x, t, cond, w):
+    """(1 + w) v(x, t, c) - w v(x, t, null), (B, D), from one network call on the batch stacked twice."""
+    raise NotImplementedError("hint: stack x with itself, and the labels with the 'no class' label")
+
+
+check("guided_velocity", guided_velocity)
+
+# %% [markdown]
+# **Checked 2: the classifier hidden in the guided score.** Section 1 starts from Bayes' rule for the noisy
+# marginals, $p_t(c \mid x) = p(c)\,p_t(x \mid c) / p_t(x)$, the classifier that classifier guidance would
+# have to train. On the 2D mixtures it is exact. Write it for points `x` `(B, D)` at times `t` `(B,)` on the
+# straight path, `class_laws` a list of one `GaussianMixture` per class ($p(x \mid c)$ of the data) and
+# `priors` the numbers $p(c)$, returning `(B, C)` (each row sums to 1). The likelihood of a noisy point is
+# that of the mixture's noised law: `law.log_prob(x, alpha, sigma)` for
+# $x_t = \alpha\,\text{data} + \sigma\,\text{noise}$. The check compares your posterior, on the lesson's two
+# classes and on three classes with unequal priors, with the posterior of each component of the mixture of all
+# the classes (`GaussianMixture.posterior_weights`) summed over the components of each class. (Its gradient is
+# section 2's guidance direction: on the straight path
+# $\frac{1 - t}{t}\,\nabla \log p_t(c \mid x) = u_t(x \mid c) - u_t(x)$, which the course's tests check by
+# finite differences.)
+
+
+# %%
+def noised_class_posterior(x, t, class_laws, priors):
+    """p_t(c | x), (B, C), at x (B, D) and times t (B,); class_laws: C GaussianMixtures; priors: C floats."""
+    raise NotImplementedError("hint: Bayes' rule, with the likelihood of x_t = t data + (1 - t) noise")
+
+
+check("noised_class_posterior", noised_class_posterior)
+
+# %% [markdown]
+# **Checked 3: the tilted law by importance weights.** Section 2 draws the tilted law
+# $p(x \mid c)^{1+w}\,p(x)^{-w} \propto p(x)\,p(c \mid x)^{1+w}$ by rejection. Weights give its averages
+# without rejecting anything: draw `n` points of `conditional` ($p(x \mid c)$, with `conditional.sample(n)`),
+# weigh each by the tilted density over the density you drew from (known only up to a constant), and return
+# the weighted mean of $p(c \mid x)$: the column "mean p(c|x): tilted" of section 2's table, as a float.
+# `conditional` and `marginal` are `GaussianMixture`s ($p(x \mid c)$ and $p(x)$), `class_prior` is $p(c)$.
+# Your answer is random, so the check compares it, at $w = 1$ and $2$ with `n = 10000`, with the mean over
+# 50,000 exact draws of `lessons.guidance.sample_tilted`, in standard errors of the difference (that of a
+# weighted mean comes from the spread of the weighted terms).
+
+
+# %%
+def tilted_confidence(conditional, marginal, class_prior, w, n):
+    """The mean of p(c | x) under p(x) p(c | x)^(1+w), from n weighted draws of p(x | c); a float."""
+    raise NotImplementedError("hint: the tilted density over p(x | c) is a power of p(c | x): which one?")
+
+
+check("tilted_confidence", tilted_confidence)
+
+# %% [markdown]
+# **Open questions** (no automatic check: each asks for an experiment or a derivation; what a good answer
+# contains is said under it).
+#
+# 1. **Guiding a noise prediction.** Guide the DDPM model of lesson 07 (`checkpoints/mnist/ddpm_small.pt`,
+#    also trained with label dropout) with `generate(..., method="ddpm", guidance=w)`, and redo section 4's
+#    table for it. The guided noise prediction uses the same formula as the velocity: why?
+#    *A good answer* derives it: $\epsilon_t(x, c) = -\sigma_t\,\nabla \log p_t(x \mid c)$ is the score times
+#    a number that is the same for every class, so $(1 + w)\,\epsilon_c - w\,\epsilon_\varnothing$ is the
+#    noise prediction of the guided score (the same holds for any prediction $a_t\,x + b_t\,\nabla \log p_t$,
+#    since $(1 + w) - w = 1$ keeps the common term $a_t\,x$). It then shows accuracy and diversity against $w$
+#    with 95% intervals over seeds, as section 4 does, and compares the trend with the flow-matching model's,
+#    on the same labels and numbers of steps.
+# 2. **Negative guidance.** With $-1 < w < 0$ the field interpolates towards the unconditional model ($w = -1$
+#    is the unconditional model itself). What happens to accuracy and diversity? (`ClassifierFreeGuidance`
+#    refuses $w < 0$: write the field as a function `field(x, t, cond=None)` from two calls of the model, and
+#    integrate it with `solve_ode(field, noise, steps=nfe, method="euler", cond=labels)`.)
+#    *A good answer* measures both, with intervals over seeds, at a few $w$ in $[-1, 0]$ on the same noise,
+#    and finds the trend of section 4 continued the other way: accuracy falls towards that of the
+#    unconditional model (about 10%, one digit in ten matching the label by chance) and diversity rises
+#    towards that of all digits; it checks its own field at $w = 0$ against `generate(..., guidance=0.0)`
+#    first.
+# 3. **When to guide.** Guide only for $t < 0.5$ (the noisy first half, where the coarse shape is set) or only
+#    for $t > 0.5$ (the late, detail-setting steps), with a field that switches $w$ on with the time. Which
+#    half decides the class?
+#    *A good answer* compares accuracy and diversity for no guidance, guidance everywhere, and each half, on
+#    the same noise and labels with intervals over seeds, says which half moves the accuracy (the class is
+#    decided while the sample is still mostly noise, so expect the noisy half) and what the other half
+#    changes, and explains it by what $x_t$ still leaves open at each time (by $t = 0.5$, $x_t$ is half data).
 #
 # ## What to remember
 # - Classifier-free guidance needs no classifier: label dropout trains the conditional and the

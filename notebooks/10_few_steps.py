@@ -190,7 +190,8 @@ assert (
 # $\tilde\sigma_i = \big(\tilde\sigma_\max^{1/\rho} + \tfrac{i}{n-1}(\tilde\sigma_\min^{1/\rho} -
 # \tilde\sigma_\max^{1/\rho})\big)^\rho$ with $\rho = 7$, then $\tilde\sigma = 0$. Their image settings are
 # $\tilde\sigma \in [0.002, 80]$; here we take the range of this schedule, so that the grid starts where DDIM starts
-# (at $t = 0$) and every sampler maps the same noise.
+# (at $t = 0$) and every sampler maps the same noise, and ends one DDPM step before the data ($k = 1$, the cleanest
+# level the network was trained at). We build that grid once by hand; from then on `ddpm_karras_times` builds it.
 
 
 # %%
@@ -210,18 +211,17 @@ def my_edm_heun(model, noise, schedule, ts):
 
 
 # %%
-from lessons.edm_sampler import edm_heun, edm_sigma, karras_times  # the library's version
+from lessons.edm_sampler import ddpm_karras_times, edm_heun, edm_sigma, karras_times  # the library's version
 
 sigma_max = edm_sigma(schedule, torch.zeros(1)).item()  # sigma-tilde at t = 0, where DDIM starts
 sigma_min = edm_sigma(schedule, ddim_times(ddpm, ddpm.num_steps)[-2:-1]).item()  # one DDPM step from the data
+grid_by_hand = karras_times(schedule, 10, sigma_min=sigma_min, sigma_max=sigma_max)
+assert torch.equal(
+    grid_by_hand, ddpm_karras_times(ddpm, 10)
+)  # the library's grid over this range, bit for bit
 
-
-def edm_grid(levels):
-    return karras_times(schedule, levels, sigma_min=sigma_min, sigma_max=sigma_max)
-
-
-mine = my_edm_heun(eps_model, noise, schedule, edm_grid(10))
-library = edm_heun(eps_model, noise, schedule, edm_grid(10))
+mine = my_edm_heun(eps_model, noise, schedule, grid_by_hand)
+library = edm_heun(eps_model, noise, schedule, ddpm_karras_times(ddpm, 10))
 gap_heun = (mine - library.final).abs().max().item()
 print(f"sigma-tilde from {sigma_max:.1f} down to {sigma_min:.3f}, then 0")
 print(f"by hand vs lessons.edm_sampler, 10 levels: largest difference {gap_heun:.1e} (NFE {library.nfe})")
@@ -261,7 +261,7 @@ for n in step_counts:
 heun = {}  # NFE -> error, EDM's grid, and on DDIM's grid
 heun_ddim_grid = {}
 for levels in (2, 3, 4, 6, 8, 10, 13, 16, 20, 25):
-    run = edm_heun(eps_model, noise, schedule, edm_grid(levels))
+    run = edm_heun(eps_model, noise, schedule, ddpm_karras_times(ddpm, levels))
     heun[run.nfe] = error(run.final)
     run = edm_heun(eps_model, noise, schedule, ddim_times(ddpm, levels))
     heun_ddim_grid[run.nfe] = error(run.final)

@@ -40,6 +40,8 @@ CLEAR_FRACTION = 0.98
 
 # public callables that take no input from a learner, or records only the library fills in (why, per name)
 EXEMPT = {
+    "lessons.autoencoder.AutoencoderConfig.to_dict": "no arguments",
+    "lessons.dit.DiTConfig.to_dict": "no arguments",
     "lessons.autograd_memory.SavedTensorMeter": "a context manager without arguments",
     "lessons.budget.budget": "no arguments (its input, COURSE_BUDGET, has cases under by_budget)",
     "lessons.checks.available_memory_bytes": "no arguments",
@@ -3249,6 +3251,13 @@ def cases_training(b: Book) -> None:
         batches = kw.pop("next_batch", random_batches(pts(16), 4))
         return train(model, kw.pop("loss_fn", mse), batches, kw.pop("steps", 2), **{"progress": False, **kw})
 
+    from lessons.training import step_flops
+
+    b.good("step_flops", "an MLP on a batch of 16", lambda f: step_flops(new_mlp(), mse, pts(16)))
+    b.bad("step_flops", "model the class", lambda f: step_flops(MLP, mse, pts(16)), ("model", CLASSW))
+    b.bad("step_flops", "model a string", lambda f: step_flops("mlp", mse, pts(16)), "model")
+    b.bad("step_flops", "loss_fn a string", lambda f: step_flops(new_mlp(), "mse", pts(16)), "loss_fn")
+    b.bad("step_flops", "a per-sample loss", lambda f: step_flops(new_mlp(), per_sample, pts(16)), "loss")
     b.good("train", "2 steps", lambda f: tr(f))
     b.good("train", "grad_clip None, constant lr", lambda f: tr(f, grad_clip=None, lr_schedule="constant"))
     b.bad("train", "steps 0", lambda f: tr(f, steps=0), "steps")
@@ -4793,6 +4802,45 @@ def cases_edm_sampler(b: Book) -> None:
         "karras_times", "dtype int64", lambda f: karras_times(vp, 10, dtype=torch.int64), ("dtype", "float")
     )
     b.bad("karras_times", "schedule the class", lambda f: karras_times(VPSchedule, 10), ("schedule", CLASSW))
+    cases_edm_sampler_ddpm_karras_times(b)
+
+
+def cases_edm_sampler_ddpm_karras_times(b: Book) -> None:
+    import torch
+
+    from lessons.ddpm import DDPM, DiscreteVPSchedule
+    from lessons.edm_sampler import ddpm_karras_times
+
+    b.good("ddpm_karras_times", "10 levels over DDPM's range", lambda f: ddpm_karras_times(DDPM(), 10))
+    b.good("ddpm_karras_times", "one level, T = 2", lambda f: ddpm_karras_times(DDPM(2), 1))
+    b.bad(
+        "ddpm_karras_times",
+        "ddpm the schedule",
+        lambda f: ddpm_karras_times(DiscreteVPSchedule(DDPM()), 10),
+        ("ddpm", "DDPM"),
+    )
+    b.bad("ddpm_karras_times", "ddpm the class", lambda f: ddpm_karras_times(DDPM, 10), ("ddpm", CLASSW))
+    b.bad("ddpm_karras_times", "ddpm a string", lambda f: ddpm_karras_times("ddpm", 10), ("ddpm", "DDPM"))
+    b.bad(
+        "ddpm_karras_times",
+        "a DDPM of 1 step",
+        lambda f: ddpm_karras_times(DDPM(1), 10),
+        ("T = 1", "2 steps"),
+    )
+    b.bad("ddpm_karras_times", "steps 0", lambda f: ddpm_karras_times(DDPM(), 0), "steps")
+    b.bad("ddpm_karras_times", "steps 2.5", lambda f: ddpm_karras_times(DDPM(), 2.5), ("steps", "whole"))
+    b.bad(
+        "ddpm_karras_times", "steps a string", lambda f: ddpm_karras_times(DDPM(), "10"), ("steps", "whole")
+    )
+    b.bad("ddpm_karras_times", f"steps {HUGE}", lambda f: ddpm_karras_times(DDPM(), HUGE), ("steps", MEMW))
+    b.bad("ddpm_karras_times", "rho 0", lambda f: ddpm_karras_times(DDPM(), 10, rho=0.0), "rho")
+    b.bad("ddpm_karras_times", "rho NaN", lambda f: ddpm_karras_times(DDPM(), 10, rho=NAN), ("rho", "finite"))
+    b.bad(
+        "ddpm_karras_times",
+        "dtype int64",
+        lambda f: ddpm_karras_times(DDPM(), 10, dtype=torch.int64),
+        ("dtype", "float"),
+    )
 
 
 def cases_elbo(b: Book) -> None:
@@ -5452,7 +5500,575 @@ def cases_mean_flow(b: Book) -> None:
     )
 
 
+def cases_autoencoder(b) -> None:  # b: Book, module "lessons.autoencoder"
+    import torch
+
+    from lessons.autoencoder import (
+        AutoencoderConfig,
+        KLAutoencoder,
+        autoencoder_config,
+        autoencoder_loss,
+        gaussian_kl,
+        latent_scale,
+        load_autoencoder,
+        make_autoencoder_loss,
+        save_autoencoder,
+        train_autoencoder,
+    )
+
+    def new_ae(**kw):
+        return KLAutoencoder(AutoencoderConfig(**{"channels": (8, 16), **kw})).eval()
+
+    def latents(b: int = 4, c: int = 4):
+        return torch.randn(b, c, 7, 7, generator=torch.Generator().manual_seed(b))
+
+    b.good("AutoencoderConfig", "tiny", lambda f: new_ae())
+    for name, kw in (
+        ("channels ()", {"channels": ()}),
+        ("channels (8, 16, 32)", {"channels": (8, 16, 32)}),
+        ("channels (0, 16)", {"channels": (0, 16)}),
+        ("channels (8, 2.5)", {"channels": (8, 2.5)}),
+        ("channels 'abc'", {"channels": "abc"}),
+        ("latent_channels 0", {"latent_channels": 0}),
+        ("latent_channels 2.5", {"latent_channels": 2.5}),
+        ("image_channels 0", {"image_channels": 0}),
+    ):
+        b.bad("AutoencoderConfig", name, lambda f, kw=kw: new_ae(**kw), name.split()[0])
+    b.good("autoencoder_config", "small, 3 latent channels", lambda f: autoencoder_config("small", 3))
+    b.bad("autoencoder_config", "'medium'", lambda f: autoencoder_config("medium"), ("medium", CHOICEW))
+    b.bad(
+        "autoencoder_config", "latent_channels 0", lambda f: autoencoder_config("tiny", 0), "latent_channels"
+    )
+    b.good("KLAutoencoder", "forward", lambda f: new_ae()(images()))
+    b.good("KLAutoencoder", "forward at the mean", lambda f: new_ae()(images(), sample=False))
+    b.good(
+        "KLAutoencoder",
+        "seeded forward",
+        lambda f: new_ae()(images(), generator=torch.Generator().manual_seed(0)),
+    )
+    b.bad(
+        "KLAutoencoder",
+        "a string config",
+        lambda f: KLAutoencoder("tiny"),
+        ("config|AutoencoderConfig", "autoencoder_config"),
+    )
+    b.bad("KLAutoencoder", "the class AutoencoderConfig", lambda f: KLAutoencoder(AutoencoderConfig), CLASSW)
+    b.bad("KLAutoencoder", "x (4, 784)", lambda f: new_ae()(images().flatten(1)), ("images", SHAPEW))
+    b.bad("KLAutoencoder", "x 32x32", lambda f: new_ae()(torch.zeros(2, 1, 32, 32)), ("images", "28x28|28"))
+    b.bad("KLAutoencoder", "x float64", lambda f: new_ae()(images().double()), DTYPEW)
+    b.bad("KLAutoencoder", "x int64", lambda f: new_ae()(images().long()), ("images", "float"))
+    b.bad("KLAutoencoder", "x a list", lambda f: new_ae()([[0.0]]), ("images", "tensor"))
+    b.bad(
+        "KLAutoencoder", "sample 'yes'", lambda f: new_ae()(images(), sample="yes"), ("sample", "True|False")
+    )
+    b.bad("KLAutoencoder", "generator 0", lambda f: new_ae()(images(), generator=0), "generator")
+    b.good("KLAutoencoder.encode", "4 digits", lambda f: new_ae().encode(images()))
+    b.bad(
+        "KLAutoencoder.encode",
+        "3 channels for 1",
+        lambda f: new_ae().encode(torch.zeros(2, 3, 28, 28)),
+        ("images", "channel|shape"),
+    )
+    b.bad("KLAutoencoder.encode", "(4, 28, 28)", lambda f: new_ae().encode(torch.zeros(4, 28, 28)), SHAPEW)
+    b.good("KLAutoencoder.decode", "latents (4, 4, 7, 7)", lambda f: new_ae().decode(latents()))
+    b.bad(
+        "KLAutoencoder.decode",
+        "latents (4, 4, 14, 14)",
+        lambda f: new_ae().decode(torch.zeros(4, 4, 14, 14)),
+        ("latent|z", SHAPEW),
+    )
+    b.bad(
+        "KLAutoencoder.decode",
+        "3 latent channels for 4",
+        lambda f: new_ae().decode(latents(c=3)),
+        ("latent|z", "4|shape"),
+    )
+    b.bad("KLAutoencoder.decode", "latents float64", lambda f: new_ae().decode(latents().double()), DTYPEW)
+    b.good("gaussian_kl", "(4, 4, 7, 7)", lambda f: gaussian_kl(latents(), latents()))
+    b.bad(
+        "gaussian_kl",
+        "shapes differ",
+        lambda f: gaussian_kl(latents(), latents(c=3)),
+        ("mean", "logvar", "shape"),
+    )
+    b.bad("gaussian_kl", "(B,) only", lambda f: gaussian_kl(torch.zeros(4), torch.zeros(4)), SHAPEW)
+    b.bad("gaussian_kl", "mean NaN", lambda f: gaussian_kl(poke(latents()), latents()), ("mean", NANW))
+    b.bad(
+        "gaussian_kl", "logvar int64", lambda f: gaussian_kl(latents(), latents().long()), ("logvar", "float")
+    )
+    b.bad("gaussian_kl", "mean a list", lambda f: gaussian_kl([0.0], latents()), ("mean", "tensor"))
+    b.good("autoencoder_loss", "beta 0.01", lambda f: autoencoder_loss(new_ae(), images(), 0.01))
+    b.bad("autoencoder_loss", "beta -1", lambda f: autoencoder_loss(new_ae(), images(), -1.0), ("beta", "[0"))
+    b.bad(
+        "autoencoder_loss",
+        "beta NaN",
+        lambda f: autoencoder_loss(new_ae(), images(), NAN),
+        ("beta", "finite"),
+    )
+    b.bad("autoencoder_loss", "beta '0.1'", lambda f: autoencoder_loss(new_ae(), images(), "0.1"), "beta")
+    b.bad(
+        "autoencoder_loss",
+        "a U-Net",
+        lambda f: autoencoder_loss(f.unet, images(), 0.1),
+        ("model", "KLAutoencoder"),
+    )
+    b.bad(
+        "autoencoder_loss",
+        "the class KLAutoencoder",
+        lambda f: autoencoder_loss(KLAutoencoder, images(), 0.1),
+        ("model", CLASSW),
+    )
+    b.bad(
+        "autoencoder_loss",
+        "images NaN",
+        lambda f: autoencoder_loss(new_ae(), poke(images()), 0.1),
+        ("images", NANW),
+    )
+    b.bad(
+        "autoencoder_loss",
+        "images (4, 28, 28)",
+        lambda f: autoencoder_loss(new_ae(), torch.zeros(4, 28, 28), 0.1),
+        ("images", SHAPEW),
+    )
+    b.good(
+        "make_autoencoder_loss",
+        "with labels",
+        lambda f: make_autoencoder_loss(0.01)(new_ae(), (images(), labels(4, 10))),
+    )
+    b.bad("make_autoencoder_loss", "beta -1", lambda f: make_autoencoder_loss(-1.0), "beta")
+    b.bad("make_autoencoder_loss", "beta inf", lambda f: make_autoencoder_loss(INF), ("beta", "finite"))
+    b.bad(
+        "make_autoencoder_loss",
+        "batch (4, 784)",
+        lambda f: make_autoencoder_loss()(new_ae(), images().flatten(1)),
+        ("images", SHAPEW),
+    )
+
+    def tae(f, **kw):
+        model = kw.pop("model", None) or new_ae()
+        return train_autoencoder(
+            model, kw.pop("data", f.mnist), kw.pop("steps", 2), **{"batch_size": 4, "progress": False, **kw}
+        )
+
+    b.good("train_autoencoder", "2 steps", lambda f: tae(f))
+    b.bad("train_autoencoder", "steps 0", lambda f: tae(f, steps=0), "steps")
+    b.bad("train_autoencoder", "batch_size 0", lambda f: tae(f, batch_size=0), "batch")
+    b.bad("train_autoencoder", "batch_size 21 of 20 images", lambda f: tae(f, batch_size=21), ("batch", "20"))
+    b.bad("train_autoencoder", "lr 0", lambda f: tae(f, lr=0.0), ("lr|learning rate", "(0"))
+    b.bad("train_autoencoder", "beta -1", lambda f: tae(f, beta=-1.0), "beta")
+    b.bad("train_autoencoder", "seed -1", lambda f: tae(f, seed=-1), "seed")
+    b.bad("train_autoencoder", "device 'gpu'", lambda f: tae(f, device="gpu"), DEVICEW)
+    b.bad(
+        "train_autoencoder",
+        "lr_schedule 'linear'",
+        lambda f: tae(f, lr_schedule="linear"),
+        ("linear", CHOICEW),
+    )
+    b.bad(
+        "train_autoencoder",
+        "callback_every 0",
+        lambda f: tae(f, callback=lambda *a: None, callback_every=0),
+        "callback_every",
+    )
+    b.bad("train_autoencoder", "callback a string", lambda f: tae(f, callback="plot"), "callback")
+    b.bad("train_autoencoder", "model a U-Net", lambda f: tae(f, model=f.unet), ("model", "KLAutoencoder"))
+    b.bad("train_autoencoder", "data a string", lambda f: tae(f, data="mnist"), ("data", "MNIST"))
+    b.bad(
+        "train_autoencoder",
+        "a 3-channel autoencoder on MNIST",
+        lambda f: tae(f, model=new_ae(image_channels=3)),
+        ("channel", "image_channels"),
+    )
+    b.good("latent_scale", "4 digits", lambda f: latent_scale(new_ae(), images()))
+    b.bad(
+        "latent_scale", "batch_size 0", lambda f: latent_scale(new_ae(), images(), batch_size=0), "batch_size"
+    )
+    b.bad("latent_scale", "images NaN", lambda f: latent_scale(new_ae(), poke(images())), ("images", NANW))
+    b.bad("latent_scale", "images 32x32", lambda f: latent_scale(new_ae(), torch.zeros(2, 1, 32, 32)), "28")
+    b.bad("latent_scale", "model a string", lambda f: latent_scale("ae", images()), "model")
+    b.good("save_autoencoder", "tiny", lambda f: save_autoencoder(f.tmp / "ae.pt", new_ae(), {"beta": 0.01}))
+    b.bad(
+        "save_autoencoder",
+        "a U-Net",
+        lambda f: save_autoencoder(f.tmp / "ae2.pt", f.unet, {}),
+        ("model", "KLAutoencoder"),
+    )
+    b.bad(
+        "save_autoencoder",
+        "settings a list",
+        lambda f: save_autoencoder(f.tmp / "ae3.pt", new_ae(), []),
+        "settings",
+    )
+    b.bad(
+        "save_autoencoder",
+        "settings with an object",
+        lambda f: save_autoencoder(f.tmp / "ae4.pt", new_ae(), {"x": object()}),
+        "settings",
+    )
+    b.bad("save_autoencoder", "path 3", lambda f: save_autoencoder(3, new_ae(), {}), "path")
+
+    def saved_then_loaded(f, **kw):
+        save_autoencoder(f.tmp / "ae_load.pt", new_ae(), {"beta": 0.01})
+        return load_autoencoder(f.tmp / "ae_load.pt", **kw)
+
+    b.good("load_autoencoder", "the saved autoencoder", saved_then_loaded)
+    b.bad("load_autoencoder", "no such file", lambda f: load_autoencoder(f.tmp / "none.pt"), "none.pt")
+    b.bad(
+        "load_autoencoder",
+        "an MLP checkpoint",
+        lambda f: load_autoencoder(f.checkpoints["good"]),
+        ("good.pt", "autoencoder"),
+    )
+    b.bad(
+        "load_autoencoder",
+        "a U-Net checkpoint",
+        lambda f: load_autoencoder(f.checkpoints["unet"]),
+        ("unet.pt", "autoencoder"),
+    )
+    b.bad("load_autoencoder", "device 'gpu'", lambda f: saved_then_loaded(f, device="gpu"), DEVICEW)
+
+
+def cases_dit(b: Book) -> None:
+    import torch
+
+    from lessons.dit import (
+        DiT,
+        DiTBlock,
+        DiTConfig,
+        JointDiTBlock,
+        dit_config,
+        load_dit,
+        patchify,
+        position_embedding_2d,
+        save_dit,
+        unpatchify,
+    )
+
+    def dit(classes=None, joint=False):
+        return randomized(DiT(dit_config("tiny", num_classes=classes, joint_attention=joint)))
+
+    def lat(n: int = 4, size: int = 7):
+        return torch.randn(n, 4, size, size, generator=torch.Generator().manual_seed(n))
+
+    b.good("DiTConfig", "tiny", lambda f: DiT(DiTConfig(hidden=32, depth=2, heads=2)))
+    b.good("DiTConfig", "MM-DiT", lambda f: DiTConfig(num_classes=10, joint_attention=True))
+    for name, kw, expect in (
+        ("input_size 0", {"input_size": 0}, "input_size"),
+        ("patch_size 2 on 7", {"patch_size": 2}, ("input_size", "patch_size", "divisible")),
+        ("in_channels 0", {"in_channels": 0}, "in_channels"),
+        ("hidden 30 for 4 heads", {"hidden": 30}, ("hidden", "heads|divisible")),
+        ("hidden 6 for 2 heads", {"hidden": 6, "heads": 2}, ("hidden", "multiple of 4")),
+        ("depth 0", {"depth": 0}, "depth"),
+        ("heads 2.0", {"heads": 2.0}, "heads"),
+        ("mlp_ratio 0", {"mlp_ratio": 0}, "mlp_ratio"),
+        ("mlp_ratio '4'", {"mlp_ratio": "4"}, ("mlp_ratio", "number")),
+        ("mlp_ratio NaN", {"mlp_ratio": NAN}, ("mlp_ratio", NANW)),
+        ("num_classes -1", {"num_classes": -1}, "num_classes"),
+        ("joint_attention without classes", {"joint_attention": True}, ("joint_attention", "num_classes")),
+        (
+            "joint_attention 'yes'",
+            {"joint_attention": "yes", "num_classes": 3},
+            ("joint_attention", "True|False"),
+        ),
+        ("class_tokens 0", {"class_tokens": 0, "num_classes": 3}, "class_tokens"),
+    ):
+        b.bad("DiTConfig", name, lambda f, kw=kw: DiTConfig(**kw), expect)
+    b.good("dit_config", "tiny, 10 classes, patch 7", lambda f: dit_config("tiny", 10, patch_size=7))
+    b.bad("dit_config", "'medium'", lambda f: dit_config("medium"), ("medium", CHOICEW))
+    b.bad("dit_config", "a setting 'width'", lambda f: dit_config("tiny", width=3), ("width", CHOICEW))
+    b.bad("dit_config", "num_classes 2.5", lambda f: dit_config("tiny", num_classes=2.5), "num_classes")
+    b.bad("dit_config", "hidden 30", lambda f: dit_config("tiny", hidden=30), ("hidden", "multiple of 4"))
+    b.good("patchify", "(4, 4, 8, 8) in 2 x 2 patches", lambda f: patchify(lat(4, 8), 2))
+    b.bad("patchify", "7 x 7 in 2 x 2 patches", lambda f: patchify(lat(), 2), ("patch_size", "divisible"))
+    b.bad("patchify", "x (4, 7, 7)", lambda f: patchify(lat()[:, 0], 1), ("x", "dimension"))
+    b.bad("patchify", "x int64", lambda f: patchify(lat().long(), 1), ("x", "float"))
+    b.bad("patchify", "x a list", lambda f: patchify(lat().tolist(), 1), ("x", "tensor"))
+    b.bad("patchify", "patch_size 0", lambda f: patchify(lat(), 0), "patch_size")
+    b.good("unpatchify", "49 tokens of 4", lambda f: unpatchify(torch.zeros(2, 49, 4), 1, 4, 7, 7))
+    b.bad(
+        "unpatchify",
+        "48 tokens for 7 x 7",
+        lambda f: unpatchify(torch.zeros(2, 48, 4), 1, 4, 7, 7),
+        ("tokens", SHAPEW, "49"),
+    )
+    b.bad(
+        "unpatchify",
+        "tokens (49, 4)",
+        lambda f: unpatchify(torch.zeros(49, 4), 1, 4, 7, 7),
+        ("tokens", "dimension"),
+    )
+    b.bad(
+        "unpatchify",
+        "height 7 in 2 x 2 patches",
+        lambda f: unpatchify(torch.zeros(2, 12, 16), 2, 4, 7, 8),
+        ("height", "divisible"),
+    )
+    b.bad("unpatchify", "channels 0", lambda f: unpatchify(torch.zeros(2, 49, 4), 1, 0, 7, 7), "channels")
+    b.good("position_embedding_2d", "7 x 7, width 32", lambda f: position_embedding_2d(7, 32))
+    b.bad("position_embedding_2d", "dim 30", lambda f: position_embedding_2d(7, 30), ("dim", "multiple of 4"))
+    b.bad("position_embedding_2d", "grid_size 0", lambda f: position_embedding_2d(0, 32), "grid_size")
+    b.bad("position_embedding_2d", "grid_size 10**9", lambda f: position_embedding_2d(HUGE, 32), MEMW)
+    b.good("DiTBlock", "9 tokens", lambda f: DiTBlock(16, 4)(torch.zeros(2, 9, 16), torch.zeros(2, 16)))
+    b.bad("DiTBlock", "hidden 0", lambda f: DiTBlock(0, 4), "hidden")
+    b.bad("DiTBlock", "hidden 16, heads 3", lambda f: DiTBlock(16, 3), ("hidden", "heads"))
+    b.bad("DiTBlock", "mlp_ratio -1", lambda f: DiTBlock(16, 4, -1.0), "mlp_ratio")
+    b.bad(
+        "DiTBlock",
+        "tokens of width 8 for 16",
+        lambda f: DiTBlock(16, 4)(torch.zeros(2, 9, 8), torch.zeros(2, 16)),
+        ("tokens", SHAPEW, "16"),
+    )
+    b.bad(
+        "DiTBlock",
+        "c for 3 samples, tokens for 2",
+        lambda f: DiTBlock(16, 4)(torch.zeros(2, 9, 16), torch.zeros(3, 16)),
+        ("c", SHAPEW),
+    )
+    b.bad(
+        "DiTBlock",
+        "tokens a list",
+        lambda f: DiTBlock(16, 4)(torch.zeros(2, 9, 16).tolist(), torch.zeros(2, 16)),
+        ("tokens", "tensor"),
+    )
+    b.good(
+        "JointDiTBlock",
+        "9 image and 3 context tokens",
+        lambda f: JointDiTBlock(16, 4)(torch.zeros(2, 9, 16), torch.zeros(2, 3, 16), torch.zeros(2, 16)),
+    )
+    b.bad("JointDiTBlock", "heads 0", lambda f: JointDiTBlock(16, 0), "heads")
+    b.bad(
+        "JointDiTBlock",
+        "context for 3 samples, image for 2",
+        lambda f: JointDiTBlock(16, 4)(torch.zeros(2, 9, 16), torch.zeros(3, 3, 16), torch.zeros(2, 16)),
+        ("context", SHAPEW),
+    )
+    b.bad(
+        "JointDiTBlock",
+        "image of width 8 for 16",
+        lambda f: JointDiTBlock(16, 4)(torch.zeros(2, 9, 8), torch.zeros(2, 3, 16), torch.zeros(2, 16)),
+        ("image", SHAPEW, "16"),
+    )
+    b.good("DiT", "forward", lambda f: dit()(x=lat(), t=times()))
+    b.good("DiT", "conditional forward", lambda f: dit(10)(x=lat(), t=times(), cond=labels(4, 10)))
+    b.good("DiT", "MM-DiT forward, null class", lambda f: dit(10, joint=True)(x=lat(), t=times()))
+    b.bad("DiT", "a string config", lambda f: DiT("tiny"), ("config|DiTConfig", "DiTConfig|dit_config"))
+    b.bad("DiT", "the class DiTConfig", lambda f: DiT(DiTConfig), ("config", CLASSW))
+    b.bad(
+        "DiT", "x (4, 4, 8, 8) for input_size 7", lambda f: dit()(x=lat(4, 8), t=times()), ("x", SHAPEW, "7")
+    )
+    b.bad("DiT", "x (4, 196)", lambda f: dit()(x=lat().flatten(1), t=times()), ("x", SHAPEW))
+    b.bad("DiT", "x a list", lambda f: dit()(x=lat().tolist(), t=times()), ("x", "tensor"))
+    b.bad("DiT", "x float64", lambda f: dit()(x=lat().double(), t=times().double()), DTYPEW)
+    b.bad("DiT", "t of 3 for 4 latents", lambda f: dit()(x=lat(), t=times(3)), ("t", "4|sample"))
+    b.bad("DiT", "t outside [0, 1]", lambda f: dit()(x=lat(), t=times(4, 2.0)), ("t", "[0, 1]"))
+    b.bad(
+        "DiT",
+        "cond for an unconditional DiT",
+        lambda f: dit()(x=lat(), t=times(), cond=labels()),
+        "cond|class",
+    )
+    b.bad(
+        "DiT",
+        "label 11 for 10 classes",
+        lambda f: dit(10)(x=lat(), t=times(), cond=torch.tensor([0, 1, 2, 11])),
+        ("cond|label", "10|classes"),
+    )
+    b.bad(
+        "DiT",
+        "float cond",
+        lambda f: dit(10, joint=True)(x=lat(), t=times(), cond=labels(4, 10).float()),
+        ("cond|labels", "dtype|long"),
+    )
+    b.good("save_dit", "a tiny DiT", lambda f: save_dit(f.tmp / "dit.pt", dit(10), {"method": "cfm"}))
+    b.bad("save_dit", "a U-Net", lambda f: save_dit(f.tmp / "dit.pt", f.unet, {}), ("model", "DiT"))
+    b.bad("save_dit", "the class DiT", lambda f: save_dit(f.tmp / "dit.pt", DiT, {}), ("model", CLASSW))
+    b.bad("save_dit", "settings a string", lambda f: save_dit(f.tmp / "dit.pt", dit(), "cfm"), "settings")
+    b.bad("save_dit", "path a number", lambda f: save_dit(3, dit(), {}), "path")
+
+    def saved(f):
+        save_dit(f.tmp / "dit_for_load.pt", dit(3), {"method": "cfm"})
+        return f.tmp / "dit_for_load.pt"
+
+    b.good("load_dit", "what save_dit wrote", lambda f: load_dit(saved(f)))
+    b.bad("load_dit", "a U-Net checkpoint", lambda f: load_dit(f.checkpoints["unet"]), ("DiT", "save_dit"))
+    b.bad(
+        "load_dit", "no such file", lambda f: load_dit(f.tmp / "missing_dit.pt"), "no such file|no checkpoint"
+    )
+    b.bad(
+        "load_dit", "a garbage file", lambda f: load_dit(f.checkpoints["garbage"]), "not a torch checkpoint"
+    )
+    b.bad("load_dit", "device 'gpu'", lambda f: load_dit(saved(f), device="gpu"), DEVICEW)
+
+
+def cases_latent(b: Book) -> None:
+    import torch
+
+    from lessons.autoencoder import KLAutoencoder, autoencoder_config
+    from lessons.latent import (
+        LatentSpace,
+        generate_latent,
+        latent_cfm_loss,
+        latent_dit_config,
+        latent_unet,
+        train_latent_model,
+    )
+
+    def space():
+        return LatentSpace(randomized(KLAutoencoder(autoencoder_config("tiny"))), 1.5)
+
+    def digits(n=4):
+        return torch.rand(n, 1, 28, 28) * 2 - 1
+
+    b.good("LatentSpace", "encode and decode", lambda f: space().decode(space().encode(digits())))
+    b.bad(
+        "LatentSpace",
+        "autoencoder a U-Net",
+        lambda f: LatentSpace(latent_unet(), 1.0),
+        ("autoencoder", "KLAutoencoder"),
+    )
+    b.bad(
+        "LatentSpace",
+        "autoencoder the class",
+        lambda f: LatentSpace(KLAutoencoder, 1.0),
+        ("autoencoder", CLASSW),
+    )
+    for name, value in (("scale 0", 0.0), ("scale -1", -1.0), ("scale NaN", NAN), ("scale a string", "1")):
+        b.bad(
+            "LatentSpace",
+            name,
+            lambda f, v=value: LatentSpace(KLAutoencoder(autoencoder_config("tiny")), v),
+            "scale",
+        )
+    b.bad(
+        "LatentSpace.from_data",
+        "images 32x32",
+        lambda f: LatentSpace.from_data(space().autoencoder, torch.zeros(4, 1, 32, 32)),
+        ("images", SHAPEW),
+    )
+    b.bad(
+        "LatentSpace.posterior",
+        "images with NaN",
+        lambda f: space().posterior(torch.full((2, 1, 28, 28), NAN)),
+        ("images", NANW),
+    )
+    b.bad(
+        "LatentSpace.posterior",
+        "images (28, 28)",
+        lambda f: space().posterior(torch.zeros(28, 28)),
+        ("images", SHAPEW),
+    )
+    b.bad(
+        "LatentSpace.posterior",
+        "batch_size 0",
+        lambda f: space().posterior(digits(), batch_size=0),
+        "batch_size",
+    )
+    b.bad("LatentSpace.encode", "sample 'yes'", lambda f: space().encode(digits(), sample="yes"), "sample")
+    b.bad(
+        "LatentSpace.encode",
+        "images ints",
+        lambda f: space().encode(torch.zeros(2, 1, 28, 28, dtype=torch.long)),
+        ("images", "float|dtype"),
+    )
+    b.bad(
+        "LatentSpace.decode",
+        "latents (B, 1, 28, 28)",
+        lambda f: space().decode(digits()),
+        ("latents", SHAPEW),
+    )
+    b.bad(
+        "LatentSpace.decode",
+        "latents with NaN",
+        lambda f: space().decode(torch.full((2, 4, 7, 7), NAN)),
+        ("latents", NANW),
+    )
+    b.bad("LatentSpace.decode", "latents a list", lambda f: space().decode([[0.0]]), ("latents", "tensor"))
+
+    b.good("latent_unet", "10 classes", lambda f: latent_unet(10))
+    b.bad("latent_unet", "num_classes 0", lambda f: latent_unet(0), "num_classes")
+    b.bad(
+        "latent_unet",
+        "latent_channels 0",
+        lambda f: latent_unet(latent_channels=0),
+        "image_channels|channels",
+    )
+    b.good("latent_dit_config", "10 classes", lambda f: latent_dit_config(10))
+    b.bad("latent_dit_config", "num_classes -1", lambda f: latent_dit_config(-1), "num_classes")
+    b.bad(
+        "latent_dit_config",
+        "an unknown setting",
+        lambda f: latent_dit_config(10, width=3),
+        ("width|setting", CHOICEW),
+    )
+
+    def loss_on(batch, **kw):
+        return latent_cfm_loss(10, **kw)(latent_unet(10), batch)
+
+    z = torch.zeros(4, 4, 7, 7)
+    b.good("latent_cfm_loss", "a batch with labels", lambda f: loss_on((z, z + 0.1, torch.arange(4))))
+    b.bad(
+        "latent_cfm_loss",
+        "time_sampling 'normal'",
+        lambda f: latent_cfm_loss(10, time_sampling="normal"),
+        ("time sampling", CHOICEW),
+    )
+    b.bad("latent_cfm_loss", "p_uncond 2", lambda f: latent_cfm_loss(10, p_uncond=2.0), "p_uncond")
+    b.bad("latent_cfm_loss", "num_classes 0", lambda f: latent_cfm_loss(0), "num_classes")
+    b.bad("latent_cfm_loss", "a bare tensor for a batch", lambda f: loss_on(z), ("batch", "mean"))
+
+    b.bad(
+        "train_latent_model",
+        "steps 0",
+        lambda f: train_latent_model(latent_unet(10), space(), digits(), torch.arange(4), 0),
+        "steps",
+    )
+    b.bad(
+        "train_latent_model",
+        "labels for an unconditional model",
+        lambda f: train_latent_model(latent_unet(), space(), digits(), torch.arange(4), 2),
+        ("labels", "num_classes"),
+    )
+    b.bad(
+        "train_latent_model",
+        "labels 10 for 10 classes of 4 images",
+        lambda f: train_latent_model(latent_unet(10), space(), digits(), torch.full((3,), 1), 2),
+        ("cond|labels", SHAPEW),
+    )
+    b.bad(
+        "train_latent_model",
+        "space a KLAutoencoder",
+        lambda f: train_latent_model(latent_unet(10), space().autoencoder, digits(), None, 2),
+        ("space", "LatentSpace"),
+    )
+    b.good(
+        "generate_latent",
+        "two steps",
+        lambda f: generate_latent(latent_unet(10), space(), torch.randn(2, 4, 7, 7), 2, cond=torch.arange(2)),
+    )
+    b.bad(
+        "generate_latent",
+        "nfe 0",
+        lambda f: generate_latent(latent_unet(10), space(), torch.randn(2, 4, 7, 7), 0),
+        "nfe",
+    )
+    b.bad(
+        "generate_latent",
+        "noise of pixels",
+        lambda f: generate_latent(latent_unet(10), space(), torch.randn(2, 1, 28, 28), 1),
+        ("x|noise", SHAPEW),
+    )
+    b.bad(
+        "generate_latent",
+        "space None",
+        lambda f: generate_latent(latent_unet(10), None, torch.randn(2, 4, 7, 7), 1),
+        ("space", "LatentSpace"),
+    )
+
+
 BUILDERS = {
+    "lessons.autoencoder": cases_autoencoder,
+    "lessons.dit": cases_dit,
+    "lessons.latent": cases_latent,
     "lessons.exercises": cases_exercises,
     "lessons.exercise_checks": cases_exercise_checks,
     "widgets.langevin_explorer": cases_widgets_langevin_explorer,

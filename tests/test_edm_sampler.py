@@ -15,8 +15,15 @@ except ImportError as err:  # a clear word instead of a bare ImportError, as in 
     ) from None
 
 from lessons.ddim import ddim
-from lessons.ddpm import DDPM, DiscreteVPSchedule
-from lessons.edm_sampler import edm_heun, edm_sigma, karras_sigmas, karras_times, times_at_sigmas
+from lessons.ddpm import DDPM, DiscreteVPSchedule, ddim_times
+from lessons.edm_sampler import (
+    ddpm_karras_times,
+    edm_heun,
+    edm_sigma,
+    karras_sigmas,
+    karras_times,
+    times_at_sigmas,
+)
 from lessons.schedules import (
     CosineSchedule,
     LinearSchedule,
@@ -258,3 +265,79 @@ def test_bad_input_is_refused_in_words():
         times_at_sigmas(schedule, torch.tensor([1.0, 2.0], dtype=F64))
     with pytest.raises(TypeError, match="dtype"):
         karras_times(schedule, 10, dtype=torch.int64)
+
+
+# the course eps-network's DDPM (T = 1000), a shorter one, and the shortest that has a step before the data
+DDPMS = [DDPM(), DDPM(200, 1e-4, 0.05), DDPM(2)]
+
+
+@pytest.mark.parametrize("ddpm", DDPMS, ids=lambda d: f"T={d.num_steps}")
+def test_ddpm_karras_times_is_the_grid_lesson_10_and_the_explorer_built(ddpm):
+    """Bit for bit the grid both built by hand: edm_sigma at t = 0 and at DDIM's last time before the data."""
+    schedule = DiscreteVPSchedule(ddpm)
+    k1 = ddim_times(ddpm, ddpm.num_steps)[-2:-1]  # DDIM's last time before the data, k = 1
+    lesson_max = edm_sigma(schedule, torch.zeros(1)).item()  # lesson 10's and the explorer's own lines
+    lesson_min = edm_sigma(schedule, k1).item()
+    # the explorer test's: sigma_t / alpha_t written out
+    test_min = (schedule(k1).sigma / schedule(k1).alpha).item()
+    test_max = (schedule(torch.zeros(1)).sigma / schedule(torch.zeros(1)).alpha).item()
+    assert (test_min, test_max) == (lesson_min, lesson_max)
+    for steps in (1, 2, 3, 10, 25):
+        by_hand = karras_times(schedule, steps, sigma_min=lesson_min, sigma_max=lesson_max)
+        ours = ddpm_karras_times(ddpm, steps)
+        assert ours.dtype == by_hand.dtype == torch.get_default_dtype()
+        assert torch.equal(ours, by_hand), steps
+        by_hand_64 = karras_times(schedule, steps, sigma_min=lesson_min, sigma_max=lesson_max, dtype=F64)
+        assert torch.equal(ddpm_karras_times(ddpm, steps, dtype=F64), by_hand_64)
+    # control: a grid that ends one DDPM step further (k = 2) is one the same check tells apart
+    if ddpm.num_steps > 2:
+        k2 = edm_sigma(schedule, ddim_times(ddpm, ddpm.num_steps)[-3:-2]).item()
+        assert not torch.equal(ddpm_karras_times(ddpm, 10), karras_times(schedule, 10, k2, lesson_max))
+
+
+@pytest.mark.parametrize("ddpm", DDPMS, ids=lambda d: f"T={d.num_steps}")
+def test_ddpm_karras_times_spans_the_closed_form_range_of_the_alpha_bars(ddpm):
+    """Karras levels between sigma(k) = sqrt((1 - abar) / abar) at k = T and at the k of the time 1 - 1 / T."""
+    betas = [ddpm.beta(k) for k in range(1, ddpm.num_steps + 1)]
+    abar_top = math.prod(1 - b for b in betas)  # abar_T, in Python floats: not the library's cumprod
+    # the low end is read at the time 1 - 1 / T in torch's float32, as ddim_times gives it: for T = 1000 that time
+    # is the fractional step k = 0.99998713, where DDPM's log abar (linear between steps) is k log(1 - beta_1)
+    k = (1 - torch.tensor(1 - 1 / ddpm.num_steps, dtype=torch.float32).item()) * ddpm.num_steps
+    abar_low = (1 - betas[0]) ** k
+    top, low = math.sqrt((1 - abar_top) / abar_top), math.sqrt((1 - abar_low) / abar_low)
+    ts = ddpm_karras_times(ddpm, 12, dtype=F64)
+    levels = edm_sigma(DiscreteVPSchedule(ddpm), ts)
+
+    def karras(low, top, rho=7.0):
+        """EDM's 12 levels from top down to low, written out, then 0."""
+        lo, hi = low ** (1 / rho), top ** (1 / rho)
+        return [(hi + i / 11 * (lo - hi)) ** rho for i in range(12)] + [0.0]
+
+    # the ends are float32: sigma, alpha and their ratio each round by 6e-8 relative; the rest is float64
+    assert torch.allclose(levels, torch.tensor(karras(low, top), dtype=F64), rtol=3e-7, atol=0)
+    assert ts[-1] == 1.0 and bool((ts[1:] > ts[:-1]).all())
+    assert ts[0].item() == pytest.approx(0.0, abs=1e-6)  # it starts at the noise, where DDIM starts
+    assert ts[-2].item() == pytest.approx(1 - 1 / ddpm.num_steps, abs=1e-6)  # one DDPM step before the data
+    assert len(ddpm_karras_times(ddpm, 1)) == 2  # one level (the top), then the data
+    # control: the same check resolves the float32 time; at k = 1 exactly, T = 1000's low end is 6e-6 off
+    if ddpm.num_steps == 1000:
+        exact_k1 = math.sqrt(betas[0] / (1 - betas[0]))
+        assert not torch.allclose(levels, torch.tensor(karras(exact_k1, top), dtype=F64), rtol=3e-7, atol=0)
+
+
+def test_ddpm_karras_times_refuses_bad_input_in_words():
+    with pytest.raises(TypeError, match="ddpm must be a DDPM"):
+        ddpm_karras_times(DiscreteVPSchedule(DDPM()), 10)  # the schedule, not the DDPM
+    with pytest.raises(TypeError, match="class DDPM itself"):
+        ddpm_karras_times(DDPM, 10)
+    with pytest.raises(ValueError, match="at least 2 steps"):
+        ddpm_karras_times(DDPM(1), 10)
+    for steps in (0, 2.5, "10"):
+        with pytest.raises(ValueError, match="steps .*noise levels"):
+            ddpm_karras_times(DDPM(), steps)
+    with pytest.raises(ValueError, match="at most"):
+        ddpm_karras_times(DDPM(), 10**9)
+    with pytest.raises(ValueError, match="rho"):
+        ddpm_karras_times(DDPM(), 10, rho=0.0)
+    with pytest.raises(TypeError, match="dtype"):
+        ddpm_karras_times(DDPM(), 10, dtype=torch.int64)

@@ -14,11 +14,12 @@ from lessons.data2d import sample_target
 from lessons.ddim import ddim
 from lessons.ddpm import DDPM, DiscreteVPSchedule, ddim_times
 from lessons.dpm_solver import dpm_solver_2m
-from lessons.edm_sampler import edm_heun, karras_sigmas, karras_times
+from lessons.edm_sampler import ddpm_karras_times, edm_heun, karras_sigmas, karras_times
 from lessons.mean_flow import AverageVelocityMLP, mean_flow_sample
 from lessons.models import MLP
 from lessons.optimal_transport import w2
 from lessons.solvers import solve_ode
+from widgets import few_steps_explorer
 from widgets.few_steps_explorer import SAMPLERS, FewStepsExplorer, edm_levels, few_step_sample
 from widgets.models2d import CHECKPOINT_DIR, PretrainedModels, build_network
 
@@ -152,8 +153,24 @@ def test_edm_levels_are_the_most_a_budget_pays_for_and_match_the_library_grid(mo
     torch.testing.assert_close(run.xs, edm_heun(eps, noise, schedule, ts).xs)
     assert karras_sigmas(3, sigma_min, sigma_max)[0].item() == pytest.approx(sigma_max)
     assert ts[0].item() == pytest.approx(0.0, abs=1e-6)  # EDM starts where DDIM starts, at the noise
+    assert torch.equal(run.ts, ddpm_karras_times(ddpm, 3))  # the library's grid, bit for bit
     with pytest.raises(ValueError, match="budget of network calls"):
         edm_levels(0)
+
+
+def test_the_edm_grid_is_built_once_per_setting_and_a_caller_cannot_spoil_it(models):
+    cache = few_steps_explorer._edm_times
+    cache.cache_clear()
+    noise = torch.randn(8, 2, generator=torch.Generator().manual_seed(2))
+    first = few_step_sample(models, "EDM Heun", noise, 5)
+    first.ts.fill_(0.5)  # a learner writes into the trajectory's times
+    again = few_step_sample(models, "EDM Heun", noise, 5)  # the same 3 levels: the cached grid
+    few_step_sample(models, "EDM Heun", noise, 6)  # 3 levels again (6 calls buy 2 Heun steps and 1 Euler)
+    assert cache.cache_info().misses == 1 and cache.cache_info().hits == 2
+    _, ddpm, _ = _eps_setup(models)
+    assert torch.equal(again.ts, ddpm_karras_times(ddpm, 3))
+    few_step_sample(models, "EDM Heun", noise, 7)  # 4 levels: a new grid
+    assert cache.cache_info().misses == 2
 
 
 def test_controls_move_the_traces_and_a_setting_seen_before_comes_from_the_cache(explorer):

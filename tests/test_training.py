@@ -410,3 +410,22 @@ def test_training_shows_its_bar_with_the_running_loss_only_when_asked_or_slow(ca
     assert "training" in capsys.readouterr().err
     with pytest.raises(TypeError, match="progress"):
         train(model, loss_fn, next_batch, steps=5, progress="yes")
+
+
+def test_step_flops_counts_matrix_products_in_closed_form_and_leaves_no_gradients():
+    from lessons.training import step_flops
+
+    def loss(model, batch):
+        return model(batch).pow(2).mean()
+
+    batch = torch.randn(7, 5)
+    one = torch.nn.Linear(5, 3)
+    # forward x W^T: 2 B i o; backward: only the weight's gradient (the input needs none), 2 B i o
+    assert step_flops(one, loss, batch) == 4 * 7 * 5 * 3
+    assert all(p.grad is None for p in one.parameters())
+    two = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Linear(4, 3))
+    # forward of both layers, both weights' gradients, and the hidden activation's gradient (second layer only)
+    expected = 2 * 7 * (5 * 4 + 4 * 3) * 2 + 2 * 7 * 4 * 3
+    assert step_flops(two, loss, batch) == expected
+    wrong = 2 * 7 * (5 * 4 + 4 * 3) * 3  # the rule of thumb "backward = 2 x forward" overcounts here
+    assert step_flops(two, loss, batch) != wrong

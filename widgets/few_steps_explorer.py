@@ -7,7 +7,7 @@ x <- x + (t' - t) u(x, t, t') (one call each). A sampler's readout gives the cal
 its solver error: the mean distance to the exact ODE solution of the network it approximates, from the same noise.
 """
 
-from functools import partial
+from functools import lru_cache, partial
 
 import ipywidgets as w
 import plotly.graph_objects as go
@@ -26,7 +26,7 @@ from lessons.data2d import sample_target
 from lessons.ddim import ddim
 from lessons.ddpm import DDPM, DiscreteVPSchedule, ddim_times
 from lessons.dpm_solver import dpm_solver_2m
-from lessons.edm_sampler import edm_heun, edm_sigma, karras_times
+from lessons.edm_sampler import ddpm_karras_times, edm_heun
 from lessons.evaluation import data_band
 from lessons.mean_flow import mean_flow_sample
 from lessons.optimal_transport import w2
@@ -81,6 +81,7 @@ COLORS = {  # Okabe-Ito, distinct within this explorer
     "reflow (Euler)": METHOD_COLORS["reflow"],
     "MeanFlow": "#d55e00",
 }
+SAMPLE_MARKER = dict(size=6, line=dict(width=0.5, color="white"))  # both panels' samples, colored by sampler
 
 
 def edm_levels(budget: int) -> int:
@@ -89,12 +90,20 @@ def edm_levels(budget: int) -> int:
     return (budget + 1) // 2
 
 
+@lru_cache(maxsize=64)
+def _edm_times(
+    num_steps: int, beta_start: float, beta_end: float, levels: int, dtype: torch.dtype
+) -> torch.Tensor:
+    """ddpm_karras_times (levels+1,) of one DDPM, built once per setting: the slider comes back to the same budgets."""
+    return ddpm_karras_times(DDPM(num_steps, beta_start, beta_end), levels, dtype=dtype)
+
+
 def few_step_sample(models: PretrainedModels, sampler: str, noise: torch.Tensor, budget: int) -> Trajectory:
     """Trajectory (S+1, B, 2) of one sampler from noise (B, 2) using at most ``budget`` network calls (its nfe).
 
-    DDIM and DPM-Solver++(2M): budget steps on ddim_times. EDM Heun: edm_levels(budget) levels of karras_times from
-    sigma_max = sigma_t / alpha_t at t = 0 down to one DDPM step before the data, then 0. I-CFM and reflow: budget
-    Euler steps. MeanFlow: budget jumps of mean_flow_sample.
+    DDIM and DPM-Solver++(2M): budget steps on ddim_times. EDM Heun: edm_levels(budget) levels of ddpm_karras_times
+    (from sigma_t / alpha_t at t = 0 down to one DDPM step before the data, then 0). I-CFM and reflow: budget Euler
+    steps. MeanFlow: budget jumps of mean_flow_sample.
     """
     check_instance(models, PretrainedModels, "models", "PretrainedModels()")
     choose(sampler, SAMPLERS, "sampler")
@@ -116,9 +125,8 @@ def few_step_sample(models: PretrainedModels, sampler: str, noise: torch.Tensor,
             return ddim(model, noise, schedule, ddim_times(ddpm, budget), progress=False)
         if sampler == "DPM-Solver++(2M)":
             return dpm_solver_2m(model, noise, schedule, ddim_times(ddpm, budget), progress=False)
-        sigma_max = edm_sigma(schedule, torch.zeros(1)).item()  # where DDIM starts
-        sigma_min = edm_sigma(schedule, ddim_times(ddpm, ddpm.num_steps)[-2:-1]).item()  # one DDPM step short
-        ts = karras_times(schedule, edm_levels(budget), sigma_min=sigma_min, sigma_max=sigma_max)
+        key = (ddpm.num_steps, settings["beta_start"], settings["beta_end"], edm_levels(budget))
+        ts = _edm_times(*key, torch.get_default_dtype()).clone()  # a copy: the caller may write into traj.ts
         return edm_heun(model, noise, schedule, ts, progress=False)
     if name == "meanflow":
         return mean_flow_sample(model, noise, steps=budget)
@@ -195,10 +203,9 @@ class FewStepsExplorer(Explorer):
     def _make_figure(self) -> go.Figure:
         fig = two_panels(("left", "right"))
         target_backdrop(fig, (1, 2), VIEW)
-        dot = dict(size=6, line=dict(width=0.5, color="white"))
         for col in (1, 2):  # traces 2, 3 (left) and 4, 5 (right): paths, then samples
             add_lines(fig, "paths", dict(width=1.2, color=MUTED), col=col, opacity=0.6, hoverinfo="skip")
-            add_markers(fig, "samples", dict(dot, color=MUTED), col=col)
+            add_markers(fig, "samples", dict(SAMPLE_MARKER, color=MUTED), col=col)
         for col in (1, 2):  # after the updated traces, so that their indices stay put
             add_legend_entry(fig, "target density", dict(size=12, symbol="square", color="#b5bec8"), col=col)
         return side_by_side_squares(fig, VIEW)
@@ -245,7 +252,7 @@ class FewStepsExplorer(Explorer):
         budget = self.nfe.value
         res = self.sampler_result(sampler, budget)
         x, y = res["paths"]
-        marker = dict(size=6, line=dict(width=0.5, color="white"), color=COLORS[sampler])
+        marker = dict(SAMPLE_MARKER, color=COLORS[sampler])
         final = res["final"]
         traces = {
             2 + 2 * side: {"x": x, "y": y},
