@@ -598,7 +598,7 @@ control(
 # DDPM network sampled along that straight path is the worst row of all. What these two checkpoints cannot
 # separate is *what about the network* matters: its output (eps or velocity), the path it was trained on and
 # the weighting of its loss over log-SNR (lesson 06, C22 and C24) changed together when it was trained.
-# Telling them apart needs more models trained (exercise 5); the shipped two cannot do it.
+# Telling them apart needs more models trained (open question 5 at the end); the shipped two cannot do it.
 #
 # ## 6. The denoising path of one digit
 #
