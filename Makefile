@@ -40,7 +40,7 @@ test: setup lint
 	rm -rf build/claims
 	COURSE_BUDGET=fast COURSE_EXERCISES=$(EXERCISES_MODE) timeout $(TEST_TIMEOUT) $(PY) -m pytest tests \
 		--nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) \
-		--timeout=$(CELL_TIMEOUT) notebooks/
+		--timeout=$(CELL_TIMEOUT) --durations=30 notebooks/
 	$(PY) scripts/claims_ledger.py --check
 
 # The claims ledger from the last notebook run, written into the README.
