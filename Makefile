@@ -1,7 +1,7 @@
 # From diffusion to flow matching, interactively.
 #   make lab    set up .venv if needed and open the course in JupyterLab
 #   make test   set up .venv if needed and run every test (fast budget)
-# Other targets: lint, format, claims, app, book, handout, lesson N=01, checkpoints, benchmarks, bench-quick, sync, clean.
+# Other targets: lint, format, claims, app, book, handout, lesson N=01, checkpoints, benchmarks, bench-quick, bench-peers, sync, clean.
 
 VENV       ?= .venv
 PY         := $(VENV)/bin/python
@@ -11,11 +11,12 @@ TORCH_SPEC ?= torch
 CELL_TIMEOUT ?= 600
 TEST_TIMEOUT ?= 2400
 STAMP      := $(VENV)/.course-installed
-REFERENCE_LIBS := diffusers==0.42.1 torchcfm==1.0.7 flow-matching==1.0.10
+PEER_LIBS      := torchcfm==1.0.7 flow-matching==1.0.10 torchdyn==1.0.6
+REFERENCE_LIBS := diffusers==0.42.1 $(PEER_LIBS)
 # checked exercises: the tests run each unfilled one with its shipped solution; a handout (no solutions/) as a learner would
 EXERCISES_MODE := $(if $(wildcard solutions/*.py),solutions,learner)
 
-.PHONY: setup lab test lint format claims test-lib test-notebooks app book handout lesson lesson-name checkpoints benchmarks bench-quick wheel sync clean
+.PHONY: setup lab test lint format claims test-lib test-notebooks app book handout lesson lesson-name checkpoints benchmarks bench-quick bench-peers wheel sync clean
 
 setup: $(STAMP)
 
@@ -103,8 +104,13 @@ checkpoints: setup
 
 benchmarks: setup
 	$(PY) benchmarks/flows_2d.py
-	$(PY) benchmarks/widgets.py
+	$(PY) benchmarks/widget_latency.py
 	$(PY) benchmarks/mnist.py
+
+# The course's recipe beside TorchCFM's and Meta flow_matching's (peers with --no-deps: never another torch).
+bench-peers: setup
+	$(PIP) install --no-deps $(PEER_LIBS)
+	$(PY) benchmarks/vs_peers.py
 
 bench-quick: setup
 	$(PY) benchmarks/flows_2d.py --quick

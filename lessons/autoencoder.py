@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from lessons.checkpoints import load_model, save_checkpoint
+from lessons.checkpoints import configured_builder, load_model, save_configured_model
 from lessons.checks import (
     check_finite,
     check_instance,
@@ -298,10 +298,9 @@ def latent_scale(model: KLAutoencoder, images: torch.Tensor, batch_size: int = 5
 
 def save_autoencoder(path, model: KLAutoencoder, settings: dict) -> str:
     """Save an autoencoder's weights with its configuration and the given settings (beta, scale, ...); return the checksum."""
-    check_instance(model, KLAutoencoder, "model", "KLAutoencoder(autoencoder_config('small'))")
-    if not isinstance(settings, dict):
-        raise TypeError(f"settings must be a dict such as {{'beta': 0.001}}, got {type(settings).__name__}.")
-    return save_checkpoint(path, model.state_dict(), {**settings, "autoencoder": model.config.to_dict()})
+    return save_configured_model(
+        path, model, KLAutoencoder, "autoencoder", settings, "KLAutoencoder(autoencoder_config('small'))"
+    )
 
 
 def load_autoencoder(path, device="cpu"):
@@ -311,12 +310,10 @@ def load_autoencoder(path, device="cpu"):
     return model.to(device), settings
 
 
-def _build_autoencoder(settings: dict) -> KLAutoencoder:
-    if not isinstance(settings.get("autoencoder"), dict):
-        raise ValueError(
-            "this checkpoint holds no autoencoder configuration: it was not written by save_autoencoder "
-            "(remake it with scripts/train_latent.py --models autoencoder)"
-        )
-    config = dict(settings["autoencoder"])
-    config["channels"] = tuple(config["channels"])  # JSON stored the tuple as a list
-    return KLAutoencoder(AutoencoderConfig(**config))
+_build_autoencoder = configured_builder(
+    KLAutoencoder,
+    AutoencoderConfig,
+    "autoencoder",
+    "it was not written by save_autoencoder; remake it with scripts/train_latent.py --models autoencoder",
+    what="autoencoder",
+)

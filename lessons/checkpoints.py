@@ -318,3 +318,41 @@ def load_model(path: str | os.PathLike, build) -> tuple:
     _fit(path, model, state, settings)
     model.load_state_dict(state)
     return model.eval(), settings
+
+
+def save_configured_model(path, model, model_class, key: str, settings: dict, example: str) -> str:
+    """Save a model that has a .config (a dataclass with to_dict) and the given settings, the configuration
+    under settings[key]; return the checksum. example: how to make such a model, for the error message."""
+    check_instance(model, model_class, "model", example)
+    if not isinstance(settings, dict):
+        raise TypeError(
+            f"settings must be a dict such as {{'method': 'cfm'}}, got {type(settings).__name__}."
+        )
+    return save_checkpoint(path, model.state_dict(), {**settings, key: model.config.to_dict()})
+
+
+def configured_builder(model_class, config_class, key: str, not_this_kind: str, what: str | None = None):
+    """build(settings) for load_model: model_class(config_class(**settings[key])), JSON lists back to tuples.
+
+    not_this_kind: what to say when the settings hold no such configuration (which saver, which remake);
+    what: the model's name in that message (the class name by default)."""
+    for cls, name in ((model_class, "model_class"), (config_class, "config_class")):
+        if not isinstance(cls, type):
+            raise TypeError(f"{name} must be a class (such as UNet, UNetConfig), got {type(cls).__name__}.")
+    if not issubclass(model_class, torch.nn.Module):
+        raise TypeError(
+            f"model_class must be a torch.nn.Module class such as UNet, got {model_class.__name__}."
+        )
+    if not isinstance(key, str) or not key:
+        raise TypeError(
+            f"key must name the settings entry of the configuration, such as 'unet'; got {key!r}."
+        )
+    what = what or model_class.__name__
+
+    def build(settings: dict):
+        if not isinstance(settings.get(key), dict):
+            raise ValueError(f"this checkpoint holds no {what} configuration ({not_this_kind})")
+        config = {k: tuple(v) if isinstance(v, list) else v for k, v in settings[key].items()}
+        return model_class(config_class(**config))
+
+    return build

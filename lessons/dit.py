@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lessons.checkpoints import load_model, save_checkpoint
+from lessons.checkpoints import configured_builder, load_model, save_configured_model
 from lessons.checks import (
     check_instance,
     check_memory,
@@ -299,12 +299,7 @@ class DiT(nn.Module):
 
 def save_dit(path, model: DiT, settings: dict) -> str:
     """Save a DiT's weights with its configuration (settings['dit']) and the given settings; return the checksum."""
-    check_instance(model, DiT, "model", "DiT(dit_config('tiny'))")
-    if not isinstance(settings, dict):
-        raise TypeError(
-            f"settings must be a dict such as {{'method': 'cfm'}}, got {type(settings).__name__}."
-        )
-    return save_checkpoint(path, model.state_dict(), {**settings, "dit": model.config.to_dict()})
+    return save_configured_model(path, model, DiT, "dit", settings, "DiT(dit_config('tiny'))")
 
 
 def load_dit(path, device="cpu") -> tuple:
@@ -314,10 +309,9 @@ def load_dit(path, device="cpu") -> tuple:
     return model.to(device), settings
 
 
-def _build_dit(settings: dict) -> DiT:
-    if not isinstance(settings.get("dit"), dict):
-        raise ValueError(
-            "this checkpoint holds no DiT configuration (settings['dit']): it was not written by save_dit "
-            "(a U-Net's checkpoint loads with lessons.image_training.load_image_model)"
-        )
-    return DiT(DiTConfig(**settings["dit"]))
+_build_dit = configured_builder(
+    DiT,
+    DiTConfig,
+    "dit",
+    "it was not written by save_dit; a U-Net's checkpoint loads with lessons.image_training.load_image_model",
+)

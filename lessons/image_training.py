@@ -13,7 +13,7 @@ import warnings
 
 import torch
 
-from lessons.checkpoints import load_model, save_checkpoint
+from lessons.checkpoints import configured_builder, load_model, save_configured_model
 from lessons.checks import (
     check_finite,
     check_instance,
@@ -290,12 +290,7 @@ def generate(
 
 def save_image_model(path, model: UNet, settings: dict) -> str:
     """Save a U-Net's weights with its configuration and the given settings (method, steps, ...); return the checksum."""
-    check_instance(model, UNet, "model", "UNet(unet_config('tiny'))")
-    if not isinstance(settings, dict):
-        raise TypeError(
-            f"settings must be a dict such as {{'method': 'cfm'}}, got {type(settings).__name__}."
-        )
-    return save_checkpoint(path, model.state_dict(), {**settings, "unet": model.config.to_dict()})
+    return save_configured_model(path, model, UNet, "unet", settings, "UNet(unet_config('tiny'))")
 
 
 def load_image_model(path, device="cpu"):
@@ -305,12 +300,6 @@ def load_image_model(path, device="cpu"):
     return model.to(device), settings
 
 
-def _build_unet(settings: dict) -> UNet:
-    if not isinstance(settings.get("unet"), dict):
-        raise ValueError(
-            "this checkpoint holds no U-Net configuration: it was not written by save_image_model "
-            "(remake it with scripts/train_mnist.py)."
-        )
-    config = dict(settings["unet"])
-    config["channels"] = tuple(config["channels"])  # JSON stored the tuple as a list
-    return UNet(UNetConfig(**config))
+_build_unet = configured_builder(
+    UNet, UNetConfig, "unet", "it was not written by save_image_model; remake it with scripts/train_mnist.py"
+)

@@ -904,6 +904,48 @@ def cases_checkpoints(b: Book) -> None:
     def build(settings):
         return MLP(**settings["model"])
 
+    from lessons.checkpoints import configured_builder, save_configured_model
+    from lessons.unet import UNet, UNetConfig, unet_config
+
+    unet = UNet(unet_config("tiny"))
+    b.good(
+        "save_configured_model",
+        "a U-Net",
+        lambda f: save_configured_model(f.tmp / "u.pt", unet, UNet, "unet", {}, "UNet(unet_config('tiny'))"),
+    )
+    b.bad(
+        "save_configured_model",
+        "an MLP for a U-Net",
+        lambda f: save_configured_model(f.tmp / "u.pt", f.mlp, UNet, "unet", {}, "UNet(unet_config('tiny'))"),
+        ("model", "UNet"),
+    )
+    b.bad(
+        "save_configured_model",
+        "settings a string",
+        lambda f: save_configured_model(
+            f.tmp / "u.pt", unet, UNet, "unet", "cfm", "UNet(unet_config('tiny'))"
+        ),
+        ("settings", "dict"),
+    )
+    b.good("configured_builder", "U-Net", lambda f: configured_builder(UNet, UNetConfig, "unet", "remake it"))
+    b.bad(
+        "configured_builder",
+        "a model for its class",
+        lambda f: configured_builder(unet, UNetConfig, "unet", "remake it"),
+        ("model_class", "class"),
+    )
+    b.bad(
+        "configured_builder",
+        "a config class for the model class",
+        lambda f: configured_builder(UNetConfig, UNetConfig, "unet", "remake it"),
+        ("model_class", "Module"),
+    )
+    b.bad(
+        "configured_builder",
+        "no key",
+        lambda f: configured_builder(UNet, UNetConfig, "", "remake it"),
+        "key",
+    )
     b.good("checkpoint_path", "mnist/cfm_small.pt", lambda f: checkpoint_path("mnist", "cfm_small.pt"))
     b.bad("checkpoint_path", "None", lambda f: checkpoint_path(None), "part|parts|name|path")
     b.bad("checkpoint_path", "a number", lambda f: checkpoint_path("2d", 5), "part|parts|name|path")

@@ -15,10 +15,12 @@ from lessons.checkpoints import (
     REMAKE,
     checkpoint_path,
     checksum,
+    configured_builder,
     load_checkpoint,
     load_model,
     remake_command,
     save_checkpoint,
+    save_configured_model,
 )
 from lessons.models import MLP
 
@@ -269,3 +271,23 @@ def test_a_folder_or_an_unwritable_path_is_refused_in_words(tmp_path):
     blocker.write_text("a file where a folder is wanted")
     with pytest.raises(ValueError, match=r"cannot write the checkpoint .*notes\.txt is a file, not a folder"):
         save_checkpoint(blocker / "sub" / "m.pt", {"w": torch.ones(1)}, {})
+
+
+def test_a_configured_model_saves_its_config_and_loads_back_with_tuples(tmp_path):
+    from lessons.unet import UNet, UNetConfig
+
+    net = UNet(UNetConfig(channels=(8, 16)))
+    path = tmp_path / "unet.pt"
+    save_configured_model(path, net, UNet, "unet", {"method": "cfm"}, "UNet(unet_config('tiny'))")
+    build = configured_builder(UNet, UNetConfig, "unet", "remake it with scripts/train_mnist.py")
+    loaded, settings = load_model(path, build)
+    assert (
+        settings["unet"]["channels"] == [8, 16] and loaded.config == net.config
+    )  # the list is a tuple again
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), loaded.state_dict().values()))
+    with pytest.raises(TypeError, match="model must be a UNet"):
+        save_configured_model(path, MLP(), UNet, "unet", {}, "UNet(unet_config('tiny'))")
+    with pytest.raises(TypeError, match="settings must be a dict"):
+        save_configured_model(path, net, UNet, "unet", "cfm", "UNet(unet_config('tiny'))")
+    with pytest.raises(ValueError, match="holds no UNet configuration.*train_mnist"):
+        build({"method": "cfm"})

@@ -93,3 +93,32 @@ def test_every_library_module_has_its_test_file():
     modules = {p.stem for p in (ROOT / "lessons").glob("*.py") if p.stem != "__init__"}
     missing = sorted(m for m in modules if not (ROOT / "tests" / f"test_{m}.py").exists())
     assert not missing, f"library modules without tests/test_<module>.py: {missing}"
+
+
+def _hiding(folder: pathlib.Path, packages: set) -> list:
+    return sorted(p.name for p in folder.glob("*.py") if p.stem in packages)
+
+
+def test_no_script_hides_a_package_of_the_course(tmp_path):
+    """`python benchmarks/x.py` puts benchmarks/ first on sys.path: a benchmarks/lessons.py there would be
+    imported for `lessons`, and every script beside it would fail on `from lessons.... import ...`."""
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")}
+    assert {"lessons", "widgets"} <= packages
+    for folder in ("benchmarks", "scripts"):
+        assert not _hiding(ROOT / folder, packages), f"{folder}/ would hide the course's packages"
+    (tmp_path / "lessons.py").write_text("")  # control: such a file is seen
+    assert _hiding(tmp_path, packages) == ["lessons.py"]
+
+
+def test_a_benchmark_script_runs_as_the_readme_shows():
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "benchmarks/flows_2d.py", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0 and "--quick" in out.stdout, out.stderr[-2000:]

@@ -1,8 +1,8 @@
 """What does each lesson cost? Wall time and peak memory of every lesson, in each budget, in a fresh kernel.
 
-    python benchmarks/lessons.py                      # every lesson, fast and full budgets
-    python benchmarks/lessons.py 04 07 --budget full  # the lessons named, in one budget
-    python benchmarks/lessons.py --table --readme     # no runs: the table of the recorded runs, into README.md
+    python benchmarks/lesson_costs.py                      # every lesson, fast and full budgets
+    python benchmarks/lesson_costs.py 04 07 --budget full  # the lessons named, in one budget
+    python benchmarks/lesson_costs.py --table --readme     # no runs: the table of the recorded runs, into README.md
 
 Each run executes the lesson's Jupytext source (notebooks/NN_name.py, the reviewed text) in a new Jupyter
 kernel started in notebooks/, with COURSE_BUDGET set and the claims ledger sent to a temporary folder (a
@@ -213,7 +213,7 @@ def run_lesson(
         "cells": cells,  # every code cell: seconds, sampled peak, the kernel's high-water mark after it
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": machine(),
-        "command": " ".join(["python", "benchmarks/lessons.py", *sys.argv[1:]]),
+        "command": " ".join(["python", "benchmarks/lesson_costs.py", *sys.argv[1:]]),
         "alone": alone,  # the only run of its command: nothing else of the benchmark ran beside it
     }
 
@@ -304,7 +304,7 @@ def provenance(runs: dict) -> str:
     where = "; ".join(f"{cores} CPU cores ({cpu}), torch {torch}" for cores, cpu, torch in sorted(machines))
     dates = sorted(r["date"] for r in runs.values())
     how = (
-        "one lesson and one budget per command, `python benchmarks/lessons.py NN --budget fast|full`"
+        "one lesson and one budget per command, `python benchmarks/lesson_costs.py NN --budget fast|full`"
         if all(r.get("alone") for r in runs.values())
         else ", ".join(f"`{c}`" for c in sorted({r["command"] for r in runs.values()}))
     )
@@ -319,7 +319,7 @@ def readme_section(runs: dict, note: str | None = None) -> str:
     """The README's section on lesson costs: a heading, how to measure, the table and an optional note."""
     return (
         "## What each lesson costs\n\n"
-        "`python benchmarks/lessons.py` runs every lesson in both budgets, each in a fresh kernel, and records "
+        "`python benchmarks/lesson_costs.py` runs every lesson in both budgets, each in a fresh kernel, and records "
         "its wall time and peak memory in `benchmarks/results/lessons.json`; name lessons (`04 07`) or a budget "
         "(`--budget full`) to run fewer, and `--table --readme` to rewrite this table from the recorded runs.\n\n"
         + table(runs)

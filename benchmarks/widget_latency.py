@@ -1,6 +1,6 @@
 """How fast do the explorers answer? Time from setting a control to the figure updated.
 
-    python benchmarks/widgets.py [--moves 40] [--no-browser]
+    python benchmarks/widget_latency.py [--moves 40] [--no-browser]
 
 In the kernel: each explorer runs inside a real Jupyter kernel (so widget messages are serialised
 and sent), a control is set many times, and the time until its observers have sent the new figure

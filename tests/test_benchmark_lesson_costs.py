@@ -1,20 +1,14 @@
-"""benchmarks/lessons.py without running a lesson: its limits, verdicts, table and README section, on fake records."""
+"""benchmarks/lesson_costs.py without running a lesson: its limits, verdicts, table and README section, on fake records."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "lessons.py"
+from script_helpers import load_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("benchmark_lessons", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/lesson_costs.py")
 
 
 def fake_run(
@@ -41,7 +35,7 @@ def fake_run(
             "python": "3.11",
             "omp_num_threads": None,
         },
-        "command": f"python benchmarks/lessons.py {lesson} --budget {budget}",
+        "command": f"python benchmarks/lesson_costs.py {lesson} --budget {budget}",
         "alone": alone,
     }
 
@@ -130,7 +124,7 @@ def test_provenance_names_machines_dates_and_commands(bench):
     assert "one lesson and one budget per command" in text
     together = records(fake_run("01", "fast", 1.0, 1, alone=False), fake_run("02", "fast", 1.0, 1, cores=4))
     text = bench.provenance(together)
-    assert "`python benchmarks/lessons.py 01 --budget fast`" in text and "4 CPU cores" in text
+    assert "`python benchmarks/lesson_costs.py 01 --budget fast`" in text and "4 CPU cores" in text
 
 
 def test_readme_section_holds_the_table_and_the_note(bench):
