@@ -35,7 +35,7 @@ from lessons.paths import GaussianPath
 from lessons.schedules import LinearSchedule
 from lessons.solvers import solve_ode
 from lessons.tensors import time_like
-from lessons.training import EMA, train
+from lessons.training import train_with_ema
 from lessons.trajectory import Trajectory
 from lessons.unet import UNet, UNetConfig
 
@@ -165,28 +165,21 @@ def train_image_model(
             "classes=True needs a U-Net built with num_classes (e.g. unet_config(size, num_classes=10))."
         )
     model.to(device=device, memory_format=memory_format_for(device))
-    ema = EMA(model, ema_decay)
     loss_fn = make_loss(method, compiled_forward(model, device, use_compile), model.num_classes, p_uncond)
-
-    def each_step(step, model, losses):
-        ema.update(model)
-        if callback is not None and (step % callback_every == 0 or step == steps):
-            callback(step, ema.model, losses)
-
-    result = train(
+    return train_with_ema(
         model,
         loss_fn,
         mnist_batches(data, batch_size, with_labels=classes, seed=seed),
         steps,
+        ema_decay,
+        callback,
+        callback_every,
         lr=lr,
         seed=seed,
         device=device,
         progress=progress,
-        callback=each_step,
-        callback_every=1,
         lr_schedule=lr_schedule,
     )
-    return ema.model, result
 
 
 def clip_data_prediction(model, schedule, low: float = -1.0, high: float = 1.0):

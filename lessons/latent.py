@@ -29,7 +29,7 @@ from lessons.guidance import drop_labels
 from lessons.image_training import autocast_for, generate
 from lessons.paths import GaussianPath
 from lessons.schedules import LinearSchedule
-from lessons.training import EMA, random_batches, train
+from lessons.training import random_batches, train_with_ema
 from lessons.unet import UNet, UNetConfig
 from lessons.weighting import logit_normal_times
 
@@ -192,27 +192,20 @@ def train_latent_model(
     rows = (mean_z, std_z) if labels is None else (mean_z, std_z, labels)
     next_batch = random_batches(rows, batch_size, torch.Generator().manual_seed(seed))
     model.to(device)
-    ema = EMA(model, ema_decay)
     loss_fn = latent_cfm_loss(num_classes if labels is not None else None, p_uncond, time_sampling)
-
-    def each_step(step, model, losses):
-        ema.update(model)
-        if callback is not None and (step % callback_every == 0 or step == steps):
-            callback(step, ema.model, losses)
-
-    result = train(
+    return train_with_ema(
         model,
         loss_fn,
         next_batch,
         steps,
+        ema_decay,
+        callback,
+        callback_every,
         lr=lr,
         seed=seed,
         device=device,
         progress=progress,
-        callback=each_step,
-        callback_every=1,
     )
-    return ema.model, result
 
 
 @torch.no_grad()

@@ -252,6 +252,37 @@ class EMA:
             avg.copy_(b)
 
 
+def train_with_ema(
+    model,
+    loss_fn,
+    next_batch,
+    steps: int,
+    ema_decay: float = 0.999,
+    callback=None,
+    callback_every: int = 100,
+    **settings,
+):
+    """train(model, ...) keeping an exponential moving average of its weights; return (EMA copy, TrainResult).
+
+    callback(step, ema_model, losses) runs every callback_every steps and after the last; settings go to train.
+    """
+    check_number(ema_decay, "ema_decay", low=0, high=1, high_open=True)
+    check_positive_int(callback_every, "callback_every")
+    if callback is not None and not callable(callback):
+        raise TypeError(
+            f"callback must be a function callback(step, ema_model, losses), got {type(callback).__name__}."
+        )
+    ema = EMA(model, ema_decay)
+
+    def each_step(step, model, losses):
+        ema.update(model)
+        if callback is not None and (step % callback_every == 0 or step == steps):
+            callback(step, ema.model, losses)
+
+    result = train(model, loss_fn, next_batch, steps, callback=each_step, callback_every=1, **settings)
+    return ema.model, result
+
+
 def step_flops(model: torch.nn.Module, loss_fn, batch) -> int:
     """FLOPs of one training step's loss and backward pass on batch (torch.utils.flop_counter), the optimizer left out.
 

@@ -3264,8 +3264,17 @@ def cases_training(b: Book) -> None:
     import torch
 
     from lessons.models import MLP
-    from lessons.training import EMA, random_batches, seed_everything, train
+    from lessons.training import EMA, random_batches, seed_everything, train, train_with_ema
 
+    def ema_run(**kw):
+        model = MLP(dim=2, hidden=8, depth=1, time_dim=4)
+        loss = lambda m, x: (m(x=x, t=torch.zeros(x.shape[0])) ** 2).mean()  # noqa: E731
+        return train_with_ema(model, loss, lambda: torch.randn(4, 2), 2, progress=False, **kw)
+
+    b.good("train_with_ema", "2 steps", lambda f: ema_run())
+    b.bad("train_with_ema", "decay 1", lambda f: ema_run(ema_decay=1.0), "ema_decay")
+    b.bad("train_with_ema", "a string callback", lambda f: ema_run(callback="plot"), "callback")
+    b.bad("train_with_ema", "callback_every 0", lambda f: ema_run(callback_every=0), "callback_every")
     b.good("seed_everything", "0", lambda f: seed_everything(0))
     for bad in ("a", -1, 2**70, 1.5, None):
         b.bad("seed_everything", f"{bad!r}", lambda f, v=bad: seed_everything(v), "seed")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lessons.models import MLP
-from lessons.training import EMA, TrainResult, random_batches, seed_everything, train
+from lessons.training import EMA, TrainResult, random_batches, seed_everything, train, train_with_ema
 
 
 def _setup(seed=0):
@@ -429,3 +429,43 @@ def test_step_flops_counts_matrix_products_in_closed_form_and_leaves_no_gradient
     assert step_flops(two, loss, batch) == expected
     wrong = 2 * 7 * (5 * 4 + 4 * 3) * 3  # the rule of thumb "backward = 2 x forward" overcounts here
     assert step_flops(two, loss, batch) != wrong
+
+
+def test_train_with_ema_averages_every_step_and_calls_back_with_the_average():
+    model, loss_fn, next_batch = _setup()
+    start = [p.detach().clone() for p in model.parameters()]
+    seen = []
+    ema_model, result = train_with_ema(
+        model,
+        loss_fn,
+        next_batch,
+        7,
+        ema_decay=0.5,
+        callback=lambda s, m, losses: seen.append((s, m)),
+        callback_every=3,
+        seed=0,
+    )
+    assert result.steps_done == 7 and [s for s, _ in seen] == [3, 6, 7]
+    assert all(m is ema_model for _, m in seen) and ema_model is not model
+    # the same run by hand: EMA updated after each of train's steps, with its warm-up decay min(d, (1+n)/(10+n))
+    hand_model, _, _ = _setup()
+    hand = EMA(hand_model, 0.5)
+    train(
+        hand_model,
+        loss_fn,
+        next_batch,
+        7,
+        seed=0,
+        callback=lambda s, m, losses: hand.update(m),
+        callback_every=1,
+    )
+    for a, b in zip(ema_model.parameters(), hand.model.parameters()):
+        assert torch.equal(a, b)
+    # control: the average is not the last weights, nor the first
+    last = list(model.parameters())
+    assert not all(torch.equal(a, b) for a, b in zip(ema_model.parameters(), last))
+    assert not all(torch.equal(a, b) for a, b in zip(ema_model.parameters(), start))
+    with pytest.raises(TypeError, match="callback must be a function"):
+        train_with_ema(model, loss_fn, next_batch, 2, callback="plot")
+    with pytest.raises(ValueError, match="ema_decay"):
+        train_with_ema(model, loss_fn, next_batch, 2, ema_decay=1.0)
