@@ -89,3 +89,9 @@ def test_a_typical_wrong_answer_is_rejected_with_its_hint(name, answer, slip, hi
 def test_the_tolerance_of_a_random_answer_comes_from_standard_errors():
     text = review("cfm_fm_constant", solution("cfm_fm_constant")).text
     assert "standard errors (allowed 4.5)" in text and "n = 10000" in text
+
+
+def test_a_nan_for_the_constant_is_not_right():
+    """max(0, nan) is 0: a NaN answer once slipped through as 'within 0 standard errors'."""
+    feedback = review("cfm_fm_constant", lambda mixture, path, t, n: torch.tensor(float("nan")))
+    assert feedback.status == "not right yet", feedback.text
