@@ -14,8 +14,10 @@ data, and the time spent drawing it, are the same for all. Recipes:
 - Meta flow_matching's 2D example: its recipe (an MLP of 4 x 512 Swish layers, AffineProbPath with
   CondOTScheduler, independent pairs, Adam at lr 1e-3, batch 4096) on this task, fewer steps than its
   example's 20,000 because each of its steps costs about 30 of the others' here (--meta-steps);
-- the course: lessons.models.MLP (3 x 64, SELU, sinusoidal time embedding), lessons.couplings.couple,
-  lessons.flow_matching.cfm_batch_loss on the straight path, lessons.training.train with its defaults.
+- the course: the lessons' defaults, lessons.models.MLP() (3 x 128, SiLU, sinusoidal time embedding),
+  lessons.couplings.couple, lessons.flow_matching.cfm_batch_loss on the straight path,
+  lessons.training.train (AdamW at lr 5e-3, cosine decay, gradients clipped at norm 1) for 4,000 steps,
+  the length its cosine schedule is set to (--course-steps); --course changes any of these settings.
 Each recipe runs in its own thread, one at a time, in turns of --chunk steps (round robin), so a slow
 spell of the machine falls on all of them alike; a recipe's seconds are its thread's CPU time
 (torch on one thread), evaluations excluded. Every --eval-every steps: W2 of --n-eval Euler samples at
@@ -55,6 +57,7 @@ from lessons.training import train
 RESULTS = Path(__file__).resolve().parent / "results"
 PEERS_INSTALL = "pip install --no-deps torchcfm==1.0.7 flow-matching==1.0.10 torchdyn==1.0.6"
 EVAL_STEPS = (4, 100)
+LESSON_DEFAULTS = "the lessons' defaults (lessons.models.MLP(), lessons.training.train)"
 
 
 def _import_peers():
@@ -89,11 +92,11 @@ class Config:
     seeds: int = 3
     peer_steps: int = 20_000  # TorchCFM's tutorial
     meta_steps: int = 1_000
-    course_steps: int = 20_000
+    course_steps: int = 4_000  # the course's recipe: its cosine schedule runs over these steps
     batch: int = 256
     meta_batch: int = 4096
     chunk: int = 250  # steps per turn
-    eval_every: int = 1000
+    eval_every: int = 500
     n_eval: int = 2000
     meta: bool = True  # run Meta flow_matching's recipe
 
@@ -219,10 +222,10 @@ def meta_recipe(peers, cfg, seed):
 
 
 def course_recipe(peers, cfg, coupling, seed, **train_settings):
-    """The course's library with its defaults; train_settings override lessons.training.train's."""
+    """The course's library with its defaults; settings override lessons.models.MLP's and lessons.training.train's."""
     torch.manual_seed(seed)
-    time_scale = train_settings.pop("time_scale", 1000.0)  # lessons.models.MLP's default
-    model = MLP(hidden=64, depth=3, activation="selu", time_scale=time_scale)
+    net_settings = {k: train_settings.pop(k) for k in NET_SETTINGS if k in train_settings}
+    model = MLP(**net_settings)
     loss_fn = cfm_batch_loss(GaussianPath(LinearSchedule()))
 
     def next_batch():
@@ -358,7 +361,7 @@ def markdown(cfg, recipes, comparisons, floor, course_settings, wall_s):
         f"Euler samples against {cfg.n_eval} fresh points, exact; mean ± std over seeds. Seconds: CPU time of "
         f"one thread, training only, interleaved in turns of {cfg.chunk} steps. Two samples of the target "
         f"are W2 {_mean(floor):.3f} ± {_std(floor):.3f} apart (the floor). Course settings: "
-        f"{course_settings or 'the defaults of lessons.training.train'}.",
+        f"{course_settings or LESSON_DEFAULTS}.",
         "",
         "| recipe | steps | batch | ms / step | seconds | W2@4 | W2@100 |",
         "|---|---|---|---|---|---|---|",
@@ -445,7 +448,8 @@ def parse_args(argv=None):
     parser.add_argument(
         "--course",
         default="",
-        help="settings of lessons.training.train for the course's recipe, e.g. 'lr=3e-3,grad_clip=none'",
+        help="settings of lessons.models.MLP and lessons.training.train for the course's recipe, "
+        "e.g. 'hidden=64,activation=selu,lr=1e-3' (TorchCFM's network at the old default rate)",
     )
     for key, default in asdict(Config()).items():
         kind = (lambda s: s.lower() in ("1", "true", "yes")) if isinstance(default, bool) else type(default)
@@ -460,17 +464,26 @@ def parse_args(argv=None):
     )
 
 
-COURSE_SETTINGS = ("lr", "grad_clip", "lr_schedule", "weight_decay", "time_scale")
+NET_SETTINGS = ("hidden", "depth", "activation", "time_scale")  # of lessons.models.MLP
+COURSE_SETTINGS = ("lr", "grad_clip", "lr_schedule", "weight_decay") + NET_SETTINGS
+TEXT_SETTINGS, INT_SETTINGS = ("lr_schedule", "activation"), ("hidden", "depth")
 
 
 def _course_settings(text):
-    """'lr=3e-3,grad_clip=none,lr_schedule=constant' -> {'lr': 0.003, 'grad_clip': None, ...}."""
+    """'lr=3e-3,grad_clip=none,hidden=64' -> {'lr': 0.003, 'grad_clip': None, 'hidden': 64}."""
     settings = {}
     for item in filter(None, (s.strip() for s in text.split(","))):
-        key, _, value = item.partition("=")
+        key, _, value = (part.strip() for part in item.partition("="))
         if key not in COURSE_SETTINGS:
             raise SystemExit(f"--course takes {', '.join(COURSE_SETTINGS)}; got {key!r}.")
-        settings[key] = None if value.lower() == "none" else value if key == "lr_schedule" else float(value)
+        if value.lower() == "none" or key in TEXT_SETTINGS:
+            settings[key] = None if value.lower() == "none" else value
+            continue
+        try:
+            settings[key] = int(value) if key in INT_SETTINGS else float(value)
+        except ValueError:
+            kind = "a whole number" if key in INT_SETTINGS else "a number"
+            raise SystemExit(f"--course {key}= needs {kind}, got {value!r}.") from None
     return settings
 
 

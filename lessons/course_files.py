@@ -1,11 +1,14 @@
-"""Where the course's own files are: the shipped checkpoints and the notebooks, in a checkout or an installed wheel.
+"""Where the course's own files are: the shipped checkpoints, the notebooks and the benchmarks' recorded
+results, in a checkout or an installed wheel.
 
-In a checkout they sit beside the library (checkpoints/, notebooks/). A wheel carries them as package data
-(lessons/shipped_checkpoints/, lessons/shipped_notebooks/, mapped from those folders in pyproject.toml), so
-`pip install` of the course brings the models, and `course-notebooks DEST` copies the lessons out.
+In a checkout they sit beside the library (checkpoints/, notebooks/, benchmarks/results/). A wheel carries
+them as package data (lessons/shipped_checkpoints/, lessons/shipped_notebooks/, lessons/shipped_results/,
+mapped from those folders in pyproject.toml), so `pip install` of the course brings the models and the tables
+the lessons show, and `course-notebooks DEST` copies the lessons out.
 """
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -24,6 +27,21 @@ def _course_folder(checkout_name: str, wheel_name: str) -> Path:
 
 CHECKPOINTS_DIR = _course_folder("checkpoints", "shipped_checkpoints")  # the models shipped with the course
 NOTEBOOKS_DIR = _course_folder("notebooks", "shipped_notebooks")  # the lessons, .py and .ipynb pairs
+RESULTS_DIR = _course_folder("benchmarks/results", "shipped_results")  # what the benchmark scripts recorded
+SHIPPED_RESULTS = ("flows_2d", "vs_peers")  # the results a lesson shows (pyproject.toml ships these)
+
+
+def benchmark_results(name: str) -> dict:
+    """The results a benchmark script recorded, benchmarks/results/<name>.json, e.g. 'flows_2d', as a dict."""
+    if name not in SHIPPED_RESULTS:
+        raise ValueError(f"the course ships the results of {', '.join(SHIPPED_RESULTS)}; got {name!r}.")
+    path = RESULTS_DIR / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"the recorded results {path} are missing: run `python benchmarks/{name}.py` in a checkout of the "
+            "course to make them, or reinstall the course (pip install --force-reinstall diffusion-to-flow-matching)."
+        )
+    return json.loads(path.read_text())
 
 
 def notebook_files() -> list[Path]:

@@ -141,8 +141,9 @@ class CosineSchedule(Schedule):
 
     def _coefficients(self, t):
         if self.offset == 0:
-            # clamp: in float32 cos(pi / 2) is -4e-8, a negative sigma (and a NaN log-SNR) at t = 1
-            a, s = torch.sin(0.5 * math.pi * t), torch.cos(0.5 * math.pi * t).clamp_min(0.0)
+            # sigma = cos(pi t / 2) written as sin(pi (1 - t) / 2): exactly 0 at t = 1 in any dtype (cos(pi / 2)
+            # is 6e-17 in float64 and -4e-8 in float32, a NaN log-SNR), exactly 1 at t = 0
+            a, s = torch.sin(0.5 * math.pi * t), torch.sin(0.5 * math.pi * (1 - t))
             return ScheduleOutput(a, s, 0.5 * math.pi * s, -0.5 * math.pi * a)
         end = math.cos(self._theta(1.0))  # cos(theta) at the data end, so alpha(1) = 1
         a = (torch.cos(self._theta(t)) / end).clamp(0.0, 1.0)

@@ -3619,6 +3619,15 @@ def cases_course_files(b: Book) -> None:
         ),
         ("exist", "overwrite"),
     )
+    b.good("benchmark_results", "the 2D benchmark's", lambda f: cf.benchmark_results("flows_2d"))
+    b.bad(
+        "benchmark_results",
+        "a file name",
+        lambda f: cf.benchmark_results("flows_2d.json"),
+        "ships the results",
+    )
+    b.bad("benchmark_results", "a number", lambda f: cf.benchmark_results(3), "ships the results")
+    b.bad("benchmark_results", "a list", lambda f: cf.benchmark_results(["flows_2d"]), "ships the results")
 
 
 def cases_autograd_memory(b: Book) -> None:

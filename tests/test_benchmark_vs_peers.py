@@ -1,5 +1,6 @@
 """benchmarks/vs_peers.py without the peers: its turn-taking, its summary and ratios, and its settings."""
 
+import json
 import math
 from pathlib import Path
 
@@ -98,9 +99,17 @@ def test_course_settings_are_read_and_bad_ones_refused(bench):
         "lr_schedule": "constant",
         "time_scale": 1.0,
     }
+    assert bench._course_settings("hidden=64, activation=selu,depth=3") == {
+        "hidden": 64,
+        "activation": "selu",
+        "depth": 3,
+    }
     assert bench._course_settings("") == {}
     with pytest.raises(SystemExit, match="--course takes lr"):
         bench._course_settings("learning_rate=1e-3")
+    for bad, words in (("lr=fast", "needs a number"), ("hidden=6.5", "needs a whole number")):
+        with pytest.raises(SystemExit, match=words):
+            bench._course_settings(bad)
     cfg, settings, name = bench.parse_args(["--quick", "--seeds", "2", "--meta", "false"])
     assert cfg.seeds == 2 and cfg.meta is False and cfg.peer_steps == bench.QUICK["peer_steps"]
     assert name == "vs_peers_quick" and settings == {}
@@ -111,3 +120,15 @@ def test_the_install_line_names_the_peers_the_makefile_installs(bench):
     line = next(ln for ln in makefile.splitlines() if ln.startswith("PEER_LIBS"))
     assert line.split(":=")[1].split() == bench.PEERS_INSTALL.split()[3:]
     assert bench.PEERS_INSTALL.startswith("pip install --no-deps ")
+
+
+def test_the_readme_shows_the_recorded_run_of_the_course_defaults():
+    root = SCRIPT.parents[1]
+    readme = (root / "README.md").read_text()
+    assert readme.count("<!-- vs peers: start -->") == 1 and readme.count("<!-- vs peers: end -->") == 1
+    block = readme.split("<!-- vs peers: start -->")[1].split("<!-- vs peers: end -->")[0]
+    assert block.strip() == (root / "benchmarks" / "results" / "vs_peers.md").read_text().strip()
+    recorded = json.loads((root / "benchmarks" / "results" / "vs_peers.json").read_text())
+    # a finished run of the course as the lessons configure it, not of settings passed with --course
+    assert recorded["complete"] and recorded["protocol"]["course_settings"] == {}
+    assert recorded["protocol"]["seeds"] >= 3

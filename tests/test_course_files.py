@@ -21,6 +21,28 @@ from setup_cell import SETUP_CELL  # noqa: E402
 def test_in_a_checkout_the_folders_are_the_checkouts_own():
     assert CHECKPOINTS_DIR == ROOT / "checkpoints"
     assert NOTEBOOKS_DIR == ROOT / "notebooks"
+    assert course_files.RESULTS_DIR == ROOT / "benchmarks" / "results"
+
+
+def test_the_recorded_benchmark_results_are_read_and_bad_names_refused(tmp_path, monkeypatch):
+    recorded = course_files.benchmark_results("flows_2d")
+    assert recorded == json.loads((ROOT / "benchmarks" / "results" / "flows_2d.json").read_text())
+    assert {"task", "method"} <= set(recorded["rows"][0])
+    with pytest.raises(ValueError, match="ships the results of flows_2d, vs_peers"):
+        course_files.benchmark_results("flows_2d.json")
+    monkeypatch.setattr(course_files, "RESULTS_DIR", tmp_path)
+    with pytest.raises(FileNotFoundError, match="python benchmarks/vs_peers.py"):
+        course_files.benchmark_results("vs_peers")
+
+
+def test_the_wheel_ships_the_results_the_lessons_read():
+    import tomllib
+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert setuptools["package-dir"]["lessons.shipped_results"] == "benchmarks/results"
+    shipped = setuptools["package-data"]["lessons.shipped_results"]
+    assert shipped == [f"{name}.json" for name in course_files.SHIPPED_RESULTS]
+    assert all((ROOT / "benchmarks" / "results" / name).is_file() for name in shipped)
 
 
 def test_outside_a_checkout_the_package_copies_are_used(tmp_path, monkeypatch):
@@ -125,7 +147,9 @@ def test_the_wheel_works_outside_the_checkout(tmp_path):
         "from lessons.checkpoints import load_checkpoint, checkpoint_path\n"
         f"keys = {sorted(REMAKE)!r}\n"
         "sizes = {k: len(load_checkpoint(checkpoint_path(*k.split('/')))[0]) for k in keys}\n"
-        "print(json.dumps({'lessons': lessons.__file__, 'checkpoints': str(f.CHECKPOINTS_DIR), 'sizes': sizes}))\n"
+        "rows = len(f.benchmark_results('flows_2d')['rows'])\n"
+        "print(json.dumps({'lessons': lessons.__file__, 'checkpoints': str(f.CHECKPOINTS_DIR), 'sizes': sizes,\n"
+        "                  'results': str(f.RESULTS_DIR), 'rows': rows}))\n"
     )
     out = subprocess.run(
         [str(python), "-c", load_all], cwd=outside, env=env, check=True, capture_output=True, text=True
@@ -133,6 +157,7 @@ def test_the_wheel_works_outside_the_checkout(tmp_path):
     seen = json.loads(out.stdout)
     assert not Path(seen["lessons"]).is_relative_to(ROOT), seen["lessons"]
     assert seen["checkpoints"].endswith("shipped_checkpoints")
+    assert seen["results"].endswith("shipped_results") and seen["rows"] > 0  # the table lesson 05 shows
     assert all(n > 0 for n in seen["sizes"].values()) and len(seen["sizes"]) == len(REMAKE)
     assert checkpoint_path("mnist", "classifier.pt").is_file()  # and the same ones are here in the checkout
 

@@ -41,9 +41,10 @@ def test_end_points_of_each_family():
             sigma_min, abs=1e-15
         )
     cos = CosineSchedule()
-    assert cos(zero).alpha.item() == 0.0 and cos(zero).sigma.item() == 1.0
-    assert cos(one).alpha.item() == pytest.approx(1.0, abs=1e-15)
-    assert cos(one).sigma.item() == pytest.approx(0.0, abs=1e-15)
+    for dtype in (torch.float32, torch.float64):  # exact at both ends, as the linear and VP paths are
+        assert cos(zero.to(dtype)).alpha.item() == 0.0 and cos(zero.to(dtype)).sigma.item() == 1.0
+        assert cos(one.to(dtype)).alpha.item() == 1.0 and cos(one.to(dtype)).sigma.item() == 0.0
+        assert cos.log_snr(one.to(dtype)).item() == math.inf
     vp = VPSchedule(beta_min=0.1, beta_max=20.0)
     # alpha(0) = exp(-0.5 int_0^1 beta(s) ds) = exp(-0.5 (beta_min + (beta_max - beta_min) / 2))
     assert vp(zero).alpha.item() == pytest.approx(math.exp(-0.5 * (0.1 + 19.9 / 2)), rel=1e-12)
