@@ -44,7 +44,17 @@ def latent_unet(num_classes: int | None = None, latent_channels: int = 4) -> UNe
 
 
 def latent_dit_config(num_classes: int | None = None, latent_channels: int = 4, **overrides) -> DiTConfig:
-    """The lesson's DiT for latents (latent_channels, 7, 7): the 'small' size, one token per latent pixel."""
+    """The lesson's DiT for latents (latent_channels, 7, 7): the 'small' size, one token per latent pixel.
+
+    overrides go to lessons.dit.dit_config (depth, heads, ...), except the three the latent's shape fixes.
+    """
+    fixed = sorted(set(overrides) & {"input_size", "patch_size", "in_channels"})
+    if fixed:
+        raise ValueError(
+            f"latent_dit_config sets {', '.join(fixed)} from the latents' shape (latent_channels, 7, 7): "
+            "input_size 7, in_channels = latent_channels, and patch_size 1, since 7 splits into more than one "
+            "patch only by 1. Change latent_channels=, or call lessons.dit.dit_config for another shape."
+        )
     return dit_config(
         "small", num_classes, input_size=7, patch_size=1, in_channels=latent_channels, **overrides
     )

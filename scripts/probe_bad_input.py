@@ -6060,6 +6060,12 @@ def cases_latent(b: Book) -> None:
         lambda f: latent_dit_config(10, width=3),
         ("width|setting", CHOICEW),
     )
+    b.bad(
+        "latent_dit_config",
+        "a patch size the latents fix",
+        lambda f: latent_dit_config(10, patch_size=2),
+        ("patch_size", "latent"),
+    )
 
     def loss_on(batch, **kw):
         return latent_cfm_loss(10, **kw)(latent_unet(10), batch)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lessons.autoencoder import KLAutoencoder, autoencoder_config
-from lessons.latent import LatentSpace
+from lessons.latent import LatentSpace, latent_dit_config
 
 
 def _space(scale=2.0):
@@ -29,3 +29,11 @@ def test_encode_scales_the_posterior_mean_and_decode_divides_it_out():
 def test_a_bad_space_is_refused_in_words():
     with pytest.raises((TypeError, ValueError)):
         LatentSpace("autoencoder", 1.0)
+
+
+def test_the_latent_dit_takes_settings_but_not_the_ones_the_latent_shape_fixes():
+    config = latent_dit_config(10, latent_channels=2, depth=2)
+    assert (config.input_size, config.patch_size, config.in_channels, config.depth) == (7, 1, 2, 2)
+    for fixed in ({"patch_size": 7}, {"input_size": 14}, {"in_channels": 3}):
+        with pytest.raises(ValueError, match=f"sets {next(iter(fixed))} from the latents' shape"):
+            latent_dit_config(10, **fixed)
