@@ -14,7 +14,7 @@ data, and the time spent drawing it, are the same for all. Recipes:
 - Meta flow_matching's 2D example: its recipe (an MLP of 4 x 512 Swish layers, AffineProbPath with
   CondOTScheduler, independent pairs, Adam at lr 1e-3, batch 4096) on this task, fewer steps than its
   example's 20,000 because each of its steps costs about 30 of the others' here (--meta-steps);
-- the course: the lessons' defaults, lessons.models.MLP() (3 x 128, SiLU, sinusoidal time embedding),
+- the course: the library's defaults, lessons.models.MLP() (3 x 128, SiLU, sinusoidal time embedding),
   lessons.couplings.couple, lessons.flow_matching.cfm_batch_loss on the straight path,
   lessons.training.train (AdamW at lr 5e-3, cosine decay, gradients clipped at norm 1) for 4,000 steps,
   the length its cosine schedule is set to (--course-steps); --course changes any of these settings.
@@ -57,7 +57,7 @@ from lessons.training import train
 RESULTS = Path(__file__).resolve().parent / "results"
 PEERS_INSTALL = "pip install --no-deps torchcfm==1.0.7 flow-matching==1.0.10 torchdyn==1.0.6"
 EVAL_STEPS = (4, 100)
-LESSON_DEFAULTS = "the lessons' defaults (lessons.models.MLP(), lessons.training.train)"
+LIBRARY_DEFAULTS = "the library's defaults (lessons.models.MLP(), lessons.training.train)"
 
 
 def _import_peers():
@@ -224,7 +224,7 @@ def meta_recipe(peers, cfg, seed):
 def course_recipe(peers, cfg, coupling, seed, **train_settings):
     """The course's library with its defaults; settings override lessons.models.MLP's and lessons.training.train's."""
     torch.manual_seed(seed)
-    net_settings = {k: train_settings.pop(k) for k in NET_SETTINGS if k in train_settings}
+    net_settings = {k: train_settings.pop(k) for k in NET_SETTINGS.keys() & train_settings.keys()}
     model = MLP(**net_settings)
     loss_fn = cfm_batch_loss(GaussianPath(LinearSchedule()))
 
@@ -361,7 +361,7 @@ def markdown(cfg, recipes, comparisons, floor, course_settings, wall_s):
         f"Euler samples against {cfg.n_eval} fresh points, exact; mean ± std over seeds. Seconds: CPU time of "
         f"one thread, training only, interleaved in turns of {cfg.chunk} steps. Two samples of the target "
         f"are W2 {_mean(floor):.3f} ± {_std(floor):.3f} apart (the floor). Course settings: "
-        f"{course_settings or LESSON_DEFAULTS}.",
+        f"{course_settings or LIBRARY_DEFAULTS}.",
         "",
         "| recipe | steps | batch | ms / step | seconds | W2@4 | W2@100 |",
         "|---|---|---|---|---|---|---|",
@@ -464,9 +464,10 @@ def parse_args(argv=None):
     )
 
 
-NET_SETTINGS = ("hidden", "depth", "activation", "time_scale")  # of lessons.models.MLP
-COURSE_SETTINGS = ("lr", "grad_clip", "lr_schedule", "weight_decay") + NET_SETTINGS
-TEXT_SETTINGS, INT_SETTINGS = ("lr_schedule", "activation"), ("hidden", "depth")
+# the settings --course takes, each with the type of its value: lessons.training.train's, then lessons.models.MLP's
+COURSE_SETTINGS = {"lr": float, "grad_clip": float, "lr_schedule": str, "weight_decay": float}
+NET_SETTINGS = {"hidden": int, "depth": int, "activation": str, "time_scale": float}
+COURSE_SETTINGS.update(NET_SETTINGS)
 
 
 def _course_settings(text):
@@ -476,14 +477,12 @@ def _course_settings(text):
         key, _, value = (part.strip() for part in item.partition("="))
         if key not in COURSE_SETTINGS:
             raise SystemExit(f"--course takes {', '.join(COURSE_SETTINGS)}; got {key!r}.")
-        if value.lower() == "none" or key in TEXT_SETTINGS:
-            settings[key] = None if value.lower() == "none" else value
-            continue
+        kind = COURSE_SETTINGS[key]
         try:
-            settings[key] = int(value) if key in INT_SETTINGS else float(value)
+            settings[key] = None if value.lower() == "none" else kind(value)
         except ValueError:
-            kind = "a whole number" if key in INT_SETTINGS else "a number"
-            raise SystemExit(f"--course {key}= needs {kind}, got {value!r}.") from None
+            words = "a whole number" if kind is int else "a number"
+            raise SystemExit(f"--course {key}= needs {words}, got {value!r}.") from None
     return settings
 
 

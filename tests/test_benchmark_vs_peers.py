@@ -122,13 +122,13 @@ def test_the_install_line_names_the_peers_the_makefile_installs(bench):
     assert bench.PEERS_INSTALL.startswith("pip install --no-deps ")
 
 
-def test_the_readme_shows_the_recorded_run_of_the_course_defaults():
+def test_the_readme_shows_the_recorded_run_of_the_library_defaults():
     root = SCRIPT.parents[1]
     readme = (root / "README.md").read_text()
     assert readme.count("<!-- vs peers: start -->") == 1 and readme.count("<!-- vs peers: end -->") == 1
     block = readme.split("<!-- vs peers: start -->")[1].split("<!-- vs peers: end -->")[0]
     assert block.strip() == (root / "benchmarks" / "results" / "vs_peers.md").read_text().strip()
     recorded = json.loads((root / "benchmarks" / "results" / "vs_peers.json").read_text())
-    # a finished run of the course as the lessons configure it, not of settings passed with --course
+    # a finished run of the course with the library's defaults, not of settings passed with --course
     assert recorded["complete"] and recorded["protocol"]["course_settings"] == {}
     assert recorded["protocol"]["seeds"] >= 3
