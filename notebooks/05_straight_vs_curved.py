@@ -738,40 +738,62 @@ control("C18", ratio["8 gaussians"], 1.0, what="8 gaussians: Euler NFE on OT / o
 control("C18", 1 / ratio["point"], 1.0, what="point target: Euler NFE on VP / on OT")
 
 # %% [markdown]
-# The 2D benchmark of trained models agrees (the table below is the run recorded in
-# `benchmarks/results/flows_2d.json` by the benchmark's previous version: the course's own targets, 3,000 steps of
-# batch 256, 3 seeds; the run on Tong et al.'s protocol, described at the end of the lesson, takes its place when
-# it has finished). On its tasks from $\mathcal N(0, I)$,
-# FM-VP (the VP path) has a lower W2 than I-CFM (the OT path, independent pairs) in most cells at 1, 2, 4 and 8
-# Euler steps; OT-CFM, which changes the coupling rather than the path, beats both. (The exact fields above are
-# judged against the exact flow, the trained models against held-out data, so the numbers differ; which path
-# comes out ahead at each step count is what to compare.) The cell counts the cells and fails if the sentence
-# stops being true of the recorded table.
+# The 2D benchmark of trained models agrees. The table below is the run recorded in
+# `benchmarks/results/flows_2d.json`: Tong et al.'s protocol (described at the end of the lesson), 1,000 epochs
+# of batch 512 on 10,000 points, 5 seeds, and W2 to 2,000 held-out points after 1, 2, 4 and 8 Euler steps
+# (mean ± std over the seeds; the last column is the benchmark's W2 after 100 steps, to 10,000 points). On its tasks
+# from $\mathcal N(0, I)$, FM-VP (the VP path) has a lower W2 than I-CFM (the OT path, independent pairs) in most
+# cells at 1, 2, 4 and 8 steps; OT-CFM, which changes the coupling rather than the path, beats both. The VP path's
+# edge is a few-step one: its ratio to I-CFM is smaller at one step than at 100 on every task (on the 8 gaussians it
+# is behind at 100 steps). (The exact fields above are judged against the exact flow, the trained models against
+# held-out data, so the numbers differ; which path comes out ahead at each step count is what to compare.) The cell
+# counts the cells and fails if a sentence stops being true of the recorded table.
 
 # %%
 recorded = benchmark_results("flows_2d")
-FEW = ("W2@1", "W2@2", "W2@4", "W2@8")
+FEW = ("1", "2", "4", "8")
 bench_rows = {(r["task"], r["method"]): r for r in recorded["rows"]}
 from_gaussian = [task for task, method in bench_rows if method == "FM-VP"]  # FM-VP needs a Gaussian source
-print(f"{'task':18s}{'method':9s}" + "".join(f"{k:>14s}" for k in FEW))
+
+
+def few_step_w2(task, method, steps):
+    return bench_rows[task, method]["w2_at"][steps]["mean"]
+
+
+print(f"{'task':18s}{'method':9s}" + "".join(f"{'W2@' + k:>15s}" for k in FEW) + f"{'W2@100':>15s}")
 for task in from_gaussian:
     for method in ("I-CFM", "FM-VP", "OT-CFM"):
-        print(f"{task:18s}{method:9s}" + "".join(f"{bench_rows[task, method][k]['text']:>14s}" for k in FEW))
+        row = bench_rows[task, method]
+        cells_text = [f"{row['w2_at'][k]['mean']:.3f} ± {row['w2_at'][k]['std']:.3f}" for k in FEW]
+        cells_text.append(f"{row['w2_mean']:.3f} ± {row['w2_std']:.3f}")
+        print(f"{task:18s}{method:9s}" + "".join(f"{c:>15s}" for c in cells_text))
 cells = [(task, k) for task in from_gaussian for k in FEW]
-vp_ahead = [
-    c for c in cells if bench_rows[c[0], "FM-VP"][c[1]]["mean"] < bench_rows[c[0], "I-CFM"][c[1]]["mean"]
-]
+vp_ahead = [c for c in cells if few_step_w2(c[0], "FM-VP", c[1]) < few_step_w2(c[0], "I-CFM", c[1])]
 ot_cfm_ahead = [
     c
     for c in cells
-    if bench_rows[c[0], "OT-CFM"][c[1]]["mean"]
-    < min(bench_rows[c[0], m][c[1]]["mean"] for m in ("I-CFM", "FM-VP"))
+    if few_step_w2(c[0], "OT-CFM", c[1]) < min(few_step_w2(c[0], m, c[1]) for m in ("I-CFM", "FM-VP"))
 ]
+vp_ratio = {
+    task: (
+        few_step_w2(task, "FM-VP", "1") / few_step_w2(task, "I-CFM", "1"),
+        bench_rows[task, "FM-VP"]["w2_mean"] / bench_rows[task, "I-CFM"]["w2_mean"],
+    )
+    for task in from_gaussian
+}
+settings = recorded["protocol"]["settings"]
 print(
     f"FM-VP below I-CFM in {len(vp_ahead)} of {len(cells)} cells; OT-CFM below both in {len(ot_cfm_ahead)} "
-    f"({recorded['config']['seeds']} seeds, {recorded['config']['steps']:,} training steps each)"
+    f"({settings['seeds']} seeds, {settings['epochs']:,} epochs of batch {settings['batch']} on "
+    f"{settings['n_train']:,} points)"
 )
+print(
+    "W2 of FM-VP / W2 of I-CFM at 1 step and at 100:",
+    {t: (round(a, 2), round(b, 2)) for t, (a, b) in vp_ratio.items()},
+)
+assert recorded["complete"], "the recorded run is partial: finish it with python benchmarks/flows_2d.py"
 assert len(vp_ahead) > len(cells) / 2 and len(ot_cfm_ahead) > len(cells) / 2
+assert all(at_one < at_hundred for at_one, at_hundred in vp_ratio.values()), vp_ratio
 
 # %% [markdown]
 # The adaptive solver tells a different story on the 8 gaussians: it picks its own steps to hold a tolerance,

@@ -267,3 +267,26 @@ def test_command_line_options():
     for bad in bad_options + [["--n-few", "20000"]]:
         with pytest.raises(SystemExit):
             bench.parse_config(bad)
+
+
+def test_the_readme_shows_the_recorded_complete_run_of_the_protocol():
+    root = SCRIPT.parents[1]
+    readme = (root / "README.md").read_text()
+    assert readme.count("<!-- flows 2d: start -->") == 1 and readme.count("<!-- flows 2d: end -->") == 1
+    block = readme.split("<!-- flows 2d: start -->")[1].split("<!-- flows 2d: end -->")[0]
+    assert block.strip() == (root / "benchmarks" / "results" / "flows_2d.md").read_text().strip()
+    recorded = json.loads((root / "benchmarks" / "results" / "flows_2d.json").read_text())
+    # the full protocol of this version of the script, every job finished, every seed in every row
+    assert recorded["complete"] and recorded["jobs_done"] == recorded["jobs_total"] == len(
+        bench.jobs(bench.Config())
+    )
+    assert recorded["protocol"]["version"] == bench.PROTOCOL_VERSION
+    full = {k: v for k, v in vars(bench.Config()).items() if k != "workers"}
+    assert recorded["protocol"]["settings"] == full
+    expected = {(t, m) for t, (source, _) in bench.TASKS.items() for m in bench.METHODS}
+    expected -= {
+        (t, m) for t, (source, _) in bench.TASKS.items() if source for m in bench.GAUSSIAN_SOURCE_ONLY
+    }
+    assert {(r["task"], r["method"]) for r in recorded["rows"]} == expected
+    assert all(r["seeds"] == full["seeds"] for r in recorded["rows"])
+    assert not (root / "benchmarks" / "results" / "flows_2d.partial.json").exists()
