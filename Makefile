@@ -100,6 +100,9 @@ checkpoints: setup
 	$(PY) scripts/train_mnist_classifier.py --steps 600 --out checkpoints/mnist/classifier.pt
 	$(PY) scripts/train_mnist.py --method cfm --classes --steps 6000 --batch-size 64 --size small --device cpu --out checkpoints/mnist/cfm_small.pt
 	$(PY) scripts/train_mnist.py --method ddpm --classes --steps 6000 --batch-size 64 --size small --device cpu --out checkpoints/mnist/ddpm_small.pt
+	$(PY) scripts/train_mnist.py --method cfm --classes --prediction eps --steps 6000 --batch-size 64 --size small --device cpu --out checkpoints/mnist/eps_flow_small.pt
+	$(PY) scripts/train_mnist.py --method cfm --classes --coupling ot --steps 6000 --batch-size 64 --size small --device cpu --out checkpoints/mnist/otcfm_small.pt
+	$(PY) scripts/train_mnist.py --method cfm --classes --coupling reflow --init checkpoints/mnist/cfm_small.pt --reflow-pairs 8000 --steps 3000 --lr 1e-3 --batch-size 64 --size small --device cpu --out checkpoints/mnist/reflow_small.pt --control-out checkpoints/mnist/reflow_shuffled_small.pt
 	$(PY) scripts/train_latent.py --models autoencoder unet dit
 
 benchmarks: setup

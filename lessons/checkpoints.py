@@ -34,6 +34,16 @@ REMAKE = {
         f"--size small --device cpu --out checkpoints/mnist/{m}_small.pt"
         for m in ("cfm", "ddpm")
     },
+    "mnist/eps_flow_small.pt": "python scripts/train_mnist.py --method cfm --classes --prediction eps --steps 6000 "
+    "--batch-size 64 --size small --device cpu --out checkpoints/mnist/eps_flow_small.pt",
+    "mnist/otcfm_small.pt": "python scripts/train_mnist.py --method cfm --classes --coupling ot --steps 6000 "
+    "--batch-size 64 --size small --device cpu --out checkpoints/mnist/otcfm_small.pt",
+    **dict.fromkeys(  # one run makes the reflow and its control (the same pairs, shuffled)
+        ("mnist/reflow_small.pt", "mnist/reflow_shuffled_small.pt"),
+        "python scripts/train_mnist.py --method cfm --classes --coupling reflow --init checkpoints/mnist/cfm_small.pt "
+        "--reflow-pairs 8000 --steps 3000 --lr 1e-3 --batch-size 64 --size small --device cpu "
+        "--out checkpoints/mnist/reflow_small.pt --control-out checkpoints/mnist/reflow_shuffled_small.pt",
+    ),
     **{
         f"latent/{m}.pt": f"python scripts/train_latent.py --models {m}"
         for m in ("autoencoder", "unet", "dit")
@@ -71,7 +81,7 @@ def remake_command(path) -> str:
         if key.startswith(("2d/", "latent/")):
             command += f" --out {p.parent}"
         else:
-            command = command.replace(f"--out checkpoints/{key}", f"--out {p}")
+            command = command.replace(f" checkpoints/{key}", f" {p}")  # its --out (or --control-out)
     return (
         f"remake it from the repository root with `{command}` (or all shipped ones with `make checkpoints`)"
     )

@@ -24,6 +24,7 @@ from lessons.checks import (
     check_tensor,
     check_time,
 )
+from lessons.conversions import _check_kind, from_data_and_noise
 from lessons.device import pick_device
 from lessons.mixture import ExactMixtureModel, GaussianMixture
 from lessons.paths import GaussianPath
@@ -76,20 +77,31 @@ def cfm_loss(
     noise: torch.Tensor | None = None,
     t: torch.Tensor | None = None,
     cond=None,
+    prediction: str = "velocity",
 ) -> torch.Tensor:
     """Mean squared error (over batch and dimensions) between the model's velocity and u_t(x_t | data, noise).
 
     Times where the path's velocity diverges (t = 1 on VP and offset-cosine paths, where sigma = 0) are refused.
+    prediction: what the model outputs, 'velocity' (CFM) or another kind of lessons.conversions ('eps', 'data',
+    'v', 'score'), regressed on that kind's target on the same path (the same pairs and times, so another
+    weighting over log-SNR: lessons.weighting.implied_weighting).
     """
     check_model(model, "the model")
     _check_path(path)
+    _check_kind(prediction, "prediction (what the model outputs)")
     _check_pair(data, noise, t)
     noise = torch.randn_like(data) if noise is None else noise
     t = sample_times(data.shape[0], data.device) if t is None else t
-    _check_ends(path, t, "the CFM target u_t(x_t | data, noise)")
+    if prediction == "velocity":
+        _check_ends(path, t, "the CFM target u_t(x_t | data, noise)")
     ps = path.sample(noise, data, t)
     check_matches_model(ps.x_t, model, "noise" if noise.dtype == ps.x_t.dtype != data.dtype else "data")
-    return F.mse_loss(check_model_output(_call_field(model, ps.x_t, t, cond=cond), ps.x_t), ps.velocity)
+    target = (
+        ps.velocity
+        if prediction == "velocity"
+        else from_data_and_noise(data, noise, prediction, path.schedule(t))
+    )
+    return F.mse_loss(check_model_output(_call_field(model, ps.x_t, t, cond=cond), ps.x_t), target)
 
 
 def cfm_batch_loss(path: GaussianPath, t_max: float = 1.0):

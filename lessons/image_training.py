@@ -31,15 +31,21 @@ from lessons.flow_matching import cfm_loss
 from lessons.guidance import ClassifierFreeGuidance, drop_labels
 from lessons.mnist import MNIST, mnist_batches
 from lessons.models import _check_num_classes
+from lessons.optimal_transport import ot_assignment
 from lessons.paths import GaussianPath
+from lessons.progress import Progress
 from lessons.schedules import LinearSchedule
 from lessons.solvers import solve_ode
 from lessons.tensors import time_like
-from lessons.training import train_with_ema
+from lessons.training import random_batches, train_with_ema
 from lessons.trajectory import Trajectory
 from lessons.unet import UNet, UNetConfig
 
 IMAGE_METHODS = ("ddpm", "cfm")  # the two training and sampling recipes of the image models
+IMAGE_PREDICTIONS = ("velocity", "eps")  # what a flow-matching image network may output on the straight path
+# which noise each training image is paired with (flow matching only): drawn apart; re-paired within each batch by
+# the exact OT assignment (Tong et al.'s minibatch OT-CFM); or the noise the image was generated from (reflow)
+IMAGE_COUPLINGS = ("independent", "ot", "reflow")
 
 
 def autocast_for(device) -> contextlib.AbstractContextManager:
@@ -55,14 +61,39 @@ def memory_format_for(device) -> torch.memory_format:
 
 
 def make_loss(
-    method: str, forward=None, num_classes: int | None = None, p_uncond: float = 0.1, ddpm: DDPM | None = None
+    method: str,
+    forward=None,
+    num_classes: int | None = None,
+    p_uncond: float = 0.1,
+    ddpm: DDPM | None = None,
+    coupling: str = "independent",
+    prediction: str = "velocity",
 ):
     """loss_fn(model, batch) for lessons.training.train; batch is images (B, 1, H, W) or (images, labels).
 
     With labels, each is replaced by the null class num_classes with probability p_uncond (label
     dropout), so one network learns both the conditional and the unconditional model.
+    coupling (flow matching only): 'independent' draws the noise apart from the images; 'ot' re-pairs each
+    batch's images (and their labels) with its noise by the exact OT assignment on the flattened pixels;
+    'reflow' takes the noise from the batch, (images, labels, noise) or (images, noise), the noise each
+    image was generated from.
+    prediction (flow matching only): what the network outputs on the straight path, 'velocity' (CFM) or 'eps'
+    (the noise, an eps-MSE loss as DDPM's on the straight path; sample it with lessons.ddim.ddim on
+    LinearSchedule() from a time after 0, where alpha > 0).
     """
     choose(method, IMAGE_METHODS, "training method")
+    choose(coupling, IMAGE_COUPLINGS, "coupling")
+    choose(prediction, IMAGE_PREDICTIONS, "prediction (what the flow network outputs)")
+    if prediction != "velocity" and method != "cfm":
+        raise ValueError(
+            f"prediction={prediction!r} trains a network on the straight path; DDPM's network predicts eps on its "
+            "own schedule already: use method='cfm', or leave prediction='velocity'."
+        )
+    if coupling != "independent" and method != "cfm":
+        raise ValueError(
+            f"the {coupling!r} coupling pairs noise with images for flow matching; DDPM's loss draws its own "
+            "noise: use method='cfm', or coupling='independent'."
+        )
     if forward is not None and not callable(forward):
         raise TypeError(
             f"forward must be None or a model called as forward(x=..., t=..., cond=...), got {type(forward).__name__}."
@@ -75,7 +106,22 @@ def make_loss(
 
     def loss_fn(model, batch):
         net = forward or model
+        noise = None
+        if coupling == "reflow":
+            if not isinstance(batch, tuple) or len(batch) not in (2, 3):
+                raise ValueError(
+                    "the 'reflow' coupling needs batches (images, labels, noise) or (images, noise): the noise "
+                    "each image was generated from (train_image_model(..., coupling='reflow', noise=...))."
+                )
+            *batch, noise = batch
+            batch = tuple(batch) if len(batch) == 2 else batch[0]
         images, labels = batch if isinstance(batch, tuple) else (batch, None)
+        if coupling == "ot":
+            noise = torch.randn_like(images)
+            partner = ot_assignment(
+                noise.flatten(1), images.flatten(1)
+            )  # images[partner[i]] goes with noise[i]
+            images, labels = images[partner], None if labels is None else labels[partner]
         if labels is not None and num_classes is None and p_uncond > 0:
             raise ValueError(
                 "the batch carries labels but make_loss has no num_classes to drop them to; "
@@ -88,7 +134,7 @@ def make_loss(
             loss = (
                 ddpm.loss(net, images, cond=labels)
                 if method == "ddpm"
-                else cfm_loss(net, path, images, cond=labels)
+                else cfm_loss(net, path, images, noise=noise, cond=labels, prediction=prediction)
             )
         return loss.float()
 
@@ -141,10 +187,16 @@ def train_image_model(
     callback=None,
     callback_every: int = 100,
     lr_schedule: str = "cosine",
+    coupling: str = "independent",
+    noise: torch.Tensor | None = None,
+    prediction: str = "velocity",
 ):
     """Train model in place with lessons.training.train; return (EMA copy of the model, TrainResult).
 
     callback(step, ema_model, losses) runs every callback_every steps (to measure quality while training).
+    coupling: 'independent', 'ot' or 'reflow' (see make_loss); 'reflow' needs noise (N, 1, 28, 28), the noise
+    each image of data was generated from (generate_reflow_pairs makes both), drawn with its image in each batch.
+    prediction: 'velocity' or (flow matching only) 'eps', see make_loss.
     """
     check_instance(model, UNet, "model", "UNet(unet_config('tiny'))")
     choose(method, IMAGE_METHODS, "training method")
@@ -164,12 +216,35 @@ def train_image_model(
         raise ValueError(
             "classes=True needs a U-Net built with num_classes (e.g. unet_config(size, num_classes=10))."
         )
+    choose(coupling, IMAGE_COUPLINGS, "coupling")
+    make_loss(method, coupling=coupling, prediction=prediction)  # refuses a bad combination before any work
+    if (coupling == "reflow") != (noise is not None):
+        raise ValueError(
+            "coupling='reflow' trains on pairs: give noise, the noise each image of data was generated from "
+            "(data, noise = generate_reflow_pairs(model, ...)); the other couplings draw their own noise (noise=None)."
+        )
+    if noise is not None:
+        check_finite(check_tensor(noise, "noise"), "noise")
+        if noise.shape != data.images.shape:
+            raise ValueError(
+                f"noise must hold one noise image per training image, shape {tuple(data.images.shape)}; "
+                f"got {tuple(noise.shape)}."
+            )
+        if batch_size > len(data):
+            raise ValueError(f"batch_size must be between 1 and the {len(data)} pairs, got {batch_size}.")
+        rows = (data.images, data.labels, noise) if classes else (data.images, noise)
+        batches = random_batches(rows, batch_size, torch.Generator().manual_seed(seed))
+    else:
+        batches = mnist_batches(data, batch_size, with_labels=classes, seed=seed)
     model.to(device=device, memory_format=memory_format_for(device))
-    loss_fn = make_loss(method, compiled_forward(model, device, use_compile), model.num_classes, p_uncond)
+    forward = compiled_forward(model, device, use_compile)
+    loss_fn = make_loss(
+        method, forward, model.num_classes, p_uncond, coupling=coupling, prediction=prediction
+    )
     return train_with_ema(
         model,
         loss_fn,
-        mnist_batches(data, batch_size, with_labels=classes, seed=seed),
+        batches,
         steps,
         ema_decay,
         callback,
@@ -279,6 +354,43 @@ def generate(
             xs = torch.empty((traj.xs.shape[0], *noise.shape), dtype=torch.float32, device=noise.device)
         xs[:, part] = traj.xs
     return Trajectory(traj.ts, xs, traj.nfe)
+
+
+def generate_reflow_pairs(
+    model: UNet, count: int, nfe: int = 32, seed: int = 0, batch_size: int = 100, progress=None
+):
+    """Reflow's training pairs from a class-conditional flow model: (MNIST of its samples, the noise of each).
+
+    count noise images (count, 1, 28, 28) drawn from seed, labels 0, 1, ..., 9, 0, ... in turn, each carried to a
+    digit by nfe Euler steps of the model (no guidance) and clipped to the pixel range [-1, 1]; sampled
+    batch_size at a time, keeping only each batch's final state. progress: a bar per batch (True, False, or None:
+    only once it has run for a while).
+    """
+    check_instance(model, UNet, "model", "load_image_model(checkpoint_path('mnist', 'cfm_small.pt'))[0]")
+    if not model.num_classes:
+        raise ValueError(
+            "generate_reflow_pairs labels each pair with the digit it was generated as: give a class-conditional "
+            "flow model (built with unet_config(size, num_classes=10))."
+        )
+    check_positive_int(count, "count (the number of pairs)")
+    check_positive_int(nfe, "nfe (Euler steps per sample)")
+    check_seed(seed)
+    check_positive_int(batch_size, "batch_size (images per network call)")
+    device = next(model.parameters()).device
+    noise = torch.randn(count, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+    labels = torch.arange(count) % 10
+    images = torch.empty_like(noise)
+    starts = range(0, count, batch_size)
+    with Progress(len(starts), "reflow pairs", progress) as bar:
+        for start in starts:
+            part = slice(start, start + batch_size)
+            z, c = noise[part].to(device), labels[part].to(device)
+            images[part] = generate(model, "cfm", z, nfe, cond=c).final.float().clamp(-1, 1).cpu()
+            bar.update()
+    description = (
+        f"{count:,} reflow pairs: noise and the model's {nfe}-step Euler sample from it (seed {seed})"
+    )
+    return MNIST(images, labels, source="reflow", description=description), noise
 
 
 def save_image_model(path, model: UNet, settings: dict) -> str:

@@ -1700,6 +1700,9 @@ def cases_flow_matching(b: Book) -> None:
         return cfm_loss(kw.pop("model", f.mlp), kw.pop("path", path), pts() if data is None else data, **kw)
 
     b.good("cfm_loss", "MLP", lambda f: cfm(f))
+    b.good("cfm_loss", "an eps prediction", lambda f: cfm(f, prediction="eps"))
+    b.bad("cfm_loss", "prediction 'noise'", lambda f: cfm(f, prediction="noise"), ("noise", CHOICEW))
+    b.bad("cfm_loss", "prediction 3", lambda f: cfm(f, prediction=3), "prediction")
     b.bad(
         "cfm_loss",
         "a schedule as the path",
@@ -2127,6 +2130,7 @@ def cases_image_training(b: Book) -> None:
         clip_data_prediction,
         compiled_forward,
         generate,
+        generate_reflow_pairs,
         load_image_model,
         make_loss,
         memory_format_for,
@@ -2161,6 +2165,47 @@ def cases_image_training(b: Book) -> None:
         "labels without num_classes",
         lambda f: make_loss("cfm")(f.unet_cond10, (images(), labels(4, 10))),
         "num_classes|classes",
+    )
+    b.good("make_loss", "cfm, eps prediction", lambda f: make_loss("cfm", prediction="eps")(f.unet, images()))
+    b.good("make_loss", "cfm, OT coupling", lambda f: make_loss("cfm", coupling="ot")(f.unet, images()))
+    b.bad(
+        "make_loss", "prediction 'noise'", lambda f: make_loss("cfm", prediction="noise"), ("noise", CHOICEW)
+    )
+    b.bad(
+        "make_loss",
+        "ddpm with prediction 'eps'",
+        lambda f: make_loss("ddpm", prediction="eps"),
+        "method='cfm'",
+    )
+    b.bad("make_loss", "ddpm with coupling 'ot'", lambda f: make_loss("ddpm", coupling="ot"), "method='cfm'")
+    b.bad(
+        "make_loss",
+        "reflow batch without its noise",
+        lambda f: make_loss("cfm", coupling="reflow")(f.unet, images()),
+        "noise",
+    )
+    b.good(
+        "generate_reflow_pairs",
+        "4 pairs, 1 step",
+        lambda f: generate_reflow_pairs(f.unet_cond10, 4, nfe=1, batch_size=2),
+    )
+    b.bad(
+        "generate_reflow_pairs",
+        "an unconditional model",
+        lambda f: generate_reflow_pairs(f.unet, 4, nfe=1),
+        "class-conditional",
+    )
+    b.bad("generate_reflow_pairs", "model a string", lambda f: generate_reflow_pairs("cfm", 4), "model")
+    b.bad("generate_reflow_pairs", "count 0", lambda f: generate_reflow_pairs(f.unet_cond10, 0), "count")
+    b.bad("generate_reflow_pairs", "nfe 0", lambda f: generate_reflow_pairs(f.unet_cond10, 4, nfe=0), "nfe")
+    b.bad(
+        "generate_reflow_pairs", "seed -1", lambda f: generate_reflow_pairs(f.unet_cond10, 4, seed=-1), "seed"
+    )
+    b.bad(
+        "generate_reflow_pairs",
+        "progress 'yes'",
+        lambda f: generate_reflow_pairs(f.unet_cond10, 4, nfe=1, progress="yes"),
+        "progress",
     )
     b.good("compiled_forward", "eager on the CPU", lambda f: compiled_forward(f.unet, "cpu"))
     b.bad("compiled_forward", "device 'gpu'", lambda f: compiled_forward(f.unet, "gpu"), DEVICEW)
@@ -2214,6 +2259,21 @@ def cases_image_training(b: Book) -> None:
     b.bad("train_image_model", "model a string", lambda f: tim(f, model="unet"), "model")
     b.bad("train_image_model", "data a string", lambda f: tim(f, data="mnist"), ("data", "MNIST"))
     b.bad("train_image_model", "p_uncond 2", lambda f: tim(f, p_uncond=2.0), "p_uncond")
+    b.good("train_image_model", "cfm, eps prediction", lambda f: tim(f, prediction="eps"))
+    b.bad("train_image_model", "prediction 'noise'", lambda f: tim(f, prediction="noise"), ("noise", CHOICEW))
+    b.bad("train_image_model", "reflow without noise", lambda f: tim(f, coupling="reflow"), "noise")
+    b.bad(
+        "train_image_model",
+        "noise of another shape",
+        lambda f: tim(f, coupling="reflow", noise=torch.randn(3, 1, 28, 28)),
+        "one noise image per training image",
+    )
+    b.bad(
+        "train_image_model",
+        "noise without the reflow coupling",
+        lambda f: tim(f, noise=torch.randn_like(f.mnist.images)),
+        "reflow",
+    )
     b.good(
         "clip_data_prediction",
         "[-1, 1]",

@@ -61,6 +61,56 @@ def test_cfm_loss_by_hand(schedule, coefficients):
     assert all(p.grad is not None for p in model.parameters())
 
 
+@pytest.mark.parametrize(
+    "prediction, target",
+    [
+        ("eps", lambda data, noise, t: noise),
+        ("data", lambda data, noise, t: data),
+        ("velocity", lambda data, noise, t: data - noise),
+        ("v", lambda data, noise, t: t * noise - (1 - t) * data),  # alpha noise - sigma data
+        ("score", lambda data, noise, t: -noise / (1 - t)),
+    ],
+)
+def test_cfm_loss_with_another_prediction_regresses_on_that_kind_by_hand(prediction, target):
+    """On the straight path x_t = t data + (1 - t) noise, each kind's target written out, same x_t and t."""
+    torch.manual_seed(0)
+    model = MLP(dim=2, hidden=16, depth=2, time_dim=8)
+    data, noise, t = torch.randn(32, 2) * 3, torch.randn(32, 2), torch.rand(32) * 0.99
+    x_t = t[:, None] * data + (1 - t[:, None]) * noise
+    expected = ((model(x=x_t, t=t) - target(data, noise, t[:, None])) ** 2).mean()
+    loss = cfm_loss(model, GaussianPath(LinearSchedule()), data, noise=noise, t=t, prediction=prediction)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_an_eps_network_read_as_a_velocity_errs_by_the_eps_mse_factor():
+    """The same error seen by two losses: velocity MSE = eps MSE times 1 / t^2 on the straight path, per sample."""
+    from lessons.conversions import convert
+    from lessons.weighting import eps_mse_factor
+
+    torch.manual_seed(1)
+    eps_net = MLP(dim=2, hidden=16, depth=2, time_dim=8)
+    path = GaussianPath(LinearSchedule())
+    data, noise, t = torch.randn(1, 2), torch.randn(1, 2), torch.tensor([0.3])
+
+    def as_velocity(x, t, cond=None):
+        return convert(eps_net(x=x, t=t), "eps", "velocity", x, path.schedule(t))
+
+    eps_loss = cfm_loss(eps_net, path, data, noise=noise, t=t, prediction="eps")
+    velocity_loss = cfm_loss(as_velocity, path, data, noise=noise, t=t)
+    factor = eps_mse_factor("velocity", path.schedule(t)).item()
+    assert factor == pytest.approx(1 / 0.3**2, rel=1e-5)
+    assert velocity_loss.item() == pytest.approx(factor * eps_loss.item(), rel=1e-4)
+
+
+def test_cfm_loss_refuses_an_unknown_prediction_in_words():
+    model, data = MLP(hidden=8, depth=1), torch.randn(4, 2)
+    with pytest.raises(
+        ValueError,
+        match=r"unknown prediction \(what the model outputs\) 'noise'; choose one of: data, eps, score, v, velocity",
+    ):
+        cfm_loss(model, GaussianPath(LinearSchedule()), data, prediction="noise")
+
+
 def test_cfm_loss_draws_noise_and_time_when_not_given():
     model = MLP(dim=2, hidden=16, depth=2, time_dim=8)
     data = torch.randn(64, 2)

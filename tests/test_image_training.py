@@ -1,6 +1,7 @@
 """The image training recipe: losses, device switches, sampling by hand, training with EMA, checkpoints."""
 
 import contextlib
+import itertools
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from lessons.image_training import (
     compiled_forward,
     ddim_times,
     generate,
+    generate_reflow_pairs,
     load_image_model,
     make_loss,
     memory_format_for,
@@ -21,6 +23,7 @@ from lessons.image_training import (
     train_image_model,
 )
 from lessons.mnist import MNIST
+from lessons.optimal_transport import ot_assignment
 from lessons.unet import UNet, unet_config
 
 
@@ -44,6 +47,89 @@ def test_losses_match_library_definitions():
     ours = make_loss("ddpm", p_uncond=0.0)(model, images)
     torch.manual_seed(2)
     assert torch.allclose(ours, _ddpm_reference(model, images), atol=1e-6)
+    torch.manual_seed(3)  # an eps network on the straight path: the same x_t, the noise as its target
+    ours = make_loss("cfm", p_uncond=0.0, prediction="eps")(model, (images, labels))
+    torch.manual_seed(3)
+    noise, t = torch.randn_like(images), torch.rand(4)
+    x_t = t.view(-1, 1, 1, 1) * images + (1 - t.view(-1, 1, 1, 1)) * noise
+    assert torch.allclose(ours, F.mse_loss(model(x=x_t, t=t, cond=labels), noise), atol=1e-6)
+
+
+def test_ot_and_reflow_couplings_match_the_loss_by_hand():
+    model = randomized(UNet(unet_config("tiny", num_classes=10)))
+    images, labels = torch.randn(6, 1, 28, 28).clamp(-1, 1), torch.arange(6)
+    torch.manual_seed(3)
+    ours = make_loss("cfm", p_uncond=0.0, coupling="ot")(model, (images, labels))
+    torch.manual_seed(3)
+    noise = torch.randn_like(images)
+    cost = torch.cdist(noise.flatten(1).double(), images.flatten(1).double()) ** 2
+    # the exact assignment by brute force over the 720 permutations: the cheapest pairing
+    best = min(itertools.permutations(range(6)), key=lambda p: float(cost[range(6), list(p)].sum()))
+    partner = torch.tensor(best)
+    assert torch.equal(partner, ot_assignment(noise.flatten(1), images.flatten(1)))
+    t = torch.rand(6)
+    paired, their_labels = images[partner], labels[partner]  # each image keeps its own label
+    x_t = t.view(-1, 1, 1, 1) * paired + (1 - t.view(-1, 1, 1, 1)) * noise
+    assert torch.allclose(ours, F.mse_loss(model(x=x_t, t=t, cond=their_labels), paired - noise), atol=1e-6)
+    # reflow: the batch brings its noise, which is used as it is
+    given = torch.randn_like(images)
+    torch.manual_seed(4)
+    ours = make_loss("cfm", p_uncond=0.0, coupling="reflow")(model, (images, labels, given))
+    torch.manual_seed(4)
+    t = torch.rand(6)
+    x_t = t.view(-1, 1, 1, 1) * images + (1 - t.view(-1, 1, 1, 1)) * given
+    assert torch.allclose(ours, F.mse_loss(model(x=x_t, t=t, cond=labels), images - given), atol=1e-6)
+    unconditional = randomized(UNet(unet_config("tiny")))
+    torch.manual_seed(4)
+    ours = make_loss("cfm", coupling="reflow")(unconditional, (images, given))
+    torch.manual_seed(4)
+    t = torch.rand(6)
+    x_t = t.view(-1, 1, 1, 1) * images + (1 - t.view(-1, 1, 1, 1)) * given
+    assert torch.allclose(ours, F.mse_loss(unconditional(x=x_t, t=t), images - given), atol=1e-6)
+    with pytest.raises(ValueError, match="DDPM's loss draws its own noise"):
+        make_loss("ddpm", coupling="ot")
+    with pytest.raises(ValueError, match="unknown coupling 'minibatch'"):
+        make_loss("cfm", coupling="minibatch")
+    with pytest.raises(ValueError, match="needs batches .images, labels, noise."):
+        make_loss("cfm", coupling="reflow")(model, images)
+
+
+def test_reflow_pairs_are_the_models_samples_and_train_as_pairs():
+    model = randomized(UNet(unet_config("tiny", num_classes=10)))
+    data, noise = generate_reflow_pairs(model, 25, nfe=2, seed=5, batch_size=10)
+    assert (
+        len(data) == 25
+        and noise.shape == (25, 1, 28, 28)
+        and data.labels.tolist() == [i % 10 for i in range(25)]
+    )
+    expected = torch.randn(25, 1, 28, 28, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(noise, expected)
+    one_call = generate(model, "cfm", noise, nfe=2, cond=data.labels).final.clamp(-1, 1)
+    assert torch.allclose(data.images, one_call, atol=1e-5)  # the same samples, ten at a time
+    seen = []
+    ema, result = train_image_model(
+        model,
+        "cfm",
+        data,
+        steps=2,
+        batch_size=5,
+        classes=True,
+        device="cpu",
+        progress=False,
+        coupling="reflow",
+        noise=noise,
+        callback=lambda step, m, losses: seen.append(step),
+        callback_every=1,
+    )
+    assert result.steps_done == 2 and seen == [1, 2]
+    with pytest.raises(ValueError, match="class-conditional"):
+        generate_reflow_pairs(UNet(unet_config("tiny")), 4)
+    with pytest.raises(ValueError, match="give noise"):
+        train_image_model(model, "cfm", data, steps=1, coupling="reflow", progress=False)
+    with pytest.raises(ValueError, match="give noise"):
+        train_image_model(model, "cfm", data, steps=1, noise=noise, progress=False)
+    with pytest.raises(ValueError, match="one noise image per training image"):
+        train_image_model(model, "cfm", data, steps=1, coupling="reflow", noise=noise[:3], progress=False)
 
 
 def _ddpm_reference(model, images):
@@ -189,6 +275,16 @@ def _tiny_data():
         ({"callback": 3}, TypeError, "callback"),
         ({"data": torch.zeros(4, 1, 28, 28)}, TypeError, "data must be a MNIST object"),
         ({"model": UNet}, TypeError, "the class UNet itself"),
+        (
+            {"prediction": "noise"},
+            ValueError,
+            r"unknown prediction \(what the flow network outputs\) 'noise'",
+        ),
+        (
+            {"method": "ddpm", "prediction": "eps"},
+            ValueError,
+            "DDPM's network predicts eps on its own schedule",
+        ),
     ],
 )
 def test_train_image_model_refuses_bad_arguments_before_any_work(kwargs, error, match):
