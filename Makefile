@@ -1,7 +1,7 @@
 # From diffusion to flow matching, interactively.
 #   make lab    set up .venv if needed and open the course in JupyterLab
 #   make test   set up .venv if needed and run every test (fast budget)
-# Other targets: lint, format, claims, app, book, handout, lesson N=01, checkpoints, benchmarks, bench-quick, bench-peers, sync, clean.
+# Other targets: lab-settings PREFIX=env, lint, format, claims, app, book, handout, lesson N=01, checkpoints, benchmarks, bench-quick, bench-peers, sync, clean.
 
 VENV       ?= .venv
 PY         := $(VENV)/bin/python
@@ -16,24 +16,32 @@ REFERENCE_LIBS := diffusers==0.42.1 $(PEER_LIBS)
 # checked exercises: the tests run each unfilled one with its shipped solution; a handout (no solutions/) as a learner would
 EXERCISES_MODE := $(if $(wildcard solutions/*.py),solutions,learner)
 
-.PHONY: setup lab test lint format claims test-lib test-notebooks app book handout lesson lesson-name checkpoints benchmarks bench-quick bench-peers wheel sync clean
+.PHONY: setup lab-settings lab test lint format claims test-lib test-notebooks app book handout lesson lesson-name checkpoints benchmarks bench-quick bench-peers wheel sync clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml scripts/jupyterlab_overrides.json
+$(STAMP): pyproject.toml scripts/jupyterlab_overrides.json scripts/jupyter_server_config.json
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH_SPEC)"
 	$(PIP) install -e ".[dev]"
 	@# reference libraries for tests/test_references.py, with --no-deps so none can pull another torch
 	$(PIP) install --no-deps $(REFERENCE_LIBS)
 	$(PIP) install huggingface_hub safetensors regex importlib_metadata
-	@mkdir -p $(VENV)/share/jupyter/lab/settings
-	@# Lab's shipped settings: .py lessons open as notebooks; no news pop-up, no request for news or updates
-	cp scripts/jupyterlab_overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
+	$(MAKE) lab-settings PREFIX=$(VENV)
 	@touch $@
 
+# Lab's shipped settings in the environment at PREFIX: .py lessons open as notebooks; no news pop-up, no request
+# for news or updates; and the server's: lessons open unmodified (lessons/lab_contents.py fills in on reading
+# what Lab would otherwise add on opening)
+PREFIX ?= $(VENV)
+lab-settings:
+	@test -n "$(PREFIX)" || { echo 'make lab-settings: PREFIX is empty; give the environment, e.g. PREFIX="$$CONDA_PREFIX"'; exit 2; }
+	@mkdir -p $(PREFIX)/share/jupyter/lab/settings $(PREFIX)/etc/jupyter
+	cp scripts/jupyterlab_overrides.json $(PREFIX)/share/jupyter/lab/settings/overrides.json
+	cp scripts/jupyter_server_config.json $(PREFIX)/etc/jupyter/jupyter_server_config.json
+
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # The notebooks write the claims ledger (build/claims/) as they run; the ledger check then fails if a
 # claim of a lesson has no proof or no rejected control.

@@ -31,4 +31,5 @@ Where each concept lives (one owner each):
   MeanFlow: average-velocity MLP, loss .... mean_flow       one-step (few-step) MeanFlow sampling ... mean_flow
   KL autoencoder (beta-VAE), its loss ..... autoencoder     latent space: scale, encode, decode .... latent
   latent CFM loss, training, sampling ..... latent          DiT, adaLN-zero, MM-DiT joint block .... dit
+  lessons open unmodified in JupyterLab .... lab_contents
 """

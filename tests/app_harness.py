@@ -1,7 +1,9 @@
-"""Serve the lecture app with Voila and drive it in headless Chromium (used by a test and a benchmark)."""
+"""Serve the lecture app with Voila, or the lessons with JupyterLab, and drive them in headless Chromium (used by
+tests and a benchmark)."""
 
 import contextlib
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -66,48 +68,80 @@ LOCAL = (
 
 
 @contextlib.contextmanager
-def voila_app(notebook: str = "notebooks/app.ipynb", timeout: float = 90.0):
-    """Start Voila on a free localhost port, as `make app` does; yield the app's URL; stop it afterwards."""
-    port = free_port()
-    jupyter_path = os.pathsep.join(p for p in (str(TEMPLATE_ROOT), os.environ.get("JUPYTER_PATH", "")) if p)
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", JUPYTER_PATH=jupyter_path)
-    log = open(ROOT / "build" / f"voila-{port}.log", "w") if (ROOT / "build").is_dir() else subprocess.DEVNULL
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "voila",
-            notebook,
-            "--template=course",
-            "--Voila.ip=127.0.0.1",
-            f"--port={port}",
-            "--no-browser",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+def _serve(args: list, port: int, env: dict, cwd: Path, timeout: float):
+    """Run a server command until it answers on port; yield; stop it afterwards (its log goes to build/)."""
+    log = (
+        open(ROOT / "build" / f"server-{port}.log", "w") if (ROOT / "build").is_dir() else subprocess.DEVNULL
     )
-    url = f"http://127.0.0.1:{port}/"
+    proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"voila exited with code {proc.returncode}")
+                raise RuntimeError(f"{args[2]} exited with code {proc.returncode}")
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=2).close()
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"voila did not answer on {url} within {timeout} s") from None
+                    raise TimeoutError(
+                        f"{args[2]} did not answer on port {port} within {timeout} s"
+                    ) from None
                 time.sleep(0.25)
-        yield url
+        yield
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@contextlib.contextmanager
+def voila_app(notebook: str = "notebooks/app.ipynb", timeout: float = 90.0):
+    """Start Voila on a free localhost port, as `make app` does; yield the app's URL; stop it afterwards."""
+    port = free_port()
+    jupyter_path = os.pathsep.join(p for p in (str(TEMPLATE_ROOT), os.environ.get("JUPYTER_PATH", "")) if p)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", JUPYTER_PATH=jupyter_path)
+    args = [
+        sys.executable,
+        "-m",
+        "voila",
+        notebook,
+        "--template=course",
+        "--Voila.ip=127.0.0.1",
+        f"--port={port}",
+    ]
+    with _serve([*args, "--no-browser"], port, env, ROOT, timeout):
+        yield f"http://127.0.0.1:{port}/"
+
+
+@contextlib.contextmanager
+def jupyter_lab(root_dir: Path, timeout: float = 90.0):
+    """Start JupyterLab on root_dir as `make lab` does (this environment's settings and server config), with
+    its user settings and workspaces kept in root_dir's parent; yield a function path -> URL that opens it."""
+    port, token = free_port(), secrets.token_hex(16)
+    state = root_dir.parent / "lab-state"
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        PYTHONUNBUFFERED="1",
+        JUPYTERLAB_SETTINGS_DIR=str(state / "settings"),
+        JUPYTERLAB_WORKSPACES_DIR=str(state / "workspaces"),
+    )
+    args = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--port={port}",
+    ]
+    args += [f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root_dir}"]
+    args += ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+    with _serve(args, port, env, root_dir, timeout):
+        yield lambda path: f"http://127.0.0.1:{port}/lab/tree/{path}?token={token}&reset"
 
 
 @contextlib.contextmanager

@@ -52,9 +52,15 @@ def test_every_notebook_is_paired_and_committed_without_outputs():
     ipynbs = {p.stem for p in nb_dir.glob("*.ipynb")}
     assert pys, "no notebooks found"
     assert pys == ipynbs, f"unpaired: {sorted(pys ^ ipynbs)}"
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    # the name Lab writes on opening (the kernel's own): any other marks the lesson as changed (tests/test_lab_browser.py)
+    kernel_display_name = KernelSpecManager().get_kernel_spec("python3").display_name
     for stem in sorted(ipynbs):
         nb = json.loads((nb_dir / f"{stem}.ipynb").read_text())
         assert nb["metadata"]["kernelspec"]["name"] == "python3", stem
+        assert nb["metadata"]["kernelspec"]["display_name"] == kernel_display_name, stem
+        assert "language_info" not in nb["metadata"], f"{stem}.ipynb carries this machine's Python version"
         with_outputs = [i for i, c in enumerate(nb["cells"]) if c.get("outputs") or c.get("execution_count")]
         assert not with_outputs, (
             f"{stem}.ipynb has outputs in cells {with_outputs}: commit it without outputs"
