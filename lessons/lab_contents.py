@@ -3,7 +3,7 @@
 About a second after a notebook's kernel starts, Lab writes the kernel's `language_info` (which holds the
 Python version, e.g. 3.11.7) into the notebook's metadata, and the tab shows "unsaved changes" unless the
 notebook already held exactly that. The course's files leave it out on purpose (the version differs on
-every machine; jupytext.toml keeps only kernelspec and jupytext). This manager, jupytext's own with one step
+every machine; jupytext.toml keeps it out of the .py header). This manager, jupytext's own with one step
 added, fills it in when it reads a notebook whose kernel runs the server's own Python (then the version is
 known), and leaves it out again when it writes one, so the files in the repository stay the same on every
 machine. It is switched on by scripts/jupyter_server_config.json, which `make setup` copies into
@@ -40,30 +40,27 @@ def runs_this_python(argv: list) -> bool:
 class LessonContentsManager(AsyncTextFileContentsManager):
     """jupytext's contents manager, which also fills in `language_info` on read and leaves it out on write."""
 
-    def _kernel_runs_this_python(self, kernel_name: str) -> bool:
+    def _kernel_runs_this_python(self, metadata: dict) -> bool:
+        """Whether the kernel a notebook's metadata names is installed and runs the server's own Python."""
+        kernel_name = (metadata.get("kernelspec") or {}).get("name")
         specs = getattr(self.parent, "kernel_spec_manager", None) or KernelSpecManager()
         try:
-            spec = specs.get_kernel_spec(kernel_name)
+            spec = specs.get_kernel_spec(kernel_name) if kernel_name else None
         except NoSuchKernel:
-            return False
-        return spec.language.lower() == "python" and runs_this_python(spec.argv)
-
-    def _fills_language_info(self, metadata: dict) -> bool:
-        kernel_name = (metadata.get("kernelspec") or {}).get("name")
-        return bool(kernel_name) and self._kernel_runs_this_python(kernel_name)
+            spec = None
+        return spec is not None and spec.language.lower() == "python" and runs_this_python(spec.argv)
 
     async def get(self, path, content=True, type=None, format=None, **kwargs):
         model = await super().get(path, content=content, type=type, format=format, **kwargs)
         if model.get("type") == "notebook" and model.get("content") is not None:
             metadata = model["content"]["metadata"]
-            if self._fills_language_info(metadata):
+            if self._kernel_runs_this_python(metadata):
                 metadata["language_info"] = kernel_language_info()
         return model
 
     async def save(self, model, path=""):
         notebook = model.get("content") if model.get("type") == "notebook" else None
-        filled_in = notebook is not None and notebook.get("metadata", {}).get("language_info")
-        if filled_in == kernel_language_info():
+        if notebook and notebook.get("metadata", {}).get("language_info") == kernel_language_info():
             model = dict(model, content=dict(notebook, metadata=dict(notebook["metadata"])))
             del model["content"]["metadata"]["language_info"]
         return await super().save(model, path)

@@ -111,8 +111,9 @@ def voila_app(notebook: str = "notebooks/app.ipynb", timeout: float = 90.0):
         "--template=course",
         "--Voila.ip=127.0.0.1",
         f"--port={port}",
+        "--no-browser",
     ]
-    with _serve([*args, "--no-browser"], port, env, ROOT, timeout):
+    with _serve(args, port, env, ROOT, timeout):
         yield f"http://127.0.0.1:{port}/"
 
 

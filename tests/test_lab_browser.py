@@ -3,6 +3,7 @@ open with their kernel started and are not marked as changed; no page error; no 
 
 import shutil
 import time
+from types import SimpleNamespace
 
 import pytest
 from app_harness import ROOT, chromium_page, jupyter_lab
@@ -29,14 +30,13 @@ def lab(tmp_path_factory):
     assert '"display_name": "Python 3 (ipykernel)"' in source
     (root / "stale_metadata.ipynb").write_text(source.replace("Python 3 (ipykernel)", "Python 3"))
     with jupyter_lab(root) as url, chromium_page(1600, 1000) as (page, errors, outside):
-        yield url, page, errors, outside, root
+        yield SimpleNamespace(url=url, page=page, errors=errors, outside=outside, root=root)
 
 
 def open_with_kernel(lab, name: str):
-    url, page = lab[:2]
-    page.goto(url(name), timeout=120_000)
-    page.wait_for_function(KERNEL_IDLE, timeout=120_000, polling=200)
-    return page
+    lab.page.goto(lab.url(name), timeout=120_000)
+    lab.page.wait_for_function(KERNEL_IDLE, timeout=120_000, polling=200)
+    return lab.page
 
 
 def stays_clean(page, seconds: float) -> bool:
@@ -55,9 +55,8 @@ def test_a_lesson_opens_in_lab_unmodified(lab, name):
     # opened as a notebook (a text editor would show the markdown's source, not its heading)
     page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-MarkdownOutput h1", timeout=30_000)
     assert stays_clean(page, SETTLE_S), f"{name} is marked as changed just by opening it"
-    errors, outside = lab[2:4]
-    assert errors == [], errors
-    assert outside == [], f"requests that left the machine: {outside}"
+    assert lab.errors == [], lab.errors
+    assert lab.outside == [], f"requests that left the machine: {lab.outside}"
 
 
 def test_control_a_notebook_whose_metadata_lab_rewrites_is_marked_changed(lab):
@@ -68,7 +67,7 @@ def test_control_a_notebook_whose_metadata_lab_rewrites_is_marked_changed(lab):
 def test_saving_an_unchanged_lesson_leaves_its_files_as_they_were(lab):
     """Saving writes the pair (jupytext) without this machine's Python version: git sees no change."""
     page = open_with_kernel(lab, f"{LESSON}.py")
-    root = lab[4]
+    root = lab.root
     before = {p.name: p.stat().st_mtime_ns for p in root.glob(f"{LESSON}.*")}
     page.keyboard.press("Control+s")
     deadline = time.monotonic() + 30

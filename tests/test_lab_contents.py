@@ -65,7 +65,7 @@ def test_reading_fills_in_language_info_only_for_a_kernel_on_this_python(content
 def test_writing_leaves_out_the_language_info_reading_filled_in(contents):
     manager, folder = contents
     model = asyncio.run(manager.get("lesson.ipynb"))
-    asyncio.run(manager.save(dict(model, content=model["content"]), "lesson.ipynb"))
+    asyncio.run(manager.save(model, "lesson.ipynb"))
     on_disk = json.loads((folder / "lesson.ipynb").read_text())["metadata"]
     assert "language_info" not in on_disk and on_disk["kernelspec"]["name"] == "python3"
     # control: language_info that is not this kernel's (another Python) is the notebook's own, and is kept
